@@ -1,0 +1,154 @@
+//! Intrusive doubly linked lists over slot ids.
+//!
+//! Every eviction policy keeps its entries in one or more recency lists. Instead of
+//! heap-allocated nodes, a [`Links`] table stores `prev`/`next` for each slot id of the
+//! store, and a [`Chain`] is the head/tail/len of one list. Several chains may share one
+//! `Links` table as long as every id is in at most one of them (W-TinyLFU keeps window,
+//! probation and protected chains that way). All operations are O(1).
+
+/// "No slot": the end of a chain.
+pub(crate) const NIL: u32 = u32::MAX;
+
+#[derive(Clone, Copy, Debug)]
+struct Link {
+    prev: u32,
+    next: u32,
+}
+
+/// One list: its ends and its length. The links themselves live in a [`Links`] table.
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct Chain {
+    head: u32,
+    tail: u32,
+    len: usize,
+}
+
+impl Default for Chain {
+    fn default() -> Self {
+        Self {
+            head: NIL,
+            tail: NIL,
+            len: 0,
+        }
+    }
+}
+
+impl Chain {
+    /// Number of ids in this chain.
+    pub(crate) fn len(&self) -> usize {
+        self.len
+    }
+
+    /// The most recently pushed-to-front id, if any.
+    #[cfg(test)]
+    pub(crate) fn front(&self) -> Option<u32> {
+        (self.head != NIL).then_some(self.head)
+    }
+
+    /// The oldest id (the usual eviction candidate), if any.
+    pub(crate) fn back(&self) -> Option<u32> {
+        (self.tail != NIL).then_some(self.tail)
+    }
+}
+
+/// The `prev`/`next` table shared by the chains of one policy, indexed by slot id.
+#[derive(Debug, Default)]
+pub(crate) struct Links {
+    links: Vec<Link>,
+}
+
+impl Links {
+    fn grow_to(&mut self, id: u32) {
+        let need = id as usize + 1;
+        if self.links.len() < need {
+            self.links.resize(
+                need,
+                Link {
+                    prev: NIL,
+                    next: NIL,
+                },
+            );
+        }
+    }
+
+    /// Puts `id` (not in any chain) at the front of `chain`.
+    pub(crate) fn push_front(&mut self, chain: &mut Chain, id: u32) {
+        self.grow_to(id);
+        let old = chain.head;
+        self.links[id as usize] = Link {
+            prev: NIL,
+            next: old,
+        };
+        if old == NIL {
+            chain.tail = id;
+        } else {
+            self.links[old as usize].prev = id;
+        }
+        chain.head = id;
+        chain.len += 1;
+    }
+
+    /// Takes `id` out of `chain`, which must contain it.
+    pub(crate) fn unlink(&mut self, chain: &mut Chain, id: u32) {
+        let Link { prev, next } = self.links[id as usize];
+        if prev == NIL {
+            chain.head = next;
+        } else {
+            self.links[prev as usize].next = next;
+        }
+        if next == NIL {
+            chain.tail = prev;
+        } else {
+            self.links[next as usize].prev = prev;
+        }
+        chain.len -= 1;
+    }
+
+    /// Moves `id`, already in `chain`, to its front.
+    pub(crate) fn move_to_front(&mut self, chain: &mut Chain, id: u32) {
+        if chain.head != id {
+            self.unlink(chain, id);
+            self.push_front(chain, id);
+        }
+    }
+
+    /// The id after `id` towards the back of its chain.
+    #[cfg(test)]
+    pub(crate) fn next(&self, id: u32) -> Option<u32> {
+        let n = self.links[id as usize].next;
+        (n != NIL).then_some(n)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn collect(links: &Links, chain: &Chain) -> Vec<u32> {
+        let mut out = Vec::new();
+        let mut cur = chain.front();
+        while let Some(id) = cur {
+            out.push(id);
+            cur = links.next(id);
+        }
+        out
+    }
+
+    #[test]
+    fn push_unlink_move() {
+        let mut links = Links::default();
+        let mut c = Chain::default();
+        for id in [3, 1, 7] {
+            links.push_front(&mut c, id);
+        }
+        assert_eq!(collect(&links, &c), vec![7, 1, 3]);
+        links.move_to_front(&mut c, 3);
+        assert_eq!(collect(&links, &c), vec![3, 7, 1]);
+        links.unlink(&mut c, 7);
+        assert_eq!(collect(&links, &c), vec![3, 1]);
+        assert_eq!((c.front(), c.back(), c.len()), (Some(3), Some(1), 2));
+        links.unlink(&mut c, 3);
+        links.unlink(&mut c, 1);
+        assert_eq!((c.front(), c.back(), c.len()), (None, None, 0));
+    }
+}

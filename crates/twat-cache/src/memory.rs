@@ -1,0 +1,287 @@
+//! [`MemoryCache`]: the thread-safe in-memory engine for Rust programs.
+
+use std::borrow::Borrow;
+use std::convert::Infallible;
+use std::hash::{BuildHasher, Hash};
+use std::marker::PhantomData;
+use std::sync::Arc;
+use std::time::Duration;
+
+use hashbrown::DefaultHashBuilder;
+use parking_lot::Mutex;
+
+use crate::single_flight::{Claim, Flight, Flights};
+use crate::{Error, Policy, Stats, Store};
+
+/// The default size bound, the same as the Python decorators' `maxsize=128`.
+pub const DEFAULT_MAX_SIZE: usize = 128;
+
+fn infallible<T>(r: Result<T, Infallible>) -> T {
+    match r {
+        Ok(v) => v,
+        Err(never) => match never {},
+    }
+}
+
+/// A thread-safe, bounded, in-memory cache with an eviction [`Policy`] and an optional TTL.
+///
+/// Values are returned by clone (wrap large values in an [`Arc`]). Locks never poison: a
+/// panic in another thread leaves the cache usable. Evicted values are dropped after the
+/// lock is released.
+///
+/// # Examples
+/// ```
+/// use std::time::Duration;
+/// use twat_cache::{MemoryCache, Policy};
+///
+/// let cache: MemoryCache<String, u64> = MemoryCache::builder()
+///     .max_size(128)
+///     .ttl(Duration::from_secs(60))
+///     .policy(Policy::Lru)
+///     .build()?;
+/// cache.insert("answer".to_string(), 42);
+/// assert_eq!(cache.get("answer"), Some(42));
+/// assert_eq!(cache.get_or_insert_with("other".to_string(), || 7), 7);
+/// assert_eq!(cache.stats().hits, 1);
+/// # Ok::<(), twat_cache::Error>(())
+/// ```
+pub struct MemoryCache<K, V> {
+    store: Mutex<Store<K, V>>,
+    flights: Mutex<Flights<K, V>>,
+    hasher: DefaultHashBuilder,
+}
+
+impl<K: Hash + Eq, V: Clone> MemoryCache<K, V> {
+    /// Starts a [`MemoryCacheBuilder`] with the defaults: 128 entries, no TTL, LRU.
+    pub fn builder() -> MemoryCacheBuilder<K, V> {
+        MemoryCacheBuilder {
+            max_size: Some(DEFAULT_MAX_SIZE),
+            ttl: None,
+            policy: Policy::Lru,
+            _types: PhantomData,
+        }
+    }
+
+    fn hash<Q: Hash + ?Sized>(&self, key: &Q) -> u64 {
+        self.hasher.hash_one(key)
+    }
+
+    /// A clone of the live value for `key`, counting a hit or a miss.
+    pub fn get<Q>(&self, key: &Q) -> Option<V>
+    where
+        K: Borrow<Q>,
+        Q: Hash + Eq + ?Sized,
+    {
+        let hash = self.hash(key);
+        let mut store = self.store.lock();
+        let value = infallible(store.get_by(hash, |k| Ok(k.borrow() == key))).cloned();
+        let removed = store.take_removed();
+        drop(store);
+        drop(removed);
+        value
+    }
+
+    /// Whether a live entry exists for `key` (not counted as a hit or a miss).
+    pub fn contains_key<Q>(&self, key: &Q) -> bool
+    where
+        K: Borrow<Q>,
+        Q: Hash + Eq + ?Sized,
+    {
+        let hash = self.hash(key);
+        let store = self.store.lock();
+        infallible(store.peek_by(hash, |k| Ok(k.borrow() == key))).is_some()
+    }
+
+    /// Stores `value` under `key`, evicting by policy if the cache is full.
+    pub fn insert(&self, key: K, value: V) {
+        let hash = self.hash(&key);
+        let mut store = self.store.lock();
+        infallible(store.insert_by(hash, key, value, |old, new| Ok(old == new)));
+        let removed = store.take_removed();
+        drop(store);
+        drop(removed);
+    }
+
+    /// Removes `key`; `true` if a live entry was there.
+    pub fn remove<Q>(&self, key: &Q) -> bool
+    where
+        K: Borrow<Q>,
+        Q: Hash + Eq + ?Sized,
+    {
+        let hash = self.hash(key);
+        let mut store = self.store.lock();
+        let found = infallible(store.remove_by(hash, |k| Ok(k.borrow() == key)));
+        let removed = store.take_removed();
+        drop(store);
+        drop(removed);
+        found
+    }
+
+    /// The cached value for `key`, or the value of `init` stored under it. Concurrent
+    /// callers for the same missing key run `init` once and all receive its value; a
+    /// recursive call for the same key from inside `init` runs `init` again instead of
+    /// deadlocking.
+    pub fn get_or_insert_with(&self, key: K, init: impl FnOnce() -> V) -> V
+    where
+        K: Clone,
+    {
+        let hash = self.hash(&key);
+        loop {
+            if let Some(v) = self.get(&key) {
+                return v;
+            }
+            let claim = infallible(
+                self.flights
+                    .lock()
+                    .claim_by(hash, || key.clone(), |k| Ok(k == &key)),
+            );
+            match claim {
+                Claim::Follower(flight) => {
+                    if flight.wait() {
+                        if let Some(v) = flight.with_result(V::clone) {
+                            return v;
+                        }
+                    }
+                    // The leader gave up: try again (possibly as the new leader).
+                }
+                Claim::Reentrant => {
+                    let value = init();
+                    self.insert(key, value.clone());
+                    return value;
+                }
+                Claim::Leader(flight) => {
+                    let guard = LeaderGuard {
+                        flights: &self.flights,
+                        hash,
+                        flight: &flight,
+                    };
+                    let value = init();
+                    self.insert(key, value.clone());
+                    guard.finish(value.clone());
+                    return value;
+                }
+            }
+        }
+    }
+}
+
+impl<K, V> MemoryCache<K, V> {
+    /// Number of entries held.
+    pub fn len(&self) -> usize {
+        self.store.lock().len()
+    }
+
+    /// Whether the cache holds no entry.
+    pub fn is_empty(&self) -> bool {
+        self.store.lock().is_empty()
+    }
+
+    /// Removes every entry.
+    pub fn clear(&self) {
+        let mut store = self.store.lock();
+        store.clear();
+        let removed = store.take_removed();
+        drop(store);
+        drop(removed);
+    }
+
+    /// Reclaims every expired entry now (inserts already do this a little at a time);
+    /// returns how many were reclaimed.
+    pub fn purge_expired(&self) -> usize {
+        let mut store = self.store.lock();
+        let n = store.purge_expired();
+        let removed = store.take_removed();
+        drop(store);
+        drop(removed);
+        n
+    }
+
+    /// The cache's counters.
+    pub fn stats(&self) -> Stats {
+        self.store.lock().stats()
+    }
+}
+
+impl<K, V> std::fmt::Debug for MemoryCache<K, V> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("MemoryCache")
+            .field("store", &*self.store.lock())
+            .finish()
+    }
+}
+
+/// Removes the leader's flight and wakes its followers, with the value or, if the leader
+/// unwinds (its `init` panicked), without one so that they retry.
+struct LeaderGuard<'a, K, V> {
+    flights: &'a Mutex<Flights<K, V>>,
+    hash: u64,
+    flight: &'a Arc<Flight<V>>,
+}
+
+impl<K, V> LeaderGuard<'_, K, V> {
+    fn finish(self, value: V) {
+        let key = self.flights.lock().remove(self.hash, self.flight);
+        drop(key);
+        self.flight.complete(value);
+        std::mem::forget(self);
+    }
+}
+
+impl<K, V> Drop for LeaderGuard<'_, K, V> {
+    fn drop(&mut self) {
+        let key = self.flights.lock().remove(self.hash, self.flight);
+        drop(key);
+        self.flight.abandon();
+    }
+}
+
+/// Builds a [`MemoryCache`]; see [`MemoryCache::builder`].
+#[derive(Debug)]
+pub struct MemoryCacheBuilder<K, V> {
+    max_size: Option<usize>,
+    ttl: Option<Duration>,
+    policy: Policy,
+    _types: PhantomData<fn() -> (K, V)>,
+}
+
+impl<K: Hash + Eq, V: Clone> MemoryCacheBuilder<K, V> {
+    /// At most `n` entries (0: the cache stores nothing).
+    pub fn max_size(mut self, n: usize) -> Self {
+        self.max_size = Some(n);
+        self
+    }
+
+    /// No size bound: entries leave only by TTL, removal or `clear`.
+    pub fn unbounded(mut self) -> Self {
+        self.max_size = None;
+        self
+    }
+
+    /// Entries expire `ttl` after they were last written.
+    pub fn ttl(mut self, ttl: Duration) -> Self {
+        self.ttl = Some(ttl);
+        self
+    }
+
+    /// The eviction policy (default LRU).
+    pub fn policy(mut self, policy: Policy) -> Self {
+        self.policy = policy;
+        self
+    }
+
+    /// The cache, or [`Error::InvalidConfig`] for a zero TTL.
+    pub fn build(self) -> Result<MemoryCache<K, V>, Error> {
+        if self.ttl == Some(Duration::ZERO) {
+            return Err(Error::InvalidConfig {
+                param: "ttl",
+                value: "0s".into(),
+                accepted: "a positive duration, or none for no expiry",
+            });
+        }
+        Ok(MemoryCache {
+            store: Mutex::new(Store::new(self.max_size, self.ttl, self.policy)),
+            flights: Mutex::new(Flights::default()),
+            hasher: DefaultHashBuilder::default(),
+        })
+    }
+}

@@ -1,0 +1,358 @@
+//! [`Store`]: the single-threaded heart of the memory engine.
+//!
+//! A slab of slots indexed by `u32` ids, a hash table from key hash to slot id, an
+//! eviction policy over the ids, and (with a TTL) a write-order chain whose back is always
+//! the next entry to expire. `Store` takes `&mut self` and leaves locking to its owner:
+//! [`MemoryCache`](crate::MemoryCache) wraps it in a mutex for Rust users, and the Python
+//! binding wraps it in its own mutex so that it can release the GIL while waiting.
+//!
+//! Lookups take the key's hash and a *fallible* equality closure, so keys whose equality
+//! can fail (a Python `__eq__` that raises) propagate the error instead of panicking.
+//!
+//! Entries that leave the store (evicted, expired, replaced, removed, cleared) are not
+//! dropped inside it: they are parked and handed back by [`Store::take_removed`], so the
+//! owner can drop them after releasing its lock (a Python `__del__` must never run under
+//! an engine lock).
+
+use std::time::{Duration, Instant};
+
+use hashbrown::HashTable;
+
+use crate::eviction::Eviction;
+use crate::list::{Chain, Links};
+use crate::{Policy, Stats};
+
+/// How many expired entries an insert reclaims on its way (amortised sweeping).
+const SWEEP_PER_INSERT: usize = 4;
+
+struct Slot<K, V> {
+    hash: u64,
+    expires: Option<Instant>,
+    entry: Option<(K, V)>,
+}
+
+/// A bounded key-value store with an eviction policy and an optional TTL. Not
+/// synchronized: see the module docs.
+///
+/// # Examples
+/// ```
+/// use twat_cache::{Policy, Store};
+/// use std::convert::Infallible;
+///
+/// let mut store: Store<&str, i32> = Store::new(Some(2), None, Policy::Lru);
+/// let eq = |k: &&str| -> Result<bool, Infallible> { Ok(*k == "a") };
+/// store.insert_by(1, "a", 10, |old, new| Ok::<_, Infallible>(old == new)).unwrap();
+/// assert_eq!(store.get_by(1, eq).unwrap(), Some(&10));
+/// assert_eq!(store.stats().hits, 1);
+/// ```
+pub struct Store<K, V> {
+    table: HashTable<u32>,
+    slots: Vec<Slot<K, V>>,
+    free: Vec<u32>,
+    eviction: Eviction,
+    policy: Policy,
+    max_size: Option<usize>,
+    ttl: Option<Duration>,
+    expiry_links: Links,
+    expiry: Chain,
+    stats: Stats,
+    removed: Vec<(K, V)>,
+}
+
+impl<K, V> Store<K, V> {
+    /// An empty store holding at most `max_size` entries (`None`: unbounded; `Some(0)`:
+    /// stores nothing), each living `ttl` after its last write (`None`: forever).
+    pub fn new(max_size: Option<usize>, ttl: Option<Duration>, policy: Policy) -> Self {
+        Self {
+            table: HashTable::new(),
+            slots: Vec::new(),
+            free: Vec::new(),
+            eviction: Eviction::new(policy, max_size),
+            policy,
+            max_size,
+            ttl,
+            expiry_links: Links::default(),
+            expiry: Chain::default(),
+            stats: Stats::default(),
+            removed: Vec::new(),
+        }
+    }
+
+    /// The size bound this store was built with.
+    pub fn max_size(&self) -> Option<usize> {
+        self.max_size
+    }
+
+    /// The time-to-live this store was built with.
+    pub fn ttl(&self) -> Option<Duration> {
+        self.ttl
+    }
+
+    /// The eviction policy this store was built with.
+    pub fn policy(&self) -> Policy {
+        self.policy
+    }
+
+    /// Number of entries held (expired ones not yet reclaimed included).
+    pub fn len(&self) -> usize {
+        self.table.len()
+    }
+
+    /// Whether the store holds no entry.
+    pub fn is_empty(&self) -> bool {
+        self.table.is_empty()
+    }
+
+    /// Counters since creation (or the last [`Store::reset_stats`]), and the entry count.
+    pub fn stats(&self) -> Stats {
+        Stats {
+            entries: self.len(),
+            ..self.stats
+        }
+    }
+
+    /// Sets the hit, miss, eviction and expiration counters back to zero.
+    pub fn reset_stats(&mut self) {
+        self.stats = Stats::default();
+    }
+
+    /// Entries that left the store since the last call; drop them outside any lock.
+    #[inline]
+    pub fn take_removed(&mut self) -> Vec<(K, V)> {
+        std::mem::take(&mut self.removed)
+    }
+
+    fn now_if_ttl(&self) -> Option<Instant> {
+        self.ttl.map(|_| Instant::now())
+    }
+
+    fn find<E>(
+        &self,
+        hash: u64,
+        mut eq: impl FnMut(&K) -> Result<bool, E>,
+    ) -> Result<Option<u32>, E> {
+        let mut failure = None;
+        let found = self.table.find(hash, |&id| {
+            if failure.is_some() {
+                return false;
+            }
+            match &self.slots[id as usize].entry {
+                Some((k, _)) => eq(k).unwrap_or_else(|e| {
+                    failure = Some(e);
+                    false
+                }),
+                None => false,
+            }
+        });
+        match failure {
+            Some(e) => Err(e),
+            None => Ok(found.copied()),
+        }
+    }
+
+    fn is_expired(&self, id: u32, now: Option<Instant>) -> bool {
+        match (self.slots[id as usize].expires, now) {
+            (Some(at), Some(now)) => now >= at,
+            _ => false,
+        }
+    }
+
+    /// Looks a key up, counting a hit or a miss and telling the policy. An expired entry
+    /// is never returned: it is reclaimed and counted as an expiration and a miss.
+    #[inline]
+    pub fn get_by<E>(
+        &mut self,
+        hash: u64,
+        eq: impl FnMut(&K) -> Result<bool, E>,
+    ) -> Result<Option<&V>, E> {
+        let now = self.now_if_ttl();
+        match self.find(hash, eq)? {
+            Some(id) if !self.is_expired(id, now) => {
+                self.stats.hits += 1;
+                self.eviction.on_hit(id);
+                Ok(self.slots[id as usize].entry.as_ref().map(|(_, v)| v))
+            }
+            Some(id) => {
+                self.remove_slot(id);
+                self.stats.expirations += 1;
+                self.stats.misses += 1;
+                Ok(None)
+            }
+            None => {
+                self.stats.misses += 1;
+                Ok(None)
+            }
+        }
+    }
+
+    /// Looks a key up without counting it or touching the policy (expired: `None`).
+    pub fn peek_by<E>(
+        &self,
+        hash: u64,
+        eq: impl FnMut(&K) -> Result<bool, E>,
+    ) -> Result<Option<&V>, E> {
+        let now = self.now_if_ttl();
+        Ok(self
+            .find(hash, eq)?
+            .filter(|&id| !self.is_expired(id, now))
+            .and_then(|id| self.slots[id as usize].entry.as_ref().map(|(_, v)| v)))
+    }
+
+    /// Stores `value` under `key`, replacing an existing value (which is parked for
+    /// [`Store::take_removed`]), then evicts by policy until the size bound holds again.
+    /// `eq(stored, new)` compares a stored key with `key`.
+    pub fn insert_by<E>(
+        &mut self,
+        hash: u64,
+        key: K,
+        value: V,
+        mut eq: impl FnMut(&K, &K) -> Result<bool, E>,
+    ) -> Result<(), E> {
+        if self.max_size == Some(0) {
+            self.removed.push((key, value));
+            return Ok(());
+        }
+        let now = self.now_if_ttl();
+        let expires = now.zip(self.ttl).map(|(n, t)| n + t);
+        let existing = self.find(hash, |k| eq(k, &key))?;
+        if let Some(id) = existing {
+            let slot = &mut self.slots[id as usize];
+            slot.expires = expires;
+            if let Some((_, old)) = slot.entry.as_mut() {
+                let old = std::mem::replace(old, value);
+                self.removed.push((key, old));
+            }
+            self.eviction.on_hit(id);
+            if self.ttl.is_some() {
+                self.expiry_links.unlink(&mut self.expiry, id);
+                self.expiry_links.push_front(&mut self.expiry, id);
+            }
+        } else {
+            if self.eviction.evicts_before_insert() {
+                // The newcomer is not a candidate: LFU would otherwise evict it at once
+                // (it has the lowest count) and random replacement might.
+                self.evict_while(|len, max| len >= max);
+            }
+            let slot = Slot {
+                hash,
+                expires,
+                entry: Some((key, value)),
+            };
+            let id = match self.free.pop() {
+                Some(id) => {
+                    self.slots[id as usize] = slot;
+                    id
+                }
+                None => {
+                    self.slots.push(slot);
+                    (self.slots.len() - 1) as u32
+                }
+            };
+            let slots = &self.slots;
+            self.table
+                .insert_unique(hash, id, |&i| slots[i as usize].hash);
+            self.eviction.on_insert(id, hash);
+            if self.ttl.is_some() {
+                self.expiry_links.push_front(&mut self.expiry, id);
+            }
+        }
+        if let Some(now) = now {
+            self.sweep(now, SWEEP_PER_INSERT);
+        }
+        self.evict_while(|len, max| len > max);
+        Ok(())
+    }
+
+    fn evict_while(&mut self, over: impl Fn(usize, usize) -> bool) {
+        let Some(max) = self.max_size else { return };
+        while over(self.len(), max) {
+            let Some(victim) = self.eviction.victim() else {
+                break;
+            };
+            self.remove_slot(victim);
+            self.stats.evictions += 1;
+        }
+    }
+
+    /// Removes a key; `true` if it was there (and not expired).
+    pub fn remove_by<E>(
+        &mut self,
+        hash: u64,
+        eq: impl FnMut(&K) -> Result<bool, E>,
+    ) -> Result<bool, E> {
+        let now = self.now_if_ttl();
+        Ok(match self.find(hash, eq)? {
+            Some(id) => {
+                let live = !self.is_expired(id, now);
+                self.remove_slot(id);
+                live
+            }
+            None => false,
+        })
+    }
+
+    /// Removes every entry (parked for [`Store::take_removed`]); counters are kept.
+    pub fn clear(&mut self) {
+        for slot in self.slots.drain(..) {
+            if let Some(entry) = slot.entry {
+                self.removed.push(entry);
+            }
+        }
+        self.table.clear();
+        self.free.clear();
+        self.eviction = Eviction::new(self.policy, self.max_size);
+        self.expiry_links = Links::default();
+        self.expiry = Chain::default();
+    }
+
+    /// Reclaims every expired entry now; returns how many there were.
+    pub fn purge_expired(&mut self) -> usize {
+        match self.now_if_ttl() {
+            Some(now) => self.sweep(now, usize::MAX),
+            None => 0,
+        }
+    }
+
+    fn sweep(&mut self, now: Instant, limit: usize) -> usize {
+        let mut n = 0;
+        while n < limit {
+            match self.expiry.back() {
+                Some(id) if self.is_expired(id, Some(now)) => {
+                    self.remove_slot(id);
+                    self.stats.expirations += 1;
+                    n += 1;
+                }
+                _ => break,
+            }
+        }
+        n
+    }
+
+    fn remove_slot(&mut self, id: u32) {
+        let hash = self.slots[id as usize].hash;
+        if let Ok(entry) = self.table.find_entry(hash, |&i| i == id) {
+            entry.remove();
+        }
+        self.eviction.on_remove(id);
+        if self.ttl.is_some() {
+            self.expiry_links.unlink(&mut self.expiry, id);
+        }
+        let slot = &mut self.slots[id as usize];
+        slot.expires = None;
+        if let Some(entry) = slot.entry.take() {
+            self.removed.push(entry);
+        }
+        self.free.push(id);
+    }
+}
+
+impl<K, V> std::fmt::Debug for Store<K, V> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Store")
+            .field("policy", &self.policy)
+            .field("max_size", &self.max_size)
+            .field("ttl", &self.ttl)
+            .field("stats", &self.stats())
+            .finish()
+    }
+}
