@@ -1,1 +1,25 @@
-//! placeholder
+//! The native part of the `twat_cache` Python package (`twat_cache._core`).
+//!
+//! A thin binding over the `twat-cache` crate: argument-to-key conversion, the cached
+//! callable whose hit path runs without Python bytecode, and error mapping.
+
+mod buffer;
+mod cached;
+mod engine;
+mod errors;
+mod instances;
+mod key;
+
+use pyo3::prelude::*;
+
+/// The extension module. It keeps no global mutable state of its own beyond locks, so it
+/// declares itself safe for free-threaded Python.
+#[pymodule(gil_used = false)]
+fn _core(m: &Bound<'_, PyModule>) -> PyResult<()> {
+    m.add_class::<cached::CachedFunction>()?;
+    m.add_class::<cached::BoundCachedFunction>()?;
+    m.add_class::<key::KeyTag>()?;
+    m.add("POLICIES", twat_cache::Policy::ALL.map(|p| p.name()).to_vec())?;
+    m.add("__version__", env!("CARGO_PKG_VERSION"))?;
+    Ok(())
+}

@@ -1,0 +1,445 @@
+//! The cached function: a native callable whose hit path (key, lookup, return) runs in
+//! Rust with no Python bytecode, and its bound-method form.
+
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+
+use pyo3::prelude::*;
+use pyo3::sync::PyOnceLock;
+use pyo3::types::{PyDict, PyTuple};
+use twat_cache::{Policy, Stats};
+
+use crate::engine::{EngineConfig, MemoryEngine};
+use crate::errors::{to_py_err, warn};
+use crate::instances::InstanceCaches;
+use crate::key::{KeyBuilder, ParamSpec};
+
+/// A function cached in memory. Made by `twat_cache.mcache`; see its documentation.
+#[pyclass(frozen, dict, weakref, module = "twat_cache._core")]
+pub struct CachedFunction {
+    func: Py<PyAny>,
+    keys: KeyBuilder,
+    config: EngineConfig,
+    engine: Arc<MemoryEngine>,
+    instances: InstanceCaches,
+    disabled: bool,
+    warned_no_weakref: AtomicBool,
+}
+
+#[pymethods]
+impl CachedFunction {
+    #[new]
+    #[pyo3(signature = (func, params, *, maxsize, ttl, policy, typed, key, disabled))]
+    #[allow(clippy::too_many_arguments)]
+    fn new(
+        py: Python<'_>,
+        func: Py<PyAny>,
+        params: Vec<ParamSpec>,
+        maxsize: Option<usize>,
+        ttl: Option<f64>,
+        policy: &str,
+        typed: bool,
+        key: Option<Py<PyAny>>,
+        disabled: bool,
+    ) -> PyResult<Self> {
+        let policy: Policy = policy.parse().map_err(|e| to_py_err(py, e))?;
+        let ttl = match ttl {
+            None => None,
+            Some(t) if t.is_finite() && t > 0.0 => Some(Duration::from_secs_f64(t)),
+            Some(t) => {
+                return Err(to_py_err(
+                    py,
+                    twat_cache::Error::InvalidConfig {
+                        param: "ttl",
+                        value: t.to_string(),
+                        accepted: "a positive number of seconds, or None",
+                    },
+                ))
+            }
+        };
+        let config = EngineConfig {
+            max_size: maxsize,
+            ttl,
+            policy,
+        };
+        Ok(Self {
+            func,
+            keys: KeyBuilder::new(params, typed, key),
+            config,
+            engine: MemoryEngine::new(config),
+            instances: InstanceCaches::new(config),
+            disabled,
+            warned_no_weakref: AtomicBool::new(false),
+        })
+    }
+
+    #[pyo3(signature = (*args, **kwargs))]
+    fn __call__(
+        &self,
+        args: &Bound<'_, PyTuple>,
+        kwargs: Option<&Bound<'_, PyDict>>,
+    ) -> PyResult<Py<PyAny>> {
+        if self.disabled {
+            return invoke(&self.func, None, args, kwargs);
+        }
+        cached_call(&self.engine, &self.func, &self.keys, None, args, kwargs)
+    }
+
+    /// Binding to an instance gives a method whose cache is that instance's own.
+    fn __get__(
+        slf: &Bound<'_, Self>,
+        instance: Option<&Bound<'_, PyAny>>,
+        owner: Option<&Bound<'_, PyAny>>,
+    ) -> PyResult<Py<PyAny>> {
+        let _ = owner;
+        let py = slf.py();
+        let Some(instance) = instance.filter(|i| !i.is_none()) else {
+            return Ok(slf.clone().into_any().unbind());
+        };
+        let this = slf.get();
+        let engine = if this.disabled {
+            None
+        } else {
+            let engine = this.instances.engine_for(instance)?;
+            if engine.is_none() && !this.warned_no_weakref.swap(true, Ordering::Relaxed) {
+                warn(
+                    py,
+                    &format!(
+                        "twat_cache: instances of {} cannot be weakly referenced (add \
+                         '__weakref__' to __slots__), so this method is not cached",
+                        instance.get_type().name()?
+                    ),
+                );
+            }
+            engine
+        };
+        let bound = BoundCachedFunction {
+            owner: slf.clone().unbind(),
+            instance: instance.clone().unbind(),
+            engine,
+        };
+        Ok(Py::new(py, bound)?.into_any())
+    }
+
+    /// `(hits, misses, maxsize, currsize)`, like `functools.lru_cache`; for a method,
+    /// summed over every live instance.
+    fn cache_info(&self, py: Python<'_>) -> PyResult<Py<PyAny>> {
+        cache_info(py, &self.engines(py), self.config)
+    }
+
+    /// Removes every entry (of every instance, for a method) and resets the counters.
+    fn cache_clear(&self, py: Python<'_>) {
+        for engine in self.engines(py) {
+            engine.clear(py);
+        }
+    }
+
+    /// Counters as a dict: hits, misses, hit_ratio, evictions, expirations, entries,
+    /// bytes, store_errors.
+    fn cache_stats<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyDict>> {
+        cache_stats(py, &self.engines(py))
+    }
+
+    /// The options this cache was built with.
+    fn cache_parameters<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyDict>> {
+        let d = PyDict::new(py);
+        d.set_item("engine", "memory")?;
+        d.set_item("maxsize", self.config.max_size)?;
+        d.set_item("ttl", self.config.ttl.map(|t| t.as_secs_f64()))?;
+        d.set_item("policy", self.config.policy.name())?;
+        d.set_item("typed", self.keys.typed())?;
+        Ok(d)
+    }
+
+    /// The key a call with these arguments uses.
+    #[pyo3(signature = (*args, **kwargs))]
+    fn cache_key(
+        &self,
+        args: &Bound<'_, PyTuple>,
+        kwargs: Option<&Bound<'_, PyDict>>,
+    ) -> PyResult<Py<PyAny>> {
+        key_of(&self.keys, 0, args, kwargs)
+    }
+
+    /// Removes the entry of a call with these arguments; `True` if there was one.
+    #[pyo3(signature = (*args, **kwargs))]
+    fn cache_delete(
+        &self,
+        args: &Bound<'_, PyTuple>,
+        kwargs: Option<&Bound<'_, PyDict>>,
+    ) -> PyResult<bool> {
+        delete(&self.engine, &self.keys, 0, args, kwargs)
+    }
+
+    /// Stores `value` as the result of a call with these arguments.
+    #[pyo3(signature = (value, *args, **kwargs))]
+    fn cache_set(
+        &self,
+        value: Py<PyAny>,
+        args: &Bound<'_, PyTuple>,
+        kwargs: Option<&Bound<'_, PyDict>>,
+    ) -> PyResult<()> {
+        set(&self.engine, &self.keys, 0, value, args, kwargs)
+    }
+
+    /// Reclaims expired entries now; returns how many.
+    fn purge_expired(&self, py: Python<'_>) -> usize {
+        self.engines(py).iter().map(|e| e.purge_expired(py)).sum()
+    }
+
+    fn __repr__(&self, py: Python<'_>) -> PyResult<String> {
+        Ok(format!("<mcache {}>", self.func.bind(py).repr()?))
+    }
+}
+
+impl CachedFunction {
+    fn engines(&self, py: Python<'_>) -> Vec<Arc<MemoryEngine>> {
+        let mut all = vec![Arc::clone(&self.engine)];
+        all.extend(self.instances.engines(py));
+        all
+    }
+}
+
+/// A cached method bound to one instance; its cache is that instance's alone.
+#[pyclass(frozen, module = "twat_cache._core")]
+pub struct BoundCachedFunction {
+    owner: Py<CachedFunction>,
+    instance: Py<PyAny>,
+    /// `None`: not cached (disabled, or the instance cannot be weakly referenced).
+    engine: Option<Arc<MemoryEngine>>,
+}
+
+#[pymethods]
+impl BoundCachedFunction {
+    #[pyo3(signature = (*args, **kwargs))]
+    fn __call__(
+        &self,
+        py: Python<'_>,
+        args: &Bound<'_, PyTuple>,
+        kwargs: Option<&Bound<'_, PyDict>>,
+    ) -> PyResult<Py<PyAny>> {
+        let owner = self.owner.get();
+        let instance = self.instance.bind(py);
+        match &self.engine {
+            Some(engine) => {
+                cached_call(engine, &owner.func, &owner.keys, Some(instance), args, kwargs)
+            }
+            None => invoke(&owner.func, Some(instance), args, kwargs),
+        }
+    }
+
+    #[getter]
+    fn __self__(&self, py: Python<'_>) -> Py<PyAny> {
+        self.instance.clone_ref(py)
+    }
+
+    #[getter]
+    fn __func__(&self, py: Python<'_>) -> Py<CachedFunction> {
+        self.owner.clone_ref(py)
+    }
+
+    /// Everything else (`__name__`, `__doc__`, `__wrapped__`, `cache_parameters`, ...)
+    /// comes from the cached function.
+    fn __getattr__<'py>(&self, py: Python<'py>, name: &str) -> PyResult<Bound<'py, PyAny>> {
+        self.owner.bind(py).getattr(name)
+    }
+
+    fn cache_info(&self, py: Python<'_>) -> PyResult<Py<PyAny>> {
+        cache_info(py, &self.engines(), self.owner.get().config)
+    }
+
+    fn cache_clear(&self, py: Python<'_>) {
+        for engine in self.engines() {
+            engine.clear(py);
+        }
+    }
+
+    fn cache_stats<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyDict>> {
+        cache_stats(py, &self.engines())
+    }
+
+    #[pyo3(signature = (*args, **kwargs))]
+    fn cache_key(
+        &self,
+        args: &Bound<'_, PyTuple>,
+        kwargs: Option<&Bound<'_, PyDict>>,
+    ) -> PyResult<Py<PyAny>> {
+        key_of(&self.owner.get().keys, 1, args, kwargs)
+    }
+
+    #[pyo3(signature = (*args, **kwargs))]
+    fn cache_delete(
+        &self,
+        args: &Bound<'_, PyTuple>,
+        kwargs: Option<&Bound<'_, PyDict>>,
+    ) -> PyResult<bool> {
+        match &self.engine {
+            Some(engine) => delete(engine, &self.owner.get().keys, 1, args, kwargs),
+            None => Ok(false),
+        }
+    }
+
+    #[pyo3(signature = (value, *args, **kwargs))]
+    fn cache_set(
+        &self,
+        value: Py<PyAny>,
+        args: &Bound<'_, PyTuple>,
+        kwargs: Option<&Bound<'_, PyDict>>,
+    ) -> PyResult<()> {
+        match &self.engine {
+            Some(engine) => set(engine, &self.owner.get().keys, 1, value, args, kwargs),
+            None => Ok(()),
+        }
+    }
+
+    fn __repr__(&self, py: Python<'_>) -> PyResult<String> {
+        Ok(format!(
+            "<bound mcache {} of {}>",
+            self.owner.get().func.bind(py).repr()?,
+            self.instance.bind(py).repr()?
+        ))
+    }
+}
+
+impl BoundCachedFunction {
+    fn engines(&self) -> Vec<Arc<MemoryEngine>> {
+        self.engine.iter().cloned().collect()
+    }
+}
+
+/// The hot path: key, lookup, and on a miss one single-flight execution.
+#[inline]
+fn cached_call(
+    engine: &MemoryEngine,
+    func: &Py<PyAny>,
+    keys: &KeyBuilder,
+    instance: Option<&Bound<'_, PyAny>>,
+    args: &Bound<'_, PyTuple>,
+    kwargs: Option<&Bound<'_, PyDict>>,
+) -> PyResult<Py<PyAny>> {
+    let offset = usize::from(instance.is_some());
+    let Some((key, hash)) = keys.build(args, kwargs, offset)? else {
+        // The call does not fit the signature: let the function raise its own TypeError.
+        return invoke(func, instance, args, kwargs);
+    };
+    if let Some(value) = engine.get(&key, hash)? {
+        return Ok(value);
+    }
+    engine.compute(&key, hash, || invoke(func, instance, args, kwargs))
+}
+
+/// Calls the wrapped function, with the instance first for a bound method.
+fn invoke(
+    func: &Py<PyAny>,
+    instance: Option<&Bound<'_, PyAny>>,
+    args: &Bound<'_, PyTuple>,
+    kwargs: Option<&Bound<'_, PyDict>>,
+) -> PyResult<Py<PyAny>> {
+    let py = args.py();
+    let func = func.bind(py);
+    let result = match instance {
+        None => func.call(args, kwargs)?,
+        Some(inst) => {
+            let mut all = Vec::with_capacity(args.len() + 1);
+            all.push(inst.clone());
+            all.extend(args.iter());
+            func.call(PyTuple::new(py, all)?, kwargs)?
+        }
+    };
+    Ok(result.unbind())
+}
+
+fn bound_key<'py>(
+    keys: &KeyBuilder,
+    offset: usize,
+    args: &Bound<'py, PyTuple>,
+    kwargs: Option<&Bound<'py, PyDict>>,
+) -> PyResult<(Bound<'py, PyAny>, isize)> {
+    keys.build(args, kwargs, offset)?.ok_or_else(|| {
+        pyo3::exceptions::PyTypeError::new_err(
+            "these arguments do not bind to the cached function's signature",
+        )
+    })
+}
+
+fn key_of(
+    keys: &KeyBuilder,
+    offset: usize,
+    args: &Bound<'_, PyTuple>,
+    kwargs: Option<&Bound<'_, PyDict>>,
+) -> PyResult<Py<PyAny>> {
+    Ok(bound_key(keys, offset, args, kwargs)?.0.unbind())
+}
+
+fn delete(
+    engine: &MemoryEngine,
+    keys: &KeyBuilder,
+    offset: usize,
+    args: &Bound<'_, PyTuple>,
+    kwargs: Option<&Bound<'_, PyDict>>,
+) -> PyResult<bool> {
+    let (key, hash) = bound_key(keys, offset, args, kwargs)?;
+    engine.delete(&key, hash)
+}
+
+fn set(
+    engine: &MemoryEngine,
+    keys: &KeyBuilder,
+    offset: usize,
+    value: Py<PyAny>,
+    args: &Bound<'_, PyTuple>,
+    kwargs: Option<&Bound<'_, PyDict>>,
+) -> PyResult<()> {
+    let (key, hash) = bound_key(keys, offset, args, kwargs)?;
+    engine.set(&key, hash, value);
+    Ok(())
+}
+
+fn total(py: Python<'_>, engines: &[Arc<MemoryEngine>]) -> (Stats, u64) {
+    engines.iter().fold((Stats::default(), 0), |(acc, errs), e| {
+        e.purge_expired(py);
+        let (s, se) = e.stats(py);
+        (
+            Stats {
+                hits: acc.hits + s.hits,
+                misses: acc.misses + s.misses,
+                evictions: acc.evictions + s.evictions,
+                expirations: acc.expirations + s.expirations,
+                entries: acc.entries + s.entries,
+            },
+            errs + se,
+        )
+    })
+}
+
+fn cache_info(
+    py: Python<'_>,
+    engines: &[Arc<MemoryEngine>],
+    config: EngineConfig,
+) -> PyResult<Py<PyAny>> {
+    static CACHE_INFO: PyOnceLock<Py<PyAny>> = PyOnceLock::new();
+    let class = CACHE_INFO.get_or_try_init(py, || {
+        Ok::<_, PyErr>(py.import("twat_cache._types")?.getattr("CacheInfo")?.unbind())
+    })?;
+    let (s, _) = total(py, engines);
+    Ok(class
+        .bind(py)
+        .call1((s.hits, s.misses, config.max_size, s.entries))?
+        .unbind())
+}
+
+fn cache_stats<'py>(py: Python<'py>, engines: &[Arc<MemoryEngine>]) -> PyResult<Bound<'py, PyDict>> {
+    let (s, store_errors) = total(py, engines);
+    let d = PyDict::new(py);
+    d.set_item("hits", s.hits)?;
+    d.set_item("misses", s.misses)?;
+    d.set_item("hit_ratio", s.hit_ratio())?;
+    d.set_item("evictions", s.evictions)?;
+    d.set_item("expirations", s.expirations)?;
+    d.set_item("entries", s.entries)?;
+    // The memory engine does not measure the size of Python objects.
+    d.set_item("bytes", py.None())?;
+    d.set_item("store_errors", store_errors)?;
+    Ok(d)
+}

@@ -1,0 +1,419 @@
+//! Memory-engine keys: binding a call's arguments to the function's parameters, and
+//! turning unhashable arguments into hashable ones derived from their content.
+//!
+//! Rules (SPEC.md, "Keys"): calls that bind to the same arguments share an entry
+//! (`f(1)`, `f(a=1)`, `f()` with default 1, any keyword order); values that compare equal
+//! share an entry unless `typed=True`; lists, dicts, sets, bytearrays, buffers (numpy
+//! arrays) and dataclasses are keyed by content. A content key for a type that Python
+//! does not consider equal to its hashable twin (a list is never equal to a tuple) is
+//! tagged with a private marker object so the two cannot collide.
+
+use pyo3::exceptions::PyTypeError;
+use pyo3::prelude::*;
+use pyo3::sync::PyOnceLock;
+use pyo3::types::{PyByteArray, PyBytes, PyDict, PyFrozenSet, PyList, PySet, PyString, PyTuple};
+
+/// How deep content keys may nest before the argument is refused (cycles end here).
+const MAX_DEPTH: usize = 64;
+
+/// `inspect.Parameter.kind` values, as `python/twat_cache/_signature.py` sends them.
+const POSITIONAL_ONLY: u8 = 0;
+const VAR_POSITIONAL: u8 = 2;
+const KEYWORD_ONLY: u8 = 3;
+const VAR_KEYWORD: u8 = 4;
+
+/// A private marker that starts a content key, so that content keys never equal user values.
+#[pyclass(frozen, module = "twat_cache._core")]
+pub struct KeyTag {
+    name: &'static str,
+}
+
+#[pymethods]
+impl KeyTag {
+    fn __repr__(&self) -> String {
+        format!("<twat_cache key tag {}>", self.name)
+    }
+}
+
+struct Tags {
+    list: Py<KeyTag>,
+    dict: Py<KeyTag>,
+    buffer: Py<KeyTag>,
+    dataclass: Py<KeyTag>,
+    kwargs: Py<KeyTag>,
+}
+
+fn tags(py: Python<'_>) -> PyResult<&Tags> {
+    static TAGS: PyOnceLock<Tags> = PyOnceLock::new();
+    TAGS.get_or_try_init(py, || {
+        let tag = |name| Py::new(py, KeyTag { name });
+        Ok(Tags {
+            list: tag("list")?,
+            dict: tag("dict")?,
+            buffer: tag("buffer")?,
+            dataclass: tag("dataclass")?,
+            kwargs: tag("kwargs")?,
+        })
+    })
+}
+
+/// A key as the memory engine stores it (the store keeps its hash beside it).
+pub struct PyKey {
+    pub obj: Py<PyAny>,
+}
+
+impl PyKey {
+    /// Python equality with the identity shortcut; an exception in `__eq__` is returned.
+    #[inline]
+    pub fn matches(&self, other: &Bound<'_, PyAny>) -> PyResult<bool> {
+        if self.obj.as_ptr() == other.as_ptr() {
+            return Ok(true);
+        }
+        self.obj.bind(other.py()).eq(other)
+    }
+}
+
+struct Param {
+    name: Py<PyString>,
+    default: Option<Py<PyAny>>,
+    ignored: bool,
+}
+
+/// The parameters of the cached function, and how its calls become keys.
+pub struct KeyBuilder {
+    positional: Vec<Param>,
+    n_posonly: usize,
+    kwonly: Vec<Param>,
+    varargs: Option<bool>,
+    varkw: Option<bool>,
+    typed: bool,
+    key_fn: Option<Py<PyAny>>,
+    /// Plain positional calls can use the argument (or the argument tuple) as the key.
+    simple: bool,
+}
+
+/// One parameter as sent by Python: (name, kind, has_default, default, ignored).
+pub type ParamSpec = (Py<PyString>, u8, bool, Py<PyAny>, bool);
+
+impl KeyBuilder {
+    pub fn new(params: Vec<ParamSpec>, typed: bool, key_fn: Option<Py<PyAny>>) -> Self {
+        let mut kb = KeyBuilder {
+            positional: Vec::new(),
+            n_posonly: 0,
+            kwonly: Vec::new(),
+            varargs: None,
+            varkw: None,
+            typed,
+            key_fn,
+            simple: false,
+        };
+        for (name, kind, has_default, default, ignored) in params {
+            let param = Param {
+                name,
+                default: has_default.then_some(default),
+                ignored,
+            };
+            match kind {
+                VAR_POSITIONAL => kb.varargs = Some(ignored),
+                VAR_KEYWORD => kb.varkw = Some(ignored),
+                KEYWORD_ONLY => kb.kwonly.push(param),
+                _ => {
+                    if kind == POSITIONAL_ONLY {
+                        kb.n_posonly += 1;
+                    }
+                    kb.positional.push(param);
+                }
+            }
+        }
+        kb.simple = !typed
+            && kb.key_fn.is_none()
+            && kb.kwonly.is_empty()
+            && kb.varargs.is_none()
+            && kb.varkw.is_none()
+            && kb.positional.iter().all(|p| !p.ignored);
+        kb
+    }
+
+    /// Whether `typed=True` was given.
+    pub fn typed(&self) -> bool {
+        self.typed
+    }
+
+    /// The key of a call, and its hash. `offset` parameters are already bound (1 for a
+    /// method bound to an instance: `self` is not part of the key). `Ok(None)`: the call
+    /// does not bind to the signature; the function itself will raise the `TypeError`.
+    #[inline]
+    pub fn build<'py>(
+        &self,
+        args: &Bound<'py, PyTuple>,
+        kwargs: Option<&Bound<'py, PyDict>>,
+        offset: usize,
+    ) -> PyResult<Option<(Bound<'py, PyAny>, isize)>> {
+        let py = args.py();
+        let no_kwargs = kwargs.is_none_or(|k| k.is_empty());
+        if self.simple && no_kwargs && args.len() + offset == self.positional.len() {
+            // Fast path: the arguments are the key as they are, as in functools.
+            let key = if args.len() == 1 {
+                args.get_item(0)?
+            } else {
+                args.clone().into_any()
+            };
+            return match key.hash() {
+                Ok(h) => Ok(Some((key, h))),
+                Err(e) if e.is_instance_of::<PyTypeError>(py) => {
+                    let names = self.positional[offset..].iter().map(|p| &p.name);
+                    let parts: Vec<_> = args
+                        .iter()
+                        .zip(names)
+                        .map(|(a, n)| hashable(&a, n.bind(py), 0))
+                        .collect::<PyResult<_>>()?;
+                    finish(py, parts, false).map(Some)
+                }
+                Err(e) => Err(e),
+            };
+        }
+        if let Some(key_fn) = &self.key_fn {
+            let raw = key_fn.bind(py).call(args, kwargs)?;
+            let key = hashable(&raw, &PyString::new(py, "key()"), 0)?;
+            let h = key.hash()?;
+            return Ok(Some((key, h)));
+        }
+        match self.bind(args, kwargs, offset)? {
+            Some(parts) => finish(py, parts, self.typed).map(Some),
+            None => Ok(None),
+        }
+    }
+
+    /// Binds a call to the signature and returns the key parts in canonical order:
+    /// positional parameters, the `*args` tuple, keyword-only parameters, then the extra
+    /// `**kwargs` sorted by name. Ignored parameters are left out.
+    fn bind<'py>(
+        &self,
+        args: &Bound<'py, PyTuple>,
+        kwargs: Option<&Bound<'py, PyDict>>,
+        offset: usize,
+    ) -> PyResult<Option<Vec<Bound<'py, PyAny>>>> {
+        let py = args.py();
+        let n_pos = self.positional.len();
+        let mut slots: Vec<Option<Bound<'py, PyAny>>> = vec![None; n_pos + self.kwonly.len()];
+        let mut extra_args = Vec::new();
+        for (i, a) in args.iter().enumerate() {
+            if offset + i < n_pos {
+                slots[offset + i] = Some(a);
+            } else if self.varargs.is_some() {
+                extra_args.push(a);
+            } else {
+                return Ok(None);
+            }
+        }
+        let mut extra_kw: Vec<(Bound<'py, PyString>, Bound<'py, PyAny>)> = Vec::new();
+        if let Some(kwargs) = kwargs {
+            for (k, v) in kwargs.iter() {
+                let k = k.cast_into::<PyString>()?;
+                let slot = self.positional[offset.max(self.n_posonly)..]
+                    .iter()
+                    .position(|p| same_name(&p.name, &k))
+                    .map(|i| i + offset.max(self.n_posonly))
+                    .or_else(|| {
+                        self.kwonly
+                            .iter()
+                            .position(|p| same_name(&p.name, &k))
+                            .map(|i| i + n_pos)
+                    });
+                match slot {
+                    Some(i) if slots[i].is_some() => return Ok(None),
+                    Some(i) => slots[i] = Some(v),
+                    None if self.varkw.is_some() => extra_kw.push((k, v)),
+                    None => return Ok(None),
+                }
+            }
+        }
+        let mut parts = Vec::with_capacity(slots.len() + 2);
+        let mut slots = slots.into_iter();
+        for (i, param) in self.positional.iter().enumerate() {
+            let slot = slots.next().flatten();
+            if i < offset {
+                continue; // bound already (the instance of a method)
+            }
+            match self.part(py, slot, param)? {
+                Some(Some(part)) => parts.push(part),
+                Some(None) => {}
+                None => return Ok(None),
+            }
+        }
+        if self.varargs == Some(false) {
+            let name = PyString::new(py, "*args");
+            let extra = extra_args
+                .iter()
+                .map(|a| hashable(a, &name, 0))
+                .collect::<PyResult<Vec<_>>>()?;
+            parts.push(PyTuple::new(py, extra)?.into_any());
+        }
+        for param in &self.kwonly {
+            match self.part(py, slots.next().flatten(), param)? {
+                Some(Some(part)) => parts.push(part),
+                Some(None) => {}
+                None => return Ok(None),
+            }
+        }
+        if self.varkw == Some(false) && !extra_kw.is_empty() {
+            extra_kw.sort_by(|a, b| {
+                let (a, b) = (a.0.to_cow(), b.0.to_cow());
+                a.ok().cmp(&b.ok())
+            });
+            let mut flat = vec![tags(py)?.kwargs.bind(py).clone().into_any()];
+            for (k, v) in extra_kw {
+                let v = hashable(&v, &k, 0)?;
+                flat.push(k.into_any());
+                flat.push(v);
+            }
+            parts.push(PyTuple::new(py, flat)?.into_any());
+        }
+        Ok(Some(parts))
+    }
+}
+
+impl KeyBuilder {
+    /// The key part of one parameter: `None` when it is missing and has no default (the
+    /// call does not bind), `Some(None)` when it is ignored.
+    fn part<'py>(
+        &self,
+        py: Python<'py>,
+        slot: Option<Bound<'py, PyAny>>,
+        param: &Param,
+    ) -> PyResult<Option<Option<Bound<'py, PyAny>>>> {
+        let value = match (slot, &param.default) {
+            (Some(v), _) => v,
+            (None, Some(d)) => d.bind(py).clone(),
+            (None, None) => return Ok(None),
+        };
+        if param.ignored {
+            return Ok(Some(None));
+        }
+        Ok(Some(Some(hashable(&value, param.name.bind(py), 0)?)))
+    }
+}
+
+fn same_name(a: &Py<PyString>, b: &Bound<'_, PyString>) -> bool {
+    a.as_ptr() == b.as_ptr() || a.bind(b.py()).as_any().eq(b).unwrap_or(false)
+}
+
+/// Makes the key object from its parts: the lone part itself, or a tuple of the parts
+/// (followed by their types when `typed`).
+fn finish<'py>(
+    py: Python<'py>,
+    mut parts: Vec<Bound<'py, PyAny>>,
+    typed: bool,
+) -> PyResult<(Bound<'py, PyAny>, isize)> {
+    let key = if parts.len() == 1 && !typed {
+        parts.pop().expect("one part")
+    } else {
+        if typed {
+            let types: Vec<_> = parts.iter().map(|p| p.get_type().into_any()).collect();
+            parts.extend(types);
+        }
+        PyTuple::new(py, parts)?.into_any()
+    };
+    let h = key.hash()?;
+    Ok((key, h))
+}
+
+/// `obj` if it is hashable, else a hashable stand-in derived from its content.
+pub fn hashable<'py>(
+    obj: &Bound<'py, PyAny>,
+    name: &Bound<'py, PyString>,
+    depth: usize,
+) -> PyResult<Bound<'py, PyAny>> {
+    let py = obj.py();
+    if is_plain_scalar(obj) {
+        return Ok(obj.clone());
+    }
+    match obj.hash() {
+        Ok(_) => return Ok(obj.clone()),
+        Err(e) if !e.is_instance_of::<PyTypeError>(py) => return Err(e),
+        Err(_) => {}
+    }
+    if depth > MAX_DEPTH {
+        return Err(PyTypeError::new_err(format!(
+            "argument {name} nests deeper than {MAX_DEPTH} levels (or contains itself) and \
+             cannot be turned into a cache key; pass ignore=({name:?},) or key=..."
+        )));
+    }
+    let inner = |items: Vec<Bound<'py, PyAny>>| -> PyResult<Vec<Bound<'py, PyAny>>> {
+        items
+            .iter()
+            .map(|x| hashable(x, name, depth + 1))
+            .collect()
+    };
+    let t = tags(py)?;
+    if let Ok(list) = obj.cast::<PyList>() {
+        let items = inner(list.iter().collect())?;
+        return tagged(py, &t.list, vec![PyTuple::new(py, items)?.into_any()]);
+    }
+    if let Ok(tuple) = obj.cast::<PyTuple>() {
+        return Ok(PyTuple::new(py, inner(tuple.iter().collect())?)?.into_any());
+    }
+    if let Ok(dict) = obj.cast::<PyDict>() {
+        // A frozenset of (key, value) pairs: equal dicts give equal keys in any order.
+        let mut pairs = Vec::with_capacity(dict.len());
+        for (k, v) in dict.iter() {
+            let v = hashable(&v, name, depth + 1)?;
+            pairs.push(PyTuple::new(py, [k, v])?);
+        }
+        return tagged(py, &t.dict, vec![PyFrozenSet::new(py, pairs)?.into_any()]);
+    }
+    if let Ok(set) = obj.cast::<PySet>() {
+        // set({1}) == frozenset({1}) in Python, so no tag.
+        return Ok(PyFrozenSet::new(py, set.iter())?.into_any());
+    }
+    if let Ok(ba) = obj.cast::<PyByteArray>() {
+        // bytearray(b"x") == b"x" in Python, so no tag.
+        return Ok(PyBytes::new(py, &ba.to_vec()).into_any());
+    }
+    if let Some(digest) = crate::buffer::digest(obj)? {
+        let (format, shape, hash) = digest;
+        let parts = vec![
+            obj.get_type().into_any(),
+            PyString::new(py, &format).into_any(),
+            PyTuple::new(py, shape)?.into_any(),
+            hash.into_pyobject(py)?.into_any(),
+        ];
+        return tagged(py, &t.buffer, parts);
+    }
+    if let Ok(fields) = obj.getattr(pyo3::intern!(py, "__dataclass_fields__")) {
+        let mut parts = vec![obj.get_type().into_any()];
+        for field in fields.cast::<PyDict>()?.keys() {
+            let field = field.cast_into::<PyString>()?;
+            parts.push(hashable(&obj.getattr(&field)?, name, depth + 1)?);
+        }
+        return tagged(py, &t.dataclass, parts);
+    }
+    Err(PyTypeError::new_err(format!(
+        "argument {name} of type {} is unhashable and has no content rule, so it cannot be \
+         turned into a cache key; pass ignore=({name:?},) or key=...",
+        obj.get_type().name()?
+    )))
+}
+
+/// Exact `int`, `str`, `float`, `bool`, `bytes` or `None`: hashable without asking.
+#[inline]
+fn is_plain_scalar(obj: &Bound<'_, PyAny>) -> bool {
+    use pyo3::types::{PyBool, PyFloat, PyInt};
+    obj.is_exact_instance_of::<PyInt>()
+        || obj.is_exact_instance_of::<PyString>()
+        || obj.is_exact_instance_of::<PyFloat>()
+        || obj.is_none()
+        || obj.is_exact_instance_of::<PyBool>()
+        || obj.is_exact_instance_of::<PyBytes>()
+}
+
+fn tagged<'py>(
+    py: Python<'py>,
+    tag: &Py<KeyTag>,
+    parts: Vec<Bound<'py, PyAny>>,
+) -> PyResult<Bound<'py, PyAny>> {
+    let mut all = Vec::with_capacity(parts.len() + 1);
+    all.push(tag.bind(py).clone().into_any());
+    all.extend(parts);
+    Ok(PyTuple::new(py, all)?.into_any())
+}

@@ -1,0 +1,52 @@
+"""What every decorator does around its engine: bare or called use, methods,
+classmethods and staticmethods, refusing generators, keeping the function's metadata,
+and registering the cache."""
+
+from __future__ import annotations
+
+import functools
+import inspect
+import os
+from collections.abc import Callable
+from typing import Any
+
+from . import _registry
+
+
+def disabled_by_env() -> bool:
+    """``TWAT_CACHE_DISABLE=1`` (or true/yes/on): every decorator calls straight through."""
+    return os.environ.get("TWAT_CACHE_DISABLE", "").strip().lower() in {"1", "true", "yes", "on"}
+
+
+def refuse_generators(decorator: str, func: Callable[..., Any]) -> None:
+    """A generator's result is an iterator that can only be consumed once: never cached."""
+    if inspect.isgeneratorfunction(func) or inspect.isasyncgenfunction(func):
+        raise TypeError(
+            f"{decorator} cannot cache generator function {func.__qualname__!r}: "
+            "its result can be consumed only once; cache a function returning a list instead"
+        )
+
+
+def default_name(func: Callable[..., Any]) -> str:
+    """``module.qualname``, the registry name used when ``name=None``."""
+    module = getattr(func, "__module__", None) or "<unknown>"
+    qualname = getattr(func, "__qualname__", None) or getattr(func, "__name__", repr(func))
+    return f"{module}.{qualname}"
+
+
+def apply(
+    func: Any,
+    make: Callable[[Callable[..., Any]], Any],
+    name: str | None,
+) -> Any:
+    """Caches ``func`` with ``make`` (which builds the engine-specific cached callable),
+    then copies the metadata of ``func`` onto it and registers it. A ``classmethod`` or
+    ``staticmethod`` is unwrapped, cached, and wrapped again."""
+    if isinstance(func, (classmethod, staticmethod)):
+        return type(func)(apply(func.__func__, make, name))
+    if not callable(func):
+        raise TypeError(f"expected a function to cache, got {func!r}")
+    cached = make(func)
+    functools.update_wrapper(cached, func)
+    _registry.register(name or default_name(func), cached)
+    return cached

@@ -1,0 +1,89 @@
+"""Validation of decorator options, shared by every decorator.
+
+Bad configuration fails at decoration time with the parameter, the value and what is
+accepted (SPEC.md, "Behaviour"). Each check returns the normalized value.
+"""
+
+from __future__ import annotations
+
+import datetime
+import math
+from collections.abc import Callable, Iterable
+from typing import Any
+
+from ._core import POLICIES
+from .exceptions import ConfigurationError
+
+
+def _fail(decorator: str, param: str, value: object, accepted: str) -> ConfigurationError:
+    return ConfigurationError(f"{decorator}: invalid {param}={value!r}: expected {accepted}")
+
+
+def check_maxsize(decorator: str, maxsize: object) -> int | None:
+    """``None`` (no bound) or an int >= 0."""
+    if maxsize is None:
+        return None
+    if isinstance(maxsize, bool) or not isinstance(maxsize, int) or maxsize < 0:
+        raise _fail(decorator, "maxsize", maxsize, "a non-negative int, or None for no bound")
+    return maxsize
+
+
+def check_ttl(decorator: str, ttl: object) -> float | None:
+    """``None`` (no expiry), a positive number of seconds, or a positive ``timedelta``."""
+    if ttl is None:
+        return None
+    if isinstance(ttl, datetime.timedelta):
+        seconds = ttl.total_seconds()
+    elif isinstance(ttl, (int, float)) and not isinstance(ttl, bool):
+        seconds = float(ttl)
+    else:
+        seconds = math.nan
+    if not (math.isfinite(seconds) and seconds > 0):
+        raise _fail(decorator, "ttl", ttl, "a positive number of seconds or timedelta, or None for no expiry")
+    return seconds
+
+
+def check_policy(decorator: str, policy: object) -> str:
+    """One of the names in ``twat_cache._core.POLICIES``."""
+    if not isinstance(policy, str) or policy.lower() not in POLICIES:
+        raise _fail(decorator, "policy", policy, "one of " + ", ".join(map(repr, POLICIES)))
+    return policy.lower()
+
+
+def check_key(decorator: str, key: object) -> Callable[..., Any] | None:
+    """``None`` or a callable taking the call's arguments."""
+    if key is not None and not callable(key):
+        raise _fail(decorator, "key", key, "a callable taking the function's arguments, or None")
+    return key
+
+
+def check_ignore(decorator: str, ignore: object) -> tuple[str, ...]:
+    """A parameter name or an iterable of them."""
+    if isinstance(ignore, str):
+        return (ignore,)
+    if isinstance(ignore, Iterable):
+        names = tuple(ignore)
+        if all(isinstance(n, str) for n in names):
+            return names
+    raise _fail(decorator, "ignore", ignore, "a parameter name or a tuple of parameter names")
+
+
+def check_flag(decorator: str, param: str, value: object) -> bool:
+    """Exactly ``True`` or ``False``."""
+    if not isinstance(value, bool):
+        raise _fail(decorator, param, value, "True or False")
+    return value
+
+
+def check_name(decorator: str, name: object) -> str | None:
+    """``None`` (``module.qualname``) or a non-empty string."""
+    if name is not None and (not isinstance(name, str) or not name):
+        raise _fail(decorator, "name", name, "a non-empty str, or None for module.qualname")
+    return name
+
+
+def check_version(decorator: str, version: object) -> str | int | None:
+    """``None`` (fingerprint of the code) or a str/int."""
+    if version is not None and (isinstance(version, bool) or not isinstance(version, (str, int))):
+        raise _fail(decorator, "version", version, "a str or int, or None for a fingerprint of the code")
+    return version

@@ -1,0 +1,82 @@
+"""The registry of live caches: ``get_stats``, ``clear_cache``, ``list_caches``.
+
+Caches are held weakly: a cached function that is garbage collected leaves the registry
+on its own. The registry also runs the one TTL sweeper thread of the process, which
+reclaims expired entries of caches that are no longer called (no thread per cache).
+"""
+
+from __future__ import annotations
+
+import threading
+import weakref
+from typing import Any
+
+__all__ = ["clear_cache", "get_stats", "list_caches"]
+
+_lock = threading.Lock()
+_caches: weakref.WeakValueDictionary[str, Any] = weakref.WeakValueDictionary()
+
+# The sweeper: caches with a TTL, and the one thread that purges them.
+_ttl_caches: weakref.WeakSet[Any] = weakref.WeakSet()
+_sweeper: threading.Thread | None = None
+_SWEEP_EVERY = 1.0  # seconds; expired memory waits at most this long after its TTL
+
+
+def register(name: str, cache: Any) -> None:
+    """Lists ``cache`` under ``name`` (a newer cache of the same name replaces it)."""
+    global _sweeper
+    with _lock:
+        _caches[name] = cache
+        params = cache.cache_parameters()
+        if params.get("ttl") is not None:
+            _ttl_caches.add(cache)
+            if _sweeper is None or not _sweeper.is_alive():
+                _sweeper = threading.Thread(target=_sweep_forever, name="twat_cache-ttl-sweeper", daemon=True)
+                _sweeper.start()
+
+
+def _sweep_forever() -> None:
+    stop = threading.Event()
+    while not stop.wait(_SWEEP_EVERY):
+        with _lock:
+            live = list(_ttl_caches)
+        for cache in live:
+            cache.purge_expired()
+        del live
+
+
+def _lookup(name: str) -> Any:
+    cache = _caches.get(name)
+    if cache is None:
+        known = ", ".join(sorted(_caches)) or "none"
+        raise KeyError(f"no cache named {name!r}; known caches: {known}")
+    return cache
+
+
+def get_stats(name: str | None = None) -> dict[str, Any]:
+    """The counters of one cache by name, or of every cache as ``{name: counters}``.
+
+    >>> from twat_cache import mcache
+    >>> @mcache(name="doc.double")
+    ... def double(x):
+    ...     return 2 * x
+    >>> double(1), double(1)
+    (2, 2)
+    >>> get_stats("doc.double")["hits"]
+    1
+    """
+    if name is not None:
+        return dict(_lookup(name).cache_stats())
+    return {n: c.cache_stats() for n, c in sorted(_caches.items())}
+
+
+def clear_cache(name: str | None = None) -> None:
+    """Empties one cache by name, or every cache."""
+    targets = [_lookup(name)] if name is not None else list(_caches.values())
+    for cache in targets:
+        cache.cache_clear()
+
+
+def list_caches() -> list[str]:
+    """The names of the live caches, sorted."""
+    return sorted(_caches)

@@ -1,0 +1,43 @@
+"""Public types shared by every decorator: ``CacheInfo`` and the ``CachedFunction`` protocol."""
+
+from __future__ import annotations
+
+from typing import Any, Callable, Generic, NamedTuple, ParamSpec, Protocol, TypeVar
+
+
+P = ParamSpec("P")
+R = TypeVar("R")
+R_co = TypeVar("R_co", covariant=True)
+
+__all__ = ["CacheInfo", "CachedFunction", "P", "R"]
+
+
+class CacheInfo(NamedTuple):
+    """Counters of one cache, shaped like ``functools.lru_cache``'s ``cache_info()``.
+
+    >>> CacheInfo(hits=3, misses=1, maxsize=128, currsize=1).hits
+    3
+    """
+
+    hits: int
+    misses: int
+    maxsize: int | None
+    currsize: int
+
+
+class CachedFunction(Protocol, Generic[P, R_co]):
+    """What every twat_cache decorator returns: the function, plus cache controls."""
+
+    __wrapped__: Callable[..., Any]
+    __name__: str
+    __qualname__: str
+
+    def __call__(self, *args: P.args, **kwargs: P.kwargs) -> R_co: ...
+    def __get__(self, instance: object, owner: type | None = None) -> Any: ...
+    def cache_info(self) -> CacheInfo: ...
+    def cache_clear(self) -> None: ...
+    def cache_parameters(self) -> dict[str, Any]: ...
+    def cache_stats(self) -> dict[str, Any]: ...
+    def cache_key(self, *args: P.args, **kwargs: P.kwargs) -> object: ...
+    def cache_delete(self, *args: P.args, **kwargs: P.kwargs) -> bool: ...
+    def cache_set(self, value: Any, /, *args: P.args, **kwargs: P.kwargs) -> None: ...

@@ -1,0 +1,109 @@
+"""``mcache``: caching in memory, with the engine and the hit path in Rust."""
+
+from __future__ import annotations
+
+import inspect
+from collections.abc import Callable, Iterable
+from typing import Any, overload
+
+from . import _decorate, _options
+from ._core import CachedFunction as _NativeCachedFunction
+from ._signature import param_specs
+from ._types import CachedFunction, P, R
+
+__all__ = ["mcache"]
+
+
+@overload
+def mcache(func: Callable[P, R], /) -> CachedFunction[P, R]: ...
+@overload
+def mcache(
+    *,
+    maxsize: int | None = 128,
+    ttl: float | None = None,
+    policy: str = "lru",
+    key: Callable[..., Any] | None = None,
+    ignore: Iterable[str] = (),
+    typed: bool = False,
+    name: str | None = None,
+    version: str | int | None = None,
+    secure: bool = True,
+) -> Callable[[Callable[P, R]], CachedFunction[P, R]]: ...
+
+
+def mcache(
+    func: Any = None,
+    /,
+    *,
+    maxsize: int | None = 128,
+    ttl: Any = None,
+    policy: str = "lru",
+    key: Callable[..., Any] | None = None,
+    ignore: Iterable[str] = (),
+    typed: bool = False,
+    name: str | None = None,
+    version: str | int | None = None,
+    secure: bool = True,
+) -> Any:
+    """Cache a function's results in memory.
+
+    Works bare (``@mcache``) and called (``@mcache(maxsize=256, ttl=60)``), on functions,
+    methods (one cache per instance, held weakly), classmethods and staticmethods.
+
+    - ``maxsize``: at most this many entries (``None``: unbounded; ``0``: cache nothing).
+    - ``ttl``: seconds (or a ``timedelta``) an entry lives after it is stored.
+    - ``policy``: ``"lru"``, ``"lfu"``, ``"fifo"``, ``"rr"`` or ``"tinylfu"`` (W-TinyLFU,
+      the best hit ratio on skewed workloads).
+    - ``key``: a callable receiving the call's arguments (without ``self`` for a bound
+      method) and returning the key; ``ignore``: parameter names left out of the key;
+      ``typed``: ``f(1)`` and ``f(1.0)`` get separate entries.
+    - ``name``: the registry name (default ``module.qualname``).
+    - ``version`` and ``secure`` concern persistent engines; they are accepted here so
+      that the decorators are interchangeable.
+
+    >>> calls = []
+    >>> @mcache(maxsize=2)
+    ... def square(x):
+    ...     calls.append(x)
+    ...     return x * x
+    >>> square(3), square(x=3), square(3)
+    (9, 9, 9)
+    >>> calls
+    [3]
+    >>> square.cache_info()
+    CacheInfo(hits=2, misses=1, maxsize=2, currsize=1)
+    """
+    maxsize = _options.check_maxsize("mcache", maxsize)
+    ttl_seconds = _options.check_ttl("mcache", ttl)
+    policy = _options.check_policy("mcache", policy)
+    key = _options.check_key("mcache", key)
+    ignored = _options.check_ignore("mcache", ignore)
+    typed = _options.check_flag("mcache", "typed", typed)
+    _options.check_flag("mcache", "secure", secure)
+    _options.check_version("mcache", version)
+    name = _options.check_name("mcache", name)
+
+    def make(fn: Callable[..., Any]) -> Any:
+        _decorate.refuse_generators("mcache", fn)
+        if inspect.iscoroutinefunction(fn):
+            raise TypeError(
+                f"mcache cannot cache async function {fn.__qualname__!r} yet: it would cache "
+                "the coroutine object, which can be awaited only once"
+            )
+        return _NativeCachedFunction(
+            fn,
+            param_specs(fn, ignored, "mcache"),
+            maxsize=maxsize,
+            ttl=ttl_seconds,
+            policy=policy,
+            typed=typed,
+            key=key,
+            disabled=_decorate.disabled_by_env(),
+        )
+
+    def decorate(fn: Any) -> Any:
+        return _decorate.apply(fn, make, name)
+
+    if func is None:
+        return decorate
+    return decorate(func)
