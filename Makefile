@@ -1,0 +1,52 @@
+# twat-cache: every entry point. `make help` lists them.
+# On a fresh machine with the Rust toolchain, Python 3.11 and pip, `make demo` and
+# `make test` do all the set-up themselves (a virtualenv in .venv with maturin, pytest,
+# numpy and the benchmark's anchor libraries).
+
+PYTHON ?= python3
+VENV ?= .venv
+PY := $(VENV)/bin/python
+STAMP := $(VENV)/.installed-dev
+PYDIRS := python tests benches examples
+
+.PHONY: help venv build demo test test-rust test-python bench lint fmt clean
+
+help: ## List the targets
+	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | sed 's/:.*## /\t/' | expand -t 14
+
+$(STAMP): requirements-dev.txt
+	test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet --upgrade pip
+	$(PY) -m pip install --quiet -r requirements-dev.txt
+	touch $@
+
+venv: $(STAMP) ## Create the virtualenv with the dev tools and anchor libraries
+
+build: $(STAMP) ## Build the extension in release mode into the virtualenv
+	VIRTUAL_ENV=$(abspath $(VENV)) PATH=$(abspath $(VENV))/bin:$$PATH maturin develop --release --quiet
+
+demo: build ## Run the demo: every decorator, cold vs cached, cache_info()
+	$(PY) examples/demo.py
+
+test: build ## Build once, then run cargo test and pytest
+	cargo test --workspace
+	$(PY) -m pytest
+
+bench: build ## Benchmark our engines against the anchors, write docs/benchmarks.md
+	$(PY) benches/bench_memory.py --write docs/benchmarks.md
+
+lint: $(STAMP) ## cargo fmt --check, clippy -D warnings, ruff, mypy
+	cargo fmt --all -- --check
+	cargo clippy --workspace --all-targets -- -D warnings
+	$(VENV)/bin/ruff check $(PYDIRS)
+	$(VENV)/bin/ruff format --check $(PYDIRS)
+	$(VENV)/bin/mypy python/twat_cache tests/test_typing.py
+
+fmt: $(STAMP) ## Format Rust and Python code
+	cargo fmt --all
+	$(VENV)/bin/ruff format $(PYDIRS)
+	$(VENV)/bin/ruff check --fix $(PYDIRS)
+
+clean: ## Remove build products and the virtualenv
+	cargo clean
+	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache
