@@ -24,6 +24,11 @@
 //! # Ok::<(), twat_cache::Error>(())
 //! ```
 
+/// The README's Rust examples, compiled and run by `cargo test`.
+#[doc = include_str!("../../../README.md")]
+#[cfg(doctest)]
+pub struct ReadmeDoctests;
+
 mod error;
 mod eviction;
 mod list;

@@ -107,6 +107,7 @@ impl<K, V> Flights<K, V> {
         make_key: impl FnOnce() -> K,
         mut eq: impl FnMut(&K) -> Result<bool, E>,
     ) -> Result<Claim<V>, E> {
+        let hash = crate::store::spread(hash);
         let mut failure = None;
         let found = self.table.find(hash, |(h, k, _)| {
             *h == hash
@@ -135,6 +136,7 @@ impl<K, V> Flights<K, V> {
     /// Takes a finished flight out of the map (found by identity, so no key comparison
     /// runs) and hands back its key, to be dropped by the caller outside its lock.
     pub fn remove(&mut self, hash: u64, flight: &Arc<Flight<V>>) -> Option<K> {
+        let hash = crate::store::spread(hash);
         self.table
             .find_entry(hash, |(_, _, f)| Arc::ptr_eq(f, flight))
             .ok()

@@ -25,6 +25,15 @@ use crate::{Policy, Stats};
 /// How many expired entries an insert reclaims on its way (amortised sweeping).
 const SWEEP_PER_INSERT: usize = 4;
 
+/// Spreads a caller's hash over all 64 bits. The hash table takes its bucket from the low
+/// bits and a tag from the top 7; Python hashes of small ints are the ints themselves, so
+/// without this every entry would share one tag and lookups would compare keys in vain.
+#[inline]
+pub(crate) fn spread(hash: u64) -> u64 {
+    let m = u128::from(hash) * 0x9E37_79B9_7F4A_7C15;
+    (m as u64) ^ ((m >> 64) as u64)
+}
+
 struct Slot<K, V> {
     hash: u64,
     expires: Option<Instant>,
@@ -131,6 +140,7 @@ impl<K, V> Store<K, V> {
         hash: u64,
         mut eq: impl FnMut(&K) -> Result<bool, E>,
     ) -> Result<Option<u32>, E> {
+        let hash = spread(hash);
         let mut failure = None;
         let found = self.table.find(hash, |&id| {
             if failure.is_some() {
@@ -250,7 +260,7 @@ impl<K, V> Store<K, V> {
             };
             let slots = &self.slots;
             self.table
-                .insert_unique(hash, id, |&i| slots[i as usize].hash);
+                .insert_unique(spread(hash), id, |&i| spread(slots[i as usize].hash));
             self.eviction.on_insert(id, hash);
             if self.ttl.is_some() {
                 self.expiry_links.push_front(&mut self.expiry, id);
@@ -329,7 +339,7 @@ impl<K, V> Store<K, V> {
     }
 
     fn remove_slot(&mut self, id: u32) {
-        let hash = self.slots[id as usize].hash;
+        let hash = spread(self.slots[id as usize].hash);
         if let Ok(entry) = self.table.find_entry(hash, |&i| i == id) {
             entry.remove();
         }

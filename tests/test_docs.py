@@ -1,0 +1,38 @@
+"""Every Python code block in README.md runs, and every docstring example passes."""
+
+from __future__ import annotations
+
+import doctest
+import importlib
+import re
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+BLOCK = re.compile(r"```python\n(.*?)```", re.DOTALL)
+
+
+def readme_blocks() -> list[str]:
+    return BLOCK.findall((ROOT / "README.md").read_text())
+
+
+def test_readme_has_python_examples():
+    assert len(readme_blocks()) >= 4
+
+
+@pytest.mark.parametrize("index", range(len(readme_blocks())))
+def test_readme_block_runs(index):
+    code = readme_blocks()[index]
+    exec(compile(code, f"README.md[python block {index}]", "exec"), {"__name__": f"readme_{index}"})
+
+
+@pytest.mark.parametrize(
+    "module",
+    ["twat_cache", "twat_cache.memory", "twat_cache._registry", "twat_cache._signature", "twat_cache._types",
+     "twat_cache.exceptions"],
+)
+def test_docstring_examples(module):
+    result = doctest.testmod(importlib.import_module(module), optionflags=doctest.ELLIPSIS)
+    assert result.failed == 0
+    assert result.attempted > 0
