@@ -323,10 +323,7 @@ fn cached_call(
         // The call does not fit the signature: let the function raise its own TypeError.
         return invoke(func, instance, args, kwargs);
     };
-    if let Some(value) = engine.get(&key, hash)? {
-        return Ok(value);
-    }
-    engine.compute(&key, hash, || invoke(func, instance, args, kwargs))
+    engine.get_or_call(&key, hash, || invoke(func, instance, args, kwargs))
 }
 
 /// Calls the wrapped function, with the instance first for a bound method.

@@ -26,105 +26,158 @@ pub struct EngineConfig {
     pub policy: Policy,
 }
 
+/// The store and the flights in progress share one lock, so that a miss and the claim
+/// to compute it are one step (no window in which two threads both become leaders).
+struct State {
+    store: Store<PyKey, Py<PyAny>>,
+    flights: Flights<PyKey, Outcome>,
+}
+
 pub struct MemoryEngine {
-    store: Mutex<Store<PyKey, Py<PyAny>>>,
-    flights: Mutex<Flights<PyKey, Outcome>>,
+    state: Mutex<State>,
     store_errors: AtomicU64,
+}
+
+/// What a lookup found: the value, or the caller's part in computing it.
+enum Lookup {
+    Hit(Py<PyAny>),
+    Miss(Claim<Outcome>),
 }
 
 impl MemoryEngine {
     pub fn new(config: EngineConfig) -> Arc<Self> {
         Arc::new(Self {
-            store: Mutex::new(Store::new(config.max_size, config.ttl, config.policy)),
-            flights: Mutex::new(Flights::default()),
+            state: Mutex::new(State {
+                store: Store::new(config.max_size, config.ttl, config.policy),
+                flights: Flights::default(),
+            }),
             store_errors: AtomicU64::new(0),
         })
     }
 
-    /// The live value for `key`, counting a hit or a miss.
+    /// Runs `f` on the store under the lock; entries it removed are dropped after the
+    /// lock is released (their `__del__` must not run under it).
     #[inline]
-    pub fn get(&self, key: &Bound<'_, PyAny>, hash: isize) -> PyResult<Option<Py<PyAny>>> {
-        let py = key.py();
-        let mut store = self.store.lock_py_attached(py);
-        let found = store
-            .get_by(hash as u64, |k| k.matches(key))
-            .map(|v| v.map(|v| v.clone_ref(py)));
-        let removed = store.take_removed();
-        drop(store);
+    fn with_store<R>(&self, py: Python<'_>, f: impl FnOnce(&mut Store<PyKey, Py<PyAny>>) -> R) -> R {
+        let mut state = self.state.lock_py_attached(py);
+        let result = f(&mut state.store);
+        let removed = state.store.take_removed();
+        drop(state);
         drop(removed);
-        found
+        result
     }
 
     /// Stores a value; a failing key comparison is counted and logged, not raised (the
     /// caller already has its value).
     pub fn set(&self, key: &Bound<'_, PyAny>, hash: isize, value: Py<PyAny>) {
-        let py = key.py();
         let entry = PyKey {
             obj: key.clone().unbind(),
         };
-        let mut store = self.store.lock_py_attached(py);
-        let stored = store.insert_by(hash as u64, entry, value, |old, _| old.matches(key));
-        let removed = store.take_removed();
-        drop(store);
-        drop(removed);
+        let stored = self.with_store(key.py(), |store| {
+            store.insert_by(hash as u64, entry, value, |old, _| old.matches(key))
+        });
         if let Err(e) = stored {
-            self.store_errors.fetch_add(1, Ordering::Relaxed);
-            warn(py, &format!("twat_cache: could not store a result: {e}"));
+            self.store_failed(key.py(), &e);
         }
     }
 
+    fn store_failed(&self, py: Python<'_>, e: &PyErr) {
+        self.store_errors.fetch_add(1, Ordering::Relaxed);
+        warn(py, &format!("twat_cache: could not store a result: {e}"));
+    }
+
     pub fn delete(&self, key: &Bound<'_, PyAny>, hash: isize) -> PyResult<bool> {
-        let mut store = self.store.lock_py_attached(key.py());
-        let found = store.remove_by(hash as u64, |k| k.matches(key));
-        let removed = store.take_removed();
-        drop(store);
-        drop(removed);
-        found
+        self.with_store(key.py(), |store| {
+            store.remove_by(hash as u64, |k| k.matches(key))
+        })
     }
 
     pub fn clear(&self, py: Python<'_>) {
-        let mut store = self.store.lock_py_attached(py);
-        store.clear();
-        store.reset_stats();
-        let removed = store.take_removed();
-        drop(store);
-        drop(removed);
+        self.with_store(py, |store| {
+            store.clear();
+            store.reset_stats();
+        });
         self.store_errors.store(0, Ordering::Relaxed);
     }
 
     pub fn purge_expired(&self, py: Python<'_>) -> usize {
-        let mut store = self.store.lock_py_attached(py);
-        let n = store.purge_expired();
-        let removed = store.take_removed();
-        drop(store);
-        drop(removed);
-        n
+        self.with_store(py, Store::purge_expired)
     }
 
     pub fn stats(&self, py: Python<'_>) -> (Stats, u64) {
-        let stats = self.store.lock_py_attached(py).stats();
+        let stats = self.state.lock_py_attached(py).store.stats();
         (stats, self.store_errors.load(Ordering::Relaxed))
     }
 
-    /// The value for a key that just missed: computed by `call` in exactly one thread
+    /// The value for `key`: from the store, or computed by `call` in exactly one thread
     /// (single flight) and shared with every concurrent caller of the same key.
-    pub fn compute(
+    #[inline]
+    pub fn get_or_call(
         &self,
         key: &Bound<'_, PyAny>,
         hash: isize,
         call: impl FnOnce() -> PyResult<Py<PyAny>>,
     ) -> PyResult<Py<PyAny>> {
+        match self.lookup(key, hash)? {
+            Lookup::Hit(value) => Ok(value),
+            Lookup::Miss(claim) => self.compute(key, hash, claim, call),
+        }
+    }
+
+    #[inline]
+    fn lookup(&self, key: &Bound<'_, PyAny>, hash: isize) -> PyResult<Lookup> {
         let py = key.py();
-        let mut call = Some(call);
+        let mut state = self.state.lock_py_attached(py);
+        let found = state
+            .store
+            .get_by(hash as u64, |k| k.matches(key))
+            .map(|v| v.map(|v| v.clone_ref(py)));
+        let result = match found {
+            Ok(Some(value)) => Ok(Lookup::Hit(value)),
+            Ok(None) => state
+                .flights
+                .claim_by(
+                    hash as u64,
+                    || PyKey {
+                        obj: key.clone().unbind(),
+                    },
+                    |k| k.matches(key),
+                )
+                .map(Lookup::Miss),
+            Err(e) => Err(e),
+        };
+        let removed = state.store.take_removed();
+        drop(state);
+        drop(removed);
+        result
+    }
+
+    #[cold]
+    fn compute(
+        &self,
+        key: &Bound<'_, PyAny>,
+        hash: isize,
+        mut claim: Claim<Outcome>,
+        call: impl FnOnce() -> PyResult<Py<PyAny>>,
+    ) -> PyResult<Py<PyAny>> {
+        let py = key.py();
         loop {
-            let claim = self.flights.lock_py_attached(py).claim_by(
-                hash as u64,
-                || PyKey {
-                    obj: key.clone().unbind(),
-                },
-                |k| k.matches(key),
-            )?;
             match claim {
+                Claim::Leader(flight) => {
+                    let leader = Leader {
+                        engine: self,
+                        hash,
+                        flight: Some(flight),
+                    };
+                    let outcome = call();
+                    leader.finish(key, &outcome);
+                    return outcome;
+                }
+                Claim::Reentrant => {
+                    let value = call()?;
+                    self.set(key, hash, value.clone_ref(py));
+                    return Ok(value);
+                }
                 Claim::Follower(flight) => {
                     let ready = py.detach(|| flight.wait());
                     let shared = flight.with_result(|r| match r {
@@ -134,43 +187,11 @@ impl MemoryEngine {
                     if let (true, Some(outcome)) = (ready, shared) {
                         return outcome;
                     }
-                    // The leader vanished without an outcome: take over.
-                    if let Some(v) = self.get(key, hash)? {
-                        return Ok(v);
+                    // The leader vanished without an outcome: look again, maybe lead.
+                    match self.lookup(key, hash)? {
+                        Lookup::Hit(value) => return Ok(value),
+                        Lookup::Miss(again) => claim = again,
                     }
-                }
-                Claim::Reentrant => {
-                    let call = call.take().expect("called once");
-                    let value = call()?;
-                    self.set(key, hash, value.clone_ref(py));
-                    return Ok(value);
-                }
-                Claim::Leader(flight) => {
-                    let leader = Leader {
-                        engine: self,
-                        hash,
-                        flight: Some(flight),
-                    };
-                    // A previous leader may have stored the value between our miss and
-                    // our claim.
-                    let earlier = self
-                        .store
-                        .lock_py_attached(py)
-                        .peek_by(hash as u64, |k| k.matches(key))?
-                        .map(|v| v.clone_ref(py));
-                    let outcome = match earlier {
-                        Some(v) => Ok(v),
-                        None => {
-                            let call = call.take().expect("called once");
-                            let outcome = call();
-                            if let Ok(v) = &outcome {
-                                self.set(key, hash, v.clone_ref(py));
-                            }
-                            outcome
-                        }
-                    };
-                    leader.finish(py, &outcome);
-                    return outcome;
                 }
             }
         }
@@ -187,7 +208,10 @@ struct Leader<'a> {
 }
 
 impl Leader<'_> {
-    fn finish(mut self, py: Python<'_>, outcome: &Outcome) {
+    /// Stores a value and retires the flight in one step under the lock, then wakes the
+    /// followers with the outcome.
+    fn finish(mut self, key: &Bound<'_, PyAny>, outcome: &Outcome) {
+        let py = key.py();
         let Some(flight) = self.flight.take() else {
             return;
         };
@@ -195,20 +219,34 @@ impl Leader<'_> {
             Ok(v) => Ok(v.clone_ref(py)),
             Err(e) => Err(e.clone_ref(py)),
         };
-        let key = self
-            .engine
-            .flights
-            .lock_py_attached(py)
-            .remove(self.hash as u64, &flight);
-        drop(key);
+        let mut state = self.engine.state.lock_py_attached(py);
+        let stored = match outcome {
+            Ok(v) => {
+                let entry = PyKey {
+                    obj: key.clone().unbind(),
+                };
+                let value = v.clone_ref(py);
+                state
+                    .store
+                    .insert_by(self.hash as u64, entry, value, |old, _| old.matches(key))
+            }
+            Err(_) => Ok(()),
+        };
+        let flight_key = state.flights.remove(self.hash as u64, &flight);
+        let removed = state.store.take_removed();
+        drop(state);
+        drop((flight_key, removed));
         flight.complete(shared);
+        if let Err(e) = stored {
+            self.engine.store_failed(py, &e);
+        }
     }
 }
 
 impl Drop for Leader<'_> {
     fn drop(&mut self) {
         if let Some(flight) = self.flight.take() {
-            let key = self.engine.flights.lock().remove(self.hash as u64, &flight);
+            let key = self.engine.state.lock().flights.remove(self.hash as u64, &flight);
             drop(key);
             flight.abandon();
         }

@@ -88,8 +88,12 @@ pub struct KeyBuilder {
     varkw: Option<bool>,
     typed: bool,
     key_fn: Option<Py<PyAny>>,
-    /// Plain positional calls can use the argument (or the argument tuple) as the key.
+    /// Only plain positional parameters, nothing ignored, untyped, no `key=`: the key is
+    /// the bound positional values with trailing defaults left out, so a positional call
+    /// can use its argument (or argument tuple) as the key without building anything.
     simple: bool,
+    /// How many positional parameters have no default.
+    required: usize,
 }
 
 /// One parameter as sent by Python: (name, kind, has_default, default, ignored).
@@ -106,6 +110,7 @@ impl KeyBuilder {
             typed,
             key_fn,
             simple: false,
+            required: 0,
         };
         for (name, kind, has_default, default, ignored) in params {
             let param = Param {
@@ -125,6 +130,7 @@ impl KeyBuilder {
                 }
             }
         }
+        kb.required = kb.positional.iter().filter(|p| p.default.is_none()).count();
         kb.simple = !typed
             && kb.key_fn.is_none()
             && kb.kwonly.is_empty()
@@ -151,25 +157,32 @@ impl KeyBuilder {
     ) -> PyResult<Option<(Bound<'py, PyAny>, isize)>> {
         let py = args.py();
         let no_kwargs = kwargs.is_none_or(|k| k.is_empty());
-        if self.simple && no_kwargs && args.len() + offset == self.positional.len() {
-            // Fast path: the arguments are the key as they are, as in functools.
-            let key = if args.len() == 1 {
-                args.get_item(0)?
-            } else {
-                args.clone().into_any()
+        let given = args.len() + offset;
+        if self.simple && no_kwargs && given <= self.positional.len() && given >= self.required {
+            // Fast path: the arguments (less trailing defaults) are the key as they are.
+            let values = args.as_slice();
+            let n = self.keep_until_defaults(values, offset);
+            let key = match n {
+                1 => values[0].clone(),
+                n if n == values.len() => args.clone().into_any(),
+                n => args.get_slice(0, n).into_any(),
             };
             return match key.hash() {
                 Ok(h) => Ok(Some((key, h))),
                 Err(e) if e.is_instance_of::<PyTypeError>(py) => {
-                    let names = self.positional[offset..].iter().map(|p| &p.name);
-                    let parts: Vec<_> = args
-                        .iter()
-                        .zip(names)
-                        .map(|(a, n)| hashable(&a, n.bind(py), 0))
-                        .collect::<PyResult<_>>()?;
+                    let parts = self.normalize(&values[..n], offset)?;
                     finish(py, parts, false).map(Some)
                 }
                 Err(e) => Err(e),
+            };
+        }
+        if self.simple {
+            return match self.bind_simple(args, kwargs, offset)? {
+                Some(values) => {
+                    let parts = self.normalize(&values, offset)?;
+                    finish(py, parts, false).map(Some)
+                }
+                None => Ok(None),
             };
         }
         if let Some(key_fn) = &self.key_fn {
@@ -182,6 +195,78 @@ impl KeyBuilder {
             Some(parts) => finish(py, parts, self.typed).map(Some),
             None => Ok(None),
         }
+    }
+
+    /// How many leading `values` (for the positional parameters from `offset` on) to keep:
+    /// trailing values equal to their parameter's default are dropped, so `f(1)` and
+    /// `f(1, 2)` share a key when `b=2` is the default.
+    fn keep_until_defaults(&self, values: &[Bound<'_, PyAny>], offset: usize) -> usize {
+        let mut n = values.len();
+        while n > 0 {
+            let value = &values[n - 1];
+            match &self.positional[offset + n - 1].default {
+                Some(d) if d.as_ptr() == value.as_ptr() || value.eq(d).unwrap_or(false) => n -= 1,
+                _ => break,
+            }
+        }
+        n
+    }
+
+    /// Hashable forms of positional values (from parameter `offset` on).
+    fn normalize<'py>(
+        &self,
+        values: &[Bound<'py, PyAny>],
+        offset: usize,
+    ) -> PyResult<Vec<Bound<'py, PyAny>>> {
+        let py = match values.first() {
+            Some(v) => v.py(),
+            None => return Ok(Vec::new()),
+        };
+        values
+            .iter()
+            .zip(&self.positional[offset..])
+            .map(|(v, p)| hashable(v, p.name.bind(py), 0))
+            .collect()
+    }
+
+    /// Binds a call of a simple function (see `simple`) to its positional parameters,
+    /// fills defaults and drops trailing defaults, as the fast path keys them.
+    fn bind_simple<'py>(
+        &self,
+        args: &Bound<'py, PyTuple>,
+        kwargs: Option<&Bound<'py, PyDict>>,
+        offset: usize,
+    ) -> PyResult<Option<Vec<Bound<'py, PyAny>>>> {
+        let py = args.py();
+        let params = &self.positional[offset.min(self.positional.len())..];
+        if args.len() > params.len() {
+            return Ok(None);
+        }
+        let mut slots: Vec<Option<Bound<'py, PyAny>>> = vec![None; params.len()];
+        for (slot, a) in slots.iter_mut().zip(args.iter()) {
+            *slot = Some(a);
+        }
+        let first_keyword = self.n_posonly.saturating_sub(offset);
+        if let Some(kwargs) = kwargs {
+            for (k, v) in kwargs.iter() {
+                let k = k.cast_into::<PyString>()?;
+                match params.iter().skip(first_keyword).position(|p| same_name(&p.name, &k)) {
+                    Some(i) if slots[i + first_keyword].is_none() => slots[i + first_keyword] = Some(v),
+                    _ => return Ok(None),
+                }
+            }
+        }
+        let mut values = Vec::with_capacity(params.len());
+        for (slot, p) in slots.into_iter().zip(params) {
+            match (slot, &p.default) {
+                (Some(v), _) => values.push(v),
+                (None, Some(d)) => values.push(d.bind(py).clone()),
+                (None, None) => return Ok(None),
+            }
+        }
+        let keep = self.keep_until_defaults(&values, offset);
+        values.truncate(keep);
+        Ok(Some(values))
     }
 
     /// Binds a call to the signature and returns the key parts in canonical order:
