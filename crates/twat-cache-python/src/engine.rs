@@ -10,7 +10,7 @@ use std::time::Duration;
 use parking_lot::Mutex;
 use pyo3::prelude::*;
 use pyo3::sync::MutexExt;
-use twat_cache::{Claim, Flight, Flights, Policy, Stats, Store};
+use twat_cache::{Claim, Flights, Lead, Policy, Stats, Store};
 
 use crate::errors::warn;
 use crate::key::PyKey;
@@ -163,11 +163,11 @@ impl MemoryEngine {
         let py = key.py();
         loop {
             match claim {
-                Claim::Leader(flight) => {
+                Claim::Leader(lead) => {
                     let leader = Leader {
                         engine: self,
                         hash,
-                        flight: Some(flight),
+                        lead: Some(lead),
                     };
                     let outcome = call();
                     leader.finish(key, &outcome);
@@ -204,7 +204,7 @@ struct Leader<'a> {
     engine: &'a MemoryEngine,
     hash: isize,
     /// `None` once the outcome is published.
-    flight: Option<Arc<Flight<Outcome>>>,
+    lead: Option<Lead>,
 }
 
 impl Leader<'_> {
@@ -212,12 +212,8 @@ impl Leader<'_> {
     /// followers with the outcome.
     fn finish(mut self, key: &Bound<'_, PyAny>, outcome: &Outcome) {
         let py = key.py();
-        let Some(flight) = self.flight.take() else {
+        let Some(lead) = self.lead.take() else {
             return;
-        };
-        let shared = match outcome {
-            Ok(v) => Ok(v.clone_ref(py)),
-            Err(e) => Err(e.clone_ref(py)),
         };
         let mut state = self.engine.state.lock_py_attached(py);
         let stored = match outcome {
@@ -232,11 +228,17 @@ impl Leader<'_> {
             }
             Err(_) => Ok(()),
         };
-        let flight_key = state.flights.remove(self.hash as u64, &flight);
+        let finished = state.flights.remove(&lead);
         let removed = state.store.take_removed();
         drop(state);
-        drop((flight_key, removed));
-        flight.complete(shared);
+        drop(removed);
+        if let Some((flight_key, Some(flight))) = finished {
+            drop(flight_key);
+            flight.complete(match outcome {
+                Ok(v) => Ok(v.clone_ref(py)),
+                Err(e) => Err(e.clone_ref(py)),
+            });
+        }
         if let Err(e) = stored {
             self.engine.store_failed(py, &e);
         }
@@ -245,10 +247,11 @@ impl Leader<'_> {
 
 impl Drop for Leader<'_> {
     fn drop(&mut self) {
-        if let Some(flight) = self.flight.take() {
-            let key = self.engine.state.lock().flights.remove(self.hash as u64, &flight);
-            drop(key);
-            flight.abandon();
+        if let Some(lead) = self.lead.take() {
+            let finished = self.engine.state.lock().flights.remove(&lead);
+            if let Some((_key, Some(flight))) = finished {
+                flight.abandon();
+            }
         }
     }
 }

@@ -205,7 +205,7 @@ impl KeyBuilder {
         while n > 0 {
             let value = &values[n - 1];
             match &self.positional[offset + n - 1].default {
-                Some(d) if d.as_ptr() == value.as_ptr() || value.eq(d).unwrap_or(false) => n -= 1,
+                Some(d) if equals_default(value, d) => n -= 1,
                 _ => break,
             }
         }
@@ -242,7 +242,15 @@ impl KeyBuilder {
         if args.len() > params.len() {
             return Ok(None);
         }
-        let mut slots: Vec<Option<Bound<'py, PyAny>>> = vec![None; params.len()];
+        // Up to eight parameters bind on the stack.
+        let mut inline: [Option<Bound<'py, PyAny>>; 8] = Default::default();
+        let mut heap = Vec::new();
+        let slots: &mut [Option<Bound<'py, PyAny>>] = if params.len() <= inline.len() {
+            &mut inline[..params.len()]
+        } else {
+            heap.resize(params.len(), None);
+            &mut heap
+        };
         for (slot, a) in slots.iter_mut().zip(args.iter()) {
             *slot = Some(a);
         }
@@ -257,8 +265,8 @@ impl KeyBuilder {
             }
         }
         let mut values = Vec::with_capacity(params.len());
-        for (slot, p) in slots.into_iter().zip(params) {
-            match (slot, &p.default) {
+        for (slot, p) in slots.iter_mut().zip(params) {
+            match (slot.take(), &p.default) {
                 (Some(v), _) => values.push(v),
                 (None, Some(d)) => values.push(d.bind(py).clone()),
                 (None, None) => return Ok(None),
@@ -377,6 +385,20 @@ impl KeyBuilder {
         }
         Ok(Some(Some(hashable(&value, param.name.bind(py), 0)?)))
     }
+}
+
+/// `value == default`, without asking Python when the answer is known (a plain scalar
+/// never equals `None`); a comparison that raises counts as "not equal".
+#[inline]
+fn equals_default(value: &Bound<'_, PyAny>, default: &Py<PyAny>) -> bool {
+    if value.as_ptr() == default.as_ptr() {
+        return true;
+    }
+    let default = default.bind(value.py());
+    if (default.is_none() || value.is_none()) && (is_plain_scalar(value) || is_plain_scalar(default)) {
+        return false;
+    }
+    value.eq(default).unwrap_or(false)
 }
 
 fn same_name(a: &Py<PyString>, b: &Bound<'_, PyString>) -> bool {

@@ -43,6 +43,6 @@ mod tinylfu;
 pub use error::Error;
 pub use memory::{MemoryCache, MemoryCacheBuilder, DEFAULT_MAX_SIZE};
 pub use policy::Policy;
-pub use single_flight::{Claim, Flight, Flights};
+pub use single_flight::{Claim, Flight, Flights, Lead};
 pub use stats::Stats;
-pub use store::Store;
+pub use store::{Removed, Store};

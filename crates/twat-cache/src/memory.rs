@@ -4,13 +4,13 @@ use std::borrow::Borrow;
 use std::convert::Infallible;
 use std::hash::{BuildHasher, Hash};
 use std::marker::PhantomData;
-use std::sync::Arc;
+
 use std::time::Duration;
 
 use hashbrown::DefaultHashBuilder;
 use parking_lot::Mutex;
 
-use crate::single_flight::{Claim, Flight, Flights};
+use crate::single_flight::{Claim, Flights, Lead};
 use crate::{Error, Policy, Stats, Store};
 
 /// The default size bound, the same as the Python decorators' `maxsize=128`.
@@ -25,7 +25,7 @@ fn infallible<T>(r: Result<T, Infallible>) -> T {
 
 /// A thread-safe, bounded, in-memory cache with an eviction [`Policy`] and an optional TTL.
 ///
-/// Values are returned by clone (wrap large values in an [`Arc`]). Locks never poison: a
+/// Values are returned by clone (wrap large values in an [`Arc`](std::sync::Arc)). Locks never poison: a
 /// panic in another thread leaves the cache usable. Evicted values are dropped after the
 /// lock is released.
 ///
@@ -149,11 +149,10 @@ impl<K: Hash + Eq, V: Clone> MemoryCache<K, V> {
                     self.insert(key, value.clone());
                     return value;
                 }
-                Claim::Leader(flight) => {
+                Claim::Leader(lead) => {
                     let guard = LeaderGuard {
                         flights: &self.flights,
-                        hash,
-                        flight: &flight,
+                        lead: Some(lead),
                     };
                     let value = init();
                     self.insert(key, value.clone());
@@ -214,24 +213,29 @@ impl<K, V> std::fmt::Debug for MemoryCache<K, V> {
 /// unwinds (its `init` panicked), without one so that they retry.
 struct LeaderGuard<'a, K, V> {
     flights: &'a Mutex<Flights<K, V>>,
-    hash: u64,
-    flight: &'a Arc<Flight<V>>,
+    /// `None` once finished.
+    lead: Option<Lead>,
 }
 
 impl<K, V> LeaderGuard<'_, K, V> {
-    fn finish(self, value: V) {
-        let key = self.flights.lock().remove(self.hash, self.flight);
-        drop(key);
-        self.flight.complete(value);
-        std::mem::forget(self);
+    fn finish(mut self, value: V) {
+        if let Some(lead) = self.lead.take() {
+            let removed = self.flights.lock().remove(&lead);
+            if let Some((_key, Some(flight))) = removed {
+                flight.complete(value);
+            }
+        }
     }
 }
 
 impl<K, V> Drop for LeaderGuard<'_, K, V> {
     fn drop(&mut self) {
-        let key = self.flights.lock().remove(self.hash, self.flight);
-        drop(key);
-        self.flight.abandon();
+        if let Some(lead) = self.lead.take() {
+            let removed = self.flights.lock().remove(&lead);
+            if let Some((_key, Some(flight))) = removed {
+                flight.abandon();
+            }
+        }
     }
 }
 

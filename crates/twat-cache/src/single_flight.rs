@@ -10,8 +10,9 @@
 //! lock; each `Flight` carries its own mutex and condition variable, so waiting on one key
 //! never blocks another.
 
+use std::cell::Cell;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
-use std::thread::{self, ThreadId};
 
 use hashbrown::HashTable;
 use parking_lot::{Condvar, Mutex};
@@ -22,9 +23,21 @@ enum State<V> {
     Abandoned,
 }
 
-/// One computation in progress, shared by its leader and its followers.
+/// A cheap per-thread id (`thread::current()` clones an `Arc` on every call).
+fn thread_token() -> u64 {
+    static NEXT: AtomicU64 = AtomicU64::new(1);
+    thread_local!(static TOKEN: Cell<u64> = const { Cell::new(0) });
+    TOKEN.with(|t| {
+        if t.get() == 0 {
+            t.set(NEXT.fetch_add(1, Ordering::Relaxed));
+        }
+        t.get()
+    })
+}
+
+/// The rendezvous of the followers of one computation: created only when a second caller
+/// arrives, so an uncontended miss allocates nothing.
 pub struct Flight<V> {
-    leader: ThreadId,
     state: Mutex<State<V>>,
     done: Condvar,
 }
@@ -32,7 +45,6 @@ pub struct Flight<V> {
 impl<V> Flight<V> {
     fn new() -> Self {
         Self {
-            leader: thread::current().id(),
             state: Mutex::new(State::Running),
             done: Condvar::new(),
         }
@@ -73,11 +85,18 @@ impl<V> Flight<V> {
     }
 }
 
+/// The leader's receipt for the flight it started; hand it back to [`Flights::remove`].
+#[derive(Debug, PartialEq, Eq)]
+pub struct Lead {
+    hash: u64,
+    serial: u64,
+}
+
 /// What [`Flights::claim_by`] decided for the caller.
 pub enum Claim<V> {
     /// Nobody was computing this key: the caller computes it, then calls
-    /// [`Flights::remove`] and [`Flight::complete`].
-    Leader(Arc<Flight<V>>),
+    /// [`Flights::remove`] and, if that returns a flight, [`Flight::complete`].
+    Leader(Lead),
     /// Another thread is computing it: wait on the flight, then read its value.
     Follower(Arc<Flight<V>>),
     /// The calling thread is itself computing this key further up its stack: compute
@@ -85,15 +104,26 @@ pub enum Claim<V> {
     Reentrant,
 }
 
+struct Entry<K, V> {
+    hash: u64,
+    key: K,
+    leader: u64,
+    serial: u64,
+    /// Created by the first follower.
+    flight: Option<Arc<Flight<V>>>,
+}
+
 /// The flights in progress, by key. Not synchronized: see the module docs.
 pub struct Flights<K, V> {
-    table: HashTable<(u64, K, Arc<Flight<V>>)>,
+    table: HashTable<Entry<K, V>>,
+    serial: u64,
 }
 
 impl<K, V> Default for Flights<K, V> {
     fn default() -> Self {
         Self {
             table: HashTable::new(),
+            serial: 0,
         }
     }
 }
@@ -109,38 +139,51 @@ impl<K, V> Flights<K, V> {
     ) -> Result<Claim<V>, E> {
         let hash = crate::store::spread(hash);
         let mut failure = None;
-        let found = self.table.find(hash, |(h, k, _)| {
-            *h == hash
+        let found = self.table.find_mut(hash, |e| {
+            e.hash == hash
                 && failure.is_none()
-                && eq(k).unwrap_or_else(|e| {
-                    failure = Some(e);
+                && eq(&e.key).unwrap_or_else(|err| {
+                    failure = Some(err);
                     false
                 })
         });
-        if let Some(e) = failure {
-            return Err(e);
+        if let Some(err) = failure {
+            return Err(err);
         }
-        if let Some((_, _, flight)) = found {
-            return Ok(if flight.leader == thread::current().id() {
-                Claim::Reentrant
-            } else {
-                Claim::Follower(Arc::clone(flight))
-            });
+        let me = thread_token();
+        if let Some(entry) = found {
+            if entry.leader == me {
+                return Ok(Claim::Reentrant);
+            }
+            let flight = entry.flight.get_or_insert_with(|| Arc::new(Flight::new()));
+            return Ok(Claim::Follower(Arc::clone(flight)));
         }
-        let flight = Arc::new(Flight::new());
-        self.table
-            .insert_unique(hash, (hash, make_key(), Arc::clone(&flight)), |e| e.0);
-        Ok(Claim::Leader(flight))
+        self.serial += 1;
+        let entry = Entry {
+            hash,
+            key: make_key(),
+            leader: me,
+            serial: self.serial,
+            flight: None,
+        };
+        self.table.insert_unique(hash, entry, |e| e.hash);
+        Ok(Claim::Leader(Lead {
+            hash,
+            serial: self.serial,
+        }))
     }
 
-    /// Takes a finished flight out of the map (found by identity, so no key comparison
-    /// runs) and hands back its key, to be dropped by the caller outside its lock.
-    pub fn remove(&mut self, hash: u64, flight: &Arc<Flight<V>>) -> Option<K> {
-        let hash = crate::store::spread(hash);
+    /// Takes a finished flight out of the map (found by its receipt, so no key comparison
+    /// runs). Returns its key, to be dropped by the caller outside its lock, and the
+    /// followers' rendezvous if any follower came.
+    pub fn remove(&mut self, lead: &Lead) -> Option<(K, Option<Arc<Flight<V>>>)> {
         self.table
-            .find_entry(hash, |(_, _, f)| Arc::ptr_eq(f, flight))
+            .find_entry(lead.hash, |e| e.serial == lead.serial)
             .ok()
-            .map(|e| e.remove().0 .1)
+            .map(|e| {
+                let entry = e.remove().0;
+                (entry.key, entry.flight)
+            })
     }
 
     /// Number of flights in progress.

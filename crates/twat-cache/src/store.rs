@@ -65,7 +65,53 @@ pub struct Store<K, V> {
     expiry_links: Links,
     expiry: Chain,
     stats: Stats,
-    removed: Vec<(K, V)>,
+    removed: Removed<K, V>,
+}
+
+/// Entries that left a [`Store`], handed back by [`Store::take_removed`] to be dropped
+/// outside the owner's lock. The first one is held inline: the usual insert evicts one
+/// entry, and this keeps that path free of allocation.
+pub struct Removed<K, V> {
+    first: Option<(K, V)>,
+    rest: Vec<(K, V)>,
+}
+
+impl<K, V> Default for Removed<K, V> {
+    fn default() -> Self {
+        Self {
+            first: None,
+            rest: Vec::new(),
+        }
+    }
+}
+
+impl<K, V> Removed<K, V> {
+    fn push(&mut self, entry: (K, V)) {
+        if self.first.is_none() {
+            self.first = Some(entry);
+        } else {
+            self.rest.push(entry);
+        }
+    }
+
+    /// Number of entries.
+    pub fn len(&self) -> usize {
+        usize::from(self.first.is_some()) + self.rest.len()
+    }
+
+    /// Whether there is none.
+    pub fn is_empty(&self) -> bool {
+        self.first.is_none()
+    }
+}
+
+impl<K, V> IntoIterator for Removed<K, V> {
+    type Item = (K, V);
+    type IntoIter = std::iter::Chain<std::option::IntoIter<(K, V)>, std::vec::IntoIter<(K, V)>>;
+
+    fn into_iter(self) -> Self::IntoIter {
+        self.first.into_iter().chain(self.rest)
+    }
 }
 
 impl<K, V> Store<K, V> {
@@ -83,7 +129,7 @@ impl<K, V> Store<K, V> {
             expiry_links: Links::default(),
             expiry: Chain::default(),
             stats: Stats::default(),
-            removed: Vec::new(),
+            removed: Removed::default(),
         }
     }
 
@@ -127,7 +173,7 @@ impl<K, V> Store<K, V> {
 
     /// Entries that left the store since the last call; drop them outside any lock.
     #[inline]
-    pub fn take_removed(&mut self) -> Vec<(K, V)> {
+    pub fn take_removed(&mut self) -> Removed<K, V> {
         std::mem::take(&mut self.removed)
     }
 
