@@ -26,7 +26,6 @@ from typing import Any
 import cachebox
 import cachetools
 import numpy as np
-
 from twat_cache import mcache
 
 REPEAT = 7
@@ -82,7 +81,16 @@ def bench_hits(rows: list[Row]) -> None:
         ("cachetools.cached(LRUCache)", 0.15),
     ]:
         rows.append(
-            Row("memory hit, f(1)", "mcache", anchor, ours, simple[anchor], "ns", f"<= {target} x", ours / simple[anchor] <= target)
+            Row(
+                "memory hit, f(1)",
+                "mcache",
+                anchor,
+                ours,
+                simple[anchor],
+                "ns",
+                f"<= {target} x",
+                ours / simple[anchor] <= target,
+            )
         )
     ours = mixed["mcache"]
     rows.append(
@@ -184,7 +192,18 @@ def bench_zipf(rows: list[Row]) -> None:
             )
         )
     for name in ("mcache(policy='lfu')", "mcache(policy='lru')"):
-        rows.append(Row("hit ratio, Zipf(1.0)", name, "functools.lru_cache", ratio[name], ratio["functools.lru_cache"], "ratio", "-", True))
+        rows.append(
+            Row(
+                "hit ratio, Zipf(1.0)",
+                name,
+                "functools.lru_cache",
+                ratio[name],
+                ratio["functools.lru_cache"],
+                "ratio",
+                "-",
+                True,
+            )
+        )
     rows.append(
         Row(
             "ns/call on that Zipf stream",
@@ -197,7 +216,18 @@ def bench_zipf(rows: list[Row]) -> None:
             ns[ours] / ns["functools.lru_cache"] <= 3,
         )
     )
-    rows.append(Row("ns/call on that Zipf stream", ours, "cachetools.cached(LFUCache)", ns[ours], ns["cachetools.cached(LFUCache)"], "ns", "-", True))
+    rows.append(
+        Row(
+            "ns/call on that Zipf stream",
+            ours,
+            "cachetools.cached(LFUCache)",
+            ns[ours],
+            ns["cachetools.cached(LFUCache)"],
+            "ns",
+            "-",
+            True,
+        )
+    )
 
 
 def threaded_throughput(fn: Callable[[int], int], threads: int = 2, calls: int = 300_000) -> float:

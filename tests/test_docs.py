@@ -29,8 +29,14 @@ def test_readme_block_runs(index):
 
 @pytest.mark.parametrize(
     "module",
-    ["twat_cache", "twat_cache.memory", "twat_cache._registry", "twat_cache._signature", "twat_cache._types",
-     "twat_cache.exceptions"],
+    [
+        "twat_cache",
+        "twat_cache.memory",
+        "twat_cache._registry",
+        "twat_cache._signature",
+        "twat_cache._types",
+        "twat_cache.exceptions",
+    ],
 )
 def test_docstring_examples(module):
     result = doctest.testmod(importlib.import_module(module), optionflags=doctest.ELLIPSIS)

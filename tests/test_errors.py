@@ -4,7 +4,6 @@ is accepted (python/twat_cache/_options.py, python/twat_cache/exceptions.py)."""
 from __future__ import annotations
 
 import pytest
-
 from twat_cache import ConfigurationError, TwatCacheError, mcache
 
 

@@ -13,7 +13,6 @@ import weakref
 
 import numpy as np
 import pytest
-
 from twat_cache import CacheInfo, mcache
 
 
@@ -192,7 +191,7 @@ def test_generator_functions_are_refused():
     async def agen():
         yield 1
 
-    with pytest.raises(TypeError, match="generator function 'test_generator_functions_are_refused.<locals>.gen'"):
+    with pytest.raises(TypeError, match=r"generator function 'test_generator_functions_are_refused\.<locals>\.gen'"):
         mcache(gen)
     with pytest.raises(TypeError, match="generator"):
         mcache(maxsize=3)(agen)

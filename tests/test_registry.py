@@ -5,7 +5,6 @@ from __future__ import annotations
 import gc
 
 import pytest
-
 from twat_cache import clear_cache, get_stats, list_caches, mcache
 
 
@@ -57,5 +56,5 @@ def test_the_registry_holds_caches_weakly():
     del temporary
     gc.collect()
     assert "reg.temporary" not in list_caches()
-    with pytest.raises(KeyError, match="no cache named 'reg.temporary'"):
+    with pytest.raises(KeyError, match=r"no cache named 'reg\.temporary'"):
         get_stats("reg.temporary")

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 from ._core import __version__
 from ._registry import clear_cache, get_stats, list_caches
-from ._types import CacheInfo, CachedFunction
+from ._types import CachedFunction, CacheInfo
 from .exceptions import ConfigurationError, EngineNotAvailableError, SerializationError, TwatCacheError
 from .memory import mcache
 

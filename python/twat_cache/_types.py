@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from typing import Any, Callable, Generic, NamedTuple, ParamSpec, Protocol, TypeVar
-
+from collections.abc import Callable
+from typing import Any, Generic, NamedTuple, ParamSpec, Protocol, TypeVar
 
 P = ParamSpec("P")
 R = TypeVar("R")

@@ -222,9 +222,14 @@ impl BoundCachedFunction {
         let owner = self.owner.get();
         let instance = self.instance.bind(py);
         match &self.engine {
-            Some(engine) => {
-                cached_call(engine, &owner.func, &owner.keys, Some(instance), args, kwargs)
-            }
+            Some(engine) => cached_call(
+                engine,
+                &owner.func,
+                &owner.keys,
+                Some(instance),
+                args,
+                kwargs,
+            ),
             None => invoke(&owner.func, Some(instance), args, kwargs),
         }
     }
@@ -394,20 +399,22 @@ fn set(
 }
 
 fn total(py: Python<'_>, engines: &[Arc<MemoryEngine>]) -> (Stats, u64) {
-    engines.iter().fold((Stats::default(), 0), |(acc, errs), e| {
-        e.purge_expired(py);
-        let (s, se) = e.stats(py);
-        (
-            Stats {
-                hits: acc.hits + s.hits,
-                misses: acc.misses + s.misses,
-                evictions: acc.evictions + s.evictions,
-                expirations: acc.expirations + s.expirations,
-                entries: acc.entries + s.entries,
-            },
-            errs + se,
-        )
-    })
+    engines
+        .iter()
+        .fold((Stats::default(), 0), |(acc, errs), e| {
+            e.purge_expired(py);
+            let (s, se) = e.stats(py);
+            (
+                Stats {
+                    hits: acc.hits + s.hits,
+                    misses: acc.misses + s.misses,
+                    evictions: acc.evictions + s.evictions,
+                    expirations: acc.expirations + s.expirations,
+                    entries: acc.entries + s.entries,
+                },
+                errs + se,
+            )
+        })
 }
 
 fn cache_info(
@@ -417,7 +424,11 @@ fn cache_info(
 ) -> PyResult<Py<PyAny>> {
     static CACHE_INFO: PyOnceLock<Py<PyAny>> = PyOnceLock::new();
     let class = CACHE_INFO.get_or_try_init(py, || {
-        Ok::<_, PyErr>(py.import("twat_cache._types")?.getattr("CacheInfo")?.unbind())
+        Ok::<_, PyErr>(
+            py.import("twat_cache._types")?
+                .getattr("CacheInfo")?
+                .unbind(),
+        )
     })?;
     let (s, _) = total(py, engines);
     Ok(class
@@ -426,7 +437,10 @@ fn cache_info(
         .unbind())
 }
 
-fn cache_stats<'py>(py: Python<'py>, engines: &[Arc<MemoryEngine>]) -> PyResult<Bound<'py, PyDict>> {
+fn cache_stats<'py>(
+    py: Python<'py>,
+    engines: &[Arc<MemoryEngine>],
+) -> PyResult<Bound<'py, PyDict>> {
     let (s, store_errors) = total(py, engines);
     let d = PyDict::new(py);
     d.set_item("hits", s.hits)?;

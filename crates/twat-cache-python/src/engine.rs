@@ -58,7 +58,11 @@ impl MemoryEngine {
     /// Runs `f` on the store under the lock; entries it removed are dropped after the
     /// lock is released (their `__del__` must not run under it).
     #[inline]
-    fn with_store<R>(&self, py: Python<'_>, f: impl FnOnce(&mut Store<PyKey, Py<PyAny>>) -> R) -> R {
+    fn with_store<R>(
+        &self,
+        py: Python<'_>,
+        f: impl FnOnce(&mut Store<PyKey, Py<PyAny>>) -> R,
+    ) -> R {
         let mut state = self.state.lock_py_attached(py);
         let result = f(&mut state.store);
         let removed = state.store.take_removed();

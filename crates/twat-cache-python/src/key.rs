@@ -258,8 +258,14 @@ impl KeyBuilder {
         if let Some(kwargs) = kwargs {
             for (k, v) in kwargs.iter() {
                 let k = k.cast_into::<PyString>()?;
-                match params.iter().skip(first_keyword).position(|p| same_name(&p.name, &k)) {
-                    Some(i) if slots[i + first_keyword].is_none() => slots[i + first_keyword] = Some(v),
+                match params
+                    .iter()
+                    .skip(first_keyword)
+                    .position(|p| same_name(&p.name, &k))
+                {
+                    Some(i) if slots[i + first_keyword].is_none() => {
+                        slots[i + first_keyword] = Some(v)
+                    }
                     _ => return Ok(None),
                 }
             }
@@ -395,7 +401,9 @@ fn equals_default(value: &Bound<'_, PyAny>, default: &Py<PyAny>) -> bool {
         return true;
     }
     let default = default.bind(value.py());
-    if (default.is_none() || value.is_none()) && (is_plain_scalar(value) || is_plain_scalar(default)) {
+    if (default.is_none() || value.is_none())
+        && (is_plain_scalar(value) || is_plain_scalar(default))
+    {
         return false;
     }
     value.eq(default).unwrap_or(false)
@@ -447,10 +455,7 @@ pub fn hashable<'py>(
         )));
     }
     let inner = |items: Vec<Bound<'py, PyAny>>| -> PyResult<Vec<Bound<'py, PyAny>>> {
-        items
-            .iter()
-            .map(|x| hashable(x, name, depth + 1))
-            .collect()
+        items.iter().map(|x| hashable(x, name, depth + 1)).collect()
     };
     let t = tags(py)?;
     if let Ok(list) = obj.cast::<PyList>() {

@@ -19,7 +19,10 @@ fn _core(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_class::<cached::CachedFunction>()?;
     m.add_class::<cached::BoundCachedFunction>()?;
     m.add_class::<key::KeyTag>()?;
-    m.add("POLICIES", twat_cache::Policy::ALL.map(|p| p.name()).to_vec())?;
+    m.add(
+        "POLICIES",
+        twat_cache::Policy::ALL.map(|p| p.name()).to_vec(),
+    )?;
     m.add("__version__", env!("CARGO_PKG_VERSION"))?;
     Ok(())
 }

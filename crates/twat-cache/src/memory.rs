@@ -130,11 +130,11 @@ impl<K: Hash + Eq, V: Clone> MemoryCache<K, V> {
             if let Some(v) = self.get(&key) {
                 return v;
             }
-            let claim = infallible(
-                self.flights
-                    .lock()
-                    .claim_by(hash, || key.clone(), |k| Ok(k == &key)),
-            );
+            let claim = infallible(self.flights.lock().claim_by(
+                hash,
+                || key.clone(),
+                |k| Ok(k == &key),
+            ));
             match claim {
                 Claim::Follower(flight) => {
                     if flight.wait() {

@@ -204,7 +204,11 @@ fn ttl_expires_entries_on_read_and_by_sweeps() {
         for k in 100..103 {
             c.insert(k, k);
         }
-        assert!(c.len() < 13, "{policy}: inserts did not sweep ({})", c.len());
+        assert!(
+            c.len() < 13,
+            "{policy}: inserts did not sweep ({})",
+            c.len()
+        );
     }
     let zero = MemoryCache::<u64, u64>::builder()
         .ttl(Duration::ZERO)
