@@ -41,7 +41,7 @@ def test_every_waiter_gets_the_same_exception_and_it_is_not_cached(calls):
     @mcache
     def failing(x):
         calls(x)
-        time.sleep(0.2)
+        time.sleep(0.5)  # long enough that every thread arrives while it runs
         raise RuntimeError(f"failed {x}")
 
     results = run_together(6, lambda i: failing(1))

@@ -45,12 +45,19 @@ def _sweep_forever() -> None:
         del live
 
 
+def _snapshot() -> dict[str, Any]:
+    """A strong copy of the registry, taken under the lock (another thread may be
+    registering a cache while we iterate)."""
+    with _lock:
+        return dict(_caches.items())
+
+
 def _lookup(name: str) -> Any:
-    cache = _caches.get(name)
-    if cache is None:
-        known = ", ".join(sorted(_caches)) or "none"
+    caches = _snapshot()
+    if name not in caches:
+        known = ", ".join(sorted(caches)) or "none"
         raise KeyError(f"no cache named {name!r}; known caches: {known}")
-    return cache
+    return caches[name]
 
 
 def get_stats(name: str | None = None) -> dict[str, Any]:
@@ -67,16 +74,16 @@ def get_stats(name: str | None = None) -> dict[str, Any]:
     """
     if name is not None:
         return dict(_lookup(name).cache_stats())
-    return {n: c.cache_stats() for n, c in sorted(_caches.items())}
+    return {n: c.cache_stats() for n, c in sorted(_snapshot().items())}
 
 
 def clear_cache(name: str | None = None) -> None:
     """Empties one cache by name, or every cache."""
-    targets = [_lookup(name)] if name is not None else list(_caches.values())
+    targets = [_lookup(name)] if name is not None else list(_snapshot().values())
     for cache in targets:
         cache.cache_clear()
 
 
 def list_caches() -> list[str]:
     """The names of the live caches, sorted."""
-    return sorted(_caches)
+    return sorted(_snapshot())

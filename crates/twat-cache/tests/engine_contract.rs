@@ -181,14 +181,14 @@ fn ttl_expires_entries_on_read_and_by_sweeps() {
     for policy in Policy::ALL {
         let c: MemoryCache<u64, u64> = MemoryCache::builder()
             .max_size(100)
-            .ttl(Duration::from_millis(30))
+            .ttl(Duration::from_millis(150))
             .policy(policy)
             .build()
             .unwrap();
         c.insert(1, 1);
         c.insert(2, 2);
         assert_eq!(c.get(&1), Some(1));
-        thread::sleep(Duration::from_millis(60));
+        thread::sleep(Duration::from_millis(300));
         assert_eq!(c.get(&1), None, "{policy}: an expired entry was returned");
         assert!(!c.contains_key(&2));
         assert_eq!(c.purge_expired(), 1, "{policy}");
@@ -200,7 +200,7 @@ fn ttl_expires_entries_on_read_and_by_sweeps() {
         for k in 0..10 {
             c.insert(k, k);
         }
-        thread::sleep(Duration::from_millis(60));
+        thread::sleep(Duration::from_millis(300));
         for k in 100..103 {
             c.insert(k, k);
         }
