@@ -178,6 +178,10 @@ impl KeyBuilder {
         }
         if self.simple {
             return match self.bind_simple(args, kwargs, offset)? {
+                Some(values) if values.iter().all(is_plain_scalar) => {
+                    // Nothing to normalize: the values become the key as they are.
+                    finish(py, values, false).map(Some)
+                }
                 Some(values) => {
                     let parts = self.normalize(&values, offset)?;
                     finish(py, parts, false).map(Some)
