@@ -137,7 +137,8 @@ impl MemoryEngine {
             .get_by(hash as u64, |k| k.matches(key))
             .map(|v| v.map(|v| v.clone_ref(py)));
         let result = match found {
-            Ok(Some(value)) => Ok(Lookup::Hit(value)),
+            // A hit removes nothing, so there is nothing to drop after the lock.
+            Ok(Some(value)) => return Ok(Lookup::Hit(value)),
             Ok(None) => state
                 .flights
                 .claim_by(
