@@ -42,3 +42,14 @@ def test_docstring_examples(module):
     result = doctest.testmod(importlib.import_module(module), optionflags=doctest.ELLIPSIS)
     assert result.failed == 0
     assert result.attempted > 0
+
+
+def test_demo_runs_and_shows_hits():
+    import subprocess
+    import sys
+
+    out = subprocess.run(
+        [sys.executable, str(ROOT / "examples" / "demo.py")], capture_output=True, text=True, check=True
+    ).stdout
+    assert "CacheInfo(hits=10000, misses=1, maxsize=128, currsize=1)" in out
+    assert "__main__.fib: hits=" in out
