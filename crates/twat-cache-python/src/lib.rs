@@ -5,6 +5,7 @@
 
 mod buffer;
 mod cached;
+mod content;
 mod engine;
 mod errors;
 mod instances;
@@ -18,7 +19,7 @@ use pyo3::prelude::*;
 fn _core(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_class::<cached::CachedFunction>()?;
     m.add_class::<cached::BoundCachedFunction>()?;
-    m.add_class::<key::KeyTag>()?;
+    m.add_class::<content::KeyTag>()?;
     m.add(
         "POLICIES",
         twat_cache::Policy::ALL.map(|p| p.name()).to_vec(),
