@@ -402,7 +402,6 @@ fn total(py: Python<'_>, engines: &[Arc<MemoryEngine>]) -> (Stats, u64) {
     engines
         .iter()
         .fold((Stats::default(), 0), |(acc, errs), e| {
-            e.purge_expired(py);
             let (s, se) = e.stats(py);
             (
                 Stats {

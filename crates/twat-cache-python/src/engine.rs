@@ -74,12 +74,7 @@ impl MemoryEngine {
     /// Stores a value; a failing key comparison is counted and logged, not raised (the
     /// caller already has its value).
     pub fn set(&self, key: &Bound<'_, PyAny>, hash: isize, value: Py<PyAny>) {
-        let entry = PyKey {
-            obj: key.clone().unbind(),
-        };
-        let stored = self.with_store(key.py(), |store| {
-            store.insert_by(hash as u64, entry, value, |old, _| old.matches(key))
-        });
+        let stored = self.with_store(key.py(), |store| insert(store, key, hash, value));
         if let Err(e) = stored {
             self.store_failed(key.py(), &e);
         }
@@ -108,8 +103,12 @@ impl MemoryEngine {
         self.with_store(py, Store::purge_expired)
     }
 
+    /// Counters, after reclaiming expired entries so that `entries` counts live ones.
     pub fn stats(&self, py: Python<'_>) -> (Stats, u64) {
-        let stats = self.state.lock_py_attached(py).store.stats();
+        let stats = self.with_store(py, |store| {
+            store.purge_expired();
+            store.stats()
+        });
         (stats, self.store_errors.load(Ordering::Relaxed))
     }
 
@@ -185,10 +184,7 @@ impl MemoryEngine {
                 }
                 Claim::Follower(flight) => {
                     let ready = py.detach(|| flight.wait());
-                    let shared = flight.with_result(|r| match r {
-                        Ok(v) => Ok(v.clone_ref(py)),
-                        Err(e) => Err(e.clone_ref(py)),
-                    });
+                    let shared = flight.with_result(|outcome| share(py, outcome));
                     if let (true, Some(outcome)) = (ready, shared) {
                         return outcome;
                     }
@@ -200,6 +196,27 @@ impl MemoryEngine {
                 }
             }
         }
+    }
+}
+
+/// Stores `value` under `key` (a failing `__eq__` is returned, nothing is stored).
+fn insert(
+    store: &mut Store<PyKey, Py<PyAny>>,
+    key: &Bound<'_, PyAny>,
+    hash: isize,
+    value: Py<PyAny>,
+) -> PyResult<()> {
+    let entry = PyKey {
+        obj: key.clone().unbind(),
+    };
+    store.insert_by(hash as u64, entry, value, |old, _| old.matches(key))
+}
+
+/// Another reference to the same value or the same exception, for one more caller.
+fn share(py: Python<'_>, outcome: &Outcome) -> Outcome {
+    match outcome {
+        Ok(v) => Ok(v.clone_ref(py)),
+        Err(e) => Err(e.clone_ref(py)),
     }
 }
 
@@ -222,15 +239,7 @@ impl Leader<'_> {
         };
         let mut state = self.engine.state.lock_py_attached(py);
         let stored = match outcome {
-            Ok(v) => {
-                let entry = PyKey {
-                    obj: key.clone().unbind(),
-                };
-                let value = v.clone_ref(py);
-                state
-                    .store
-                    .insert_by(self.hash as u64, entry, value, |old, _| old.matches(key))
-            }
+            Ok(v) => insert(&mut state.store, key, self.hash, v.clone_ref(py)),
             Err(_) => Ok(()),
         };
         let finished = state.flights.remove(&lead);
@@ -239,10 +248,7 @@ impl Leader<'_> {
         drop(removed);
         if let Some((flight_key, Some(flight))) = finished {
             drop(flight_key);
-            flight.complete(match outcome {
-                Ok(v) => Ok(v.clone_ref(py)),
-                Err(e) => Err(e.clone_ref(py)),
-            });
+            flight.complete(share(py, outcome));
         }
         if let Err(e) = stored {
             self.engine.store_failed(py, &e);

@@ -39,6 +39,18 @@ struct Param {
     ignored: bool,
 }
 
+impl Param {
+    /// The argument given for this parameter, else its default; `None` when neither
+    /// exists (the call does not bind).
+    fn value_or_default<'py>(
+        &self,
+        py: Python<'py>,
+        given: Option<Bound<'py, PyAny>>,
+    ) -> Option<Bound<'py, PyAny>> {
+        given.or_else(|| self.default.as_ref().map(|d| d.bind(py).clone()))
+    }
+}
+
 /// The parameters of the cached function, and how its calls become keys.
 pub struct KeyBuilder {
     positional: Vec<Param>,
@@ -151,7 +163,7 @@ impl KeyBuilder {
         }
         if let Some(key_fn) = &self.key_fn {
             let raw = key_fn.bind(py).call(args, kwargs)?;
-            let key = hashable(&raw, &PyString::new(py, "key()"), 0)?;
+            let key = hashable(&raw, pyo3::intern!(py, "key()"), 0)?;
             let h = key.hash()?;
             return Ok(Some((key, h)));
         }
@@ -236,10 +248,9 @@ impl KeyBuilder {
         }
         let mut values = Vec::with_capacity(params.len());
         for (slot, p) in slots.iter_mut().zip(params) {
-            match (slot.take(), &p.default) {
-                (Some(v), _) => values.push(v),
-                (None, Some(d)) => values.push(d.bind(py).clone()),
-                (None, None) => return Ok(None),
+            match p.value_or_default(py, slot.take()) {
+                Some(v) => values.push(v),
+                None => return Ok(None),
             }
         }
         let keep = self.keep_until_defaults(&values, offset);
@@ -345,10 +356,8 @@ impl KeyBuilder {
         slot: Option<Bound<'py, PyAny>>,
         param: &Param,
     ) -> PyResult<Option<Option<Bound<'py, PyAny>>>> {
-        let value = match (slot, &param.default) {
-            (Some(v), _) => v,
-            (None, Some(d)) => d.bind(py).clone(),
-            (None, None) => return Ok(None),
+        let Some(value) = param.value_or_default(py, slot) else {
+            return Ok(None);
         };
         if param.ignored {
             return Ok(Some(None));

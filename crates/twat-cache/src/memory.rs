@@ -73,12 +73,7 @@ impl<K: Hash + Eq, V: Clone> MemoryCache<K, V> {
         Q: Hash + Eq + ?Sized,
     {
         let hash = self.hash(key);
-        let mut store = self.store.lock();
-        let value = infallible(store.get_by(hash, |k| Ok(k.borrow() == key))).cloned();
-        let removed = store.take_removed();
-        drop(store);
-        drop(removed);
-        value
+        self.with_store(|store| infallible(store.get_by(hash, |k| Ok(k.borrow() == key))).cloned())
     }
 
     /// Whether a live entry exists for `key` (not counted as a hit or a miss).
@@ -95,11 +90,9 @@ impl<K: Hash + Eq, V: Clone> MemoryCache<K, V> {
     /// Stores `value` under `key`, evicting by policy if the cache is full.
     pub fn insert(&self, key: K, value: V) {
         let hash = self.hash(&key);
-        let mut store = self.store.lock();
-        infallible(store.insert_by(hash, key, value, |old, new| Ok(old == new)));
-        let removed = store.take_removed();
-        drop(store);
-        drop(removed);
+        self.with_store(|store| {
+            infallible(store.insert_by(hash, key, value, |old, new| Ok(old == new)))
+        });
     }
 
     /// Removes `key`; `true` if a live entry was there.
@@ -109,12 +102,7 @@ impl<K: Hash + Eq, V: Clone> MemoryCache<K, V> {
         Q: Hash + Eq + ?Sized,
     {
         let hash = self.hash(key);
-        let mut store = self.store.lock();
-        let found = infallible(store.remove_by(hash, |k| Ok(k.borrow() == key)));
-        let removed = store.take_removed();
-        drop(store);
-        drop(removed);
-        found
+        self.with_store(|store| infallible(store.remove_by(hash, |k| Ok(k.borrow() == key))))
     }
 
     /// The cached value for `key`, or the value of `init` stored under it. Concurrent
@@ -154,8 +142,18 @@ impl<K: Hash + Eq, V: Clone> MemoryCache<K, V> {
                         flights: &self.flights,
                         lead: Some(lead),
                     };
-                    let value = init();
-                    self.insert(key, value.clone());
+                    // A previous leader may have stored the value between our miss and
+                    // our claim: do not compute it twice.
+                    let stored =
+                        infallible(self.store.lock().peek_by(hash, |k| Ok(k == &key))).cloned();
+                    let value = match stored {
+                        Some(v) => v,
+                        None => {
+                            let value = init();
+                            self.insert(key, value.clone());
+                            value
+                        }
+                    };
                     guard.finish(value.clone());
                     return value;
                 }
@@ -177,22 +175,24 @@ impl<K, V> MemoryCache<K, V> {
 
     /// Removes every entry.
     pub fn clear(&self) {
-        let mut store = self.store.lock();
-        store.clear();
-        let removed = store.take_removed();
-        drop(store);
-        drop(removed);
+        self.with_store(Store::clear);
     }
 
     /// Reclaims every expired entry now (inserts already do this a little at a time);
     /// returns how many were reclaimed.
     pub fn purge_expired(&self) -> usize {
+        self.with_store(Store::purge_expired)
+    }
+
+    /// Runs `f` on the store under the lock; the entries it removed are dropped after the
+    /// lock is released (a value's `Drop` may use this cache).
+    fn with_store<R>(&self, f: impl FnOnce(&mut Store<K, V>) -> R) -> R {
         let mut store = self.store.lock();
-        let n = store.purge_expired();
+        let result = f(&mut store);
         let removed = store.take_removed();
         drop(store);
         drop(removed);
-        n
+        result
     }
 
     /// The cache's counters.
