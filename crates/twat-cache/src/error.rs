@@ -17,6 +17,55 @@ pub enum Error {
         /// What the parameter accepts.
         accepted: &'static str,
     },
+    /// A file operation failed (Python: `OSError`). Persistent engines turn it into a
+    /// miss or a skipped store, with a warning.
+    Io {
+        /// What kind of failure (`PermissionError`, disk full, ...).
+        kind: std::io::ErrorKind,
+        /// The operating system's message.
+        message: String,
+    },
+    /// A stored entry failed its checks (bad magic, truncated, checksum or signature
+    /// mismatch); it is treated as a miss and removed.
+    Corrupt(String),
+    /// The index database stayed locked by other processes past the retry budget.
+    Busy,
+    /// The index database failed in another way.
+    Database(String),
+    /// A value larger than the whole size limit: it is not stored.
+    TooLarge {
+        /// The entry's size in bytes.
+        size: u64,
+        /// The cache's limit in bytes.
+        limit: u64,
+    },
+}
+
+impl Error {
+    /// An I/O error, kept as its kind and message (so `Error` stays `Clone + Eq`).
+    pub fn io(e: std::io::Error) -> Self {
+        Error::Io {
+            kind: e.kind(),
+            message: e.to_string(),
+        }
+    }
+}
+
+impl From<std::io::Error> for Error {
+    fn from(e: std::io::Error) -> Self {
+        Error::io(e)
+    }
+}
+
+impl From<rusqlite::Error> for Error {
+    fn from(e: rusqlite::Error) -> Self {
+        match e.sqlite_error_code() {
+            Some(rusqlite::ErrorCode::DatabaseBusy | rusqlite::ErrorCode::DatabaseLocked) => {
+                Error::Busy
+            }
+            _ => Error::Database(e.to_string()),
+        }
+    }
 }
 
 impl fmt::Display for Error {
@@ -27,6 +76,14 @@ impl fmt::Display for Error {
                 value,
                 accepted,
             } => write!(f, "invalid {param}={value}: expected {accepted}"),
+            Error::Io { message, .. } => write!(f, "I/O error: {message}"),
+            Error::Corrupt(why) => write!(f, "corrupted entry: {why}"),
+            Error::Busy => f.write_str("the cache index stayed locked by other processes"),
+            Error::Database(why) => write!(f, "cache index error: {why}"),
+            Error::TooLarge { size, limit } => write!(
+                f,
+                "an entry of {size} bytes is larger than the whole cache limit of {limit} bytes"
+            ),
         }
     }
 }

@@ -5,6 +5,12 @@
 //! - [`MemoryCache`]: a thread-safe, bounded in-memory cache with five eviction
 //!   [`Policy`]s (LRU, LFU, FIFO, random, W-TinyLFU), a per-cache TTL on a monotonic clock,
 //!   counters ([`Stats`]) and single-flight loading ([`MemoryCache::get_or_insert_with`]).
+//! - [`DiskStore`]: a persistent store in a folder (an SQLite index plus files for large
+//!   entries) that many processes share safely, with TTL, a byte limit and eviction by
+//!   policy. Entries are framed by [`write_frame`]/[`FrameReader`]: checksummed,
+//!   optionally compressed (zstd, LZ4) and signed (HMAC-SHA256, [`Signer`]).
+//! - [`KeyHasher`]: stable 128-bit keys from a canonical, type-tagged encoding
+//!   (XXH3-128, or BLAKE3 when collision resistance matters).
 //! - [`Store`] and [`Flights`]: the unsynchronized building blocks under it, with fallible
 //!   key equality, for owners that bring their own lock (the Python binding does, to
 //!   release the GIL while it waits).
@@ -29,8 +35,11 @@
 #[cfg(doctest)]
 pub struct ReadmeDoctests;
 
+mod codec;
+mod disk;
 mod error;
 mod eviction;
+mod keyhash;
 mod list;
 mod memory;
 mod policy;
@@ -40,7 +49,15 @@ mod stats;
 mod store;
 mod tinylfu;
 
+pub use codec::{
+    read_frame, write_frame, Compression, FrameReader, Header, Layout, Loaded, Payload, Signer,
+    HEADER_LEN,
+};
+pub use disk::{
+    DiskConfig, DiskStore, Entry, EntrySource, DEFAULT_INLINE_MAX, DEFAULT_MAX_BYTES, DISK_POLICIES,
+};
 pub use error::Error;
+pub use keyhash::{KeyDigest, KeyHasher, Tag, KEY_FORMAT};
 pub use memory::{MemoryCache, MemoryCacheBuilder, DEFAULT_MAX_SIZE};
 pub use policy::Policy;
 pub use single_flight::{Claim, Flight, Flights, Lead};

@@ -1,0 +1,697 @@
+//! The persistent store: an SQLite index in a folder, small entries inline in it and
+//! large ones in files of their own, shared safely by every process that opens the folder.
+//!
+//! Why it is built this way:
+//! - **SQLite in WAL mode** lets readers run while one writer commits, across processes;
+//!   writers queue on SQLite's busy handler for a bounded time and then give up with
+//!   [`Error::Busy`], which the Python front turns into a miss (never an exception).
+//! - **Large values go to files**, written to `tmp/`, then renamed into `data/`; the row
+//!   that points at a file is committed only after the rename. A writer killed at any
+//!   moment leaves either the old entry, or the new complete one, or an orphan file that
+//!   no row points at - never a readable partial entry. Every entry carries a checksum
+//!   ([`crate::codec`]) so damage from outside is caught too.
+//! - **The size limit holds after every insert**: the insert's own transaction evicts by
+//!   policy (`lru`, `lfu`, `fifo`) until the new entry fits.
+//! - **Reads do not write**: a hit is one `SELECT`. The access times and counts that LRU
+//!   and LFU need are kept in memory and written with the next insert (or every 256
+//!   hits), so a warm hit costs microseconds.
+//!
+//! ```
+//! use twat_cache::{DiskStore, DiskConfig, Payload, Compression, read_frame};
+//!
+//! let dir = std::env::temp_dir().join(format!("twat-cache-doc-{}", std::process::id()));
+//! let store = DiskStore::open(&dir, DiskConfig::default())?;
+//! let payload = Payload { stream: b"value", buffers: vec![] };
+//! store.put("my_function", 42, &payload, Compression::None, None)?;
+//! let entry = store.get(42)?.expect("stored");
+//! assert_eq!(read_frame(entry.reader()?, None)?.stream, b"value");
+//! # std::fs::remove_dir_all(&dir).ok();
+//! # Ok::<(), twat_cache::Error>(())
+//! ```
+
+use std::collections::HashMap;
+use std::fs::{self, File};
+use std::io::{BufWriter, Read};
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use parking_lot::Mutex;
+use rusqlite::{params, Connection, OptionalExtension, TransactionBehavior};
+
+use crate::codec::{write_frame, Compression, FrameReader, Payload, Signer};
+use crate::keyhash::KeyDigest;
+use crate::{Error, Policy};
+
+/// The default size limit of a persistent cache: 1 GiB.
+pub const DEFAULT_MAX_BYTES: u64 = 1 << 30;
+/// Payloads up to this size are kept inside the index; larger ones get a file.
+pub const DEFAULT_INLINE_MAX: usize = 64 * 1024;
+/// How long a writer waits for other processes' transactions before giving up.
+const BUSY_TIMEOUT: Duration = Duration::from_secs(10);
+/// Pending access records that trigger a write of their own.
+const TOUCH_FLUSH: usize = 256;
+/// Expired entries removed per insert (the rest go with later inserts).
+const PURGE_BATCH: i64 = 32;
+/// Temporary files older than this belong to writers that died; `open` removes them.
+const STALE_TMP: Duration = Duration::from_secs(3600);
+
+/// How a [`DiskStore`] behaves.
+#[derive(Clone, Debug)]
+pub struct DiskConfig {
+    /// The bound on the bytes of all entries in the folder.
+    pub max_bytes: u64,
+    /// How long an entry lives after it is written (wall clock: it must mean the same
+    /// in every process).
+    pub ttl: Option<Duration>,
+    /// Which entries make room: `Lru`, `Lfu` or `Fifo`.
+    pub policy: Policy,
+    /// Entries whose payload is at most this many bytes stay inside the index.
+    pub inline_max: usize,
+    /// Whether value files are flushed to the device (`fsync`) before they are renamed
+    /// into place, so an entry also survives a power cut. Process crashes are safe
+    /// either way.
+    pub durable: bool,
+}
+
+impl Default for DiskConfig {
+    fn default() -> Self {
+        DiskConfig {
+            max_bytes: DEFAULT_MAX_BYTES,
+            ttl: None,
+            policy: Policy::Lru,
+            inline_max: DEFAULT_INLINE_MAX,
+            durable: true,
+        }
+    }
+}
+
+/// Accepted disk policies, for error messages.
+pub const DISK_POLICIES: &str = "'lru', 'lfu' or 'fifo'";
+
+struct Conn {
+    db: Connection,
+    pid: u32,
+}
+
+#[derive(Clone, Copy, Default)]
+struct Touch {
+    used: i64,
+    hits: i64,
+}
+
+/// A folder of entries, safe to share between threads and processes.
+pub struct DiskStore {
+    dir: PathBuf,
+    config: DiskConfig,
+    conn: Mutex<Option<Conn>>,
+    touches: Mutex<HashMap<KeyDigest, Touch>>,
+}
+
+/// Where a found entry's bytes are.
+#[derive(Debug)]
+pub enum EntrySource {
+    /// Inside the index.
+    Inline(Vec<u8>),
+    /// In a file of its own (open, so a concurrent replacement cannot pull it away).
+    File {
+        /// The open file.
+        file: File,
+        /// Its path.
+        path: PathBuf,
+    },
+}
+
+/// An entry found by [`DiskStore::get`]: read it with [`Entry::reader`].
+#[derive(Debug)]
+pub struct Entry {
+    /// Its bytes.
+    pub source: EntrySource,
+    /// Its length as recorded in the index.
+    pub len: u64,
+}
+
+impl Entry {
+    /// A reader over the entry's bytes, for [`FrameReader::open`] or
+    /// [`crate::read_frame`]. A file shorter or longer than the index says is refused.
+    pub fn reader(&self) -> Result<Box<dyn Read + Send + '_>, Error> {
+        match &self.source {
+            EntrySource::Inline(bytes) => Ok(Box::new(&bytes[..])),
+            EntrySource::File { file, .. } => {
+                if file.metadata()?.len() != self.len {
+                    return Err(Error::Corrupt(
+                        "the entry's file has the wrong length".into(),
+                    ));
+                }
+                Ok(Box::new(std::io::BufReader::with_capacity(
+                    256 * 1024,
+                    file,
+                )))
+            }
+        }
+    }
+
+    /// Opens a [`FrameReader`] over the entry.
+    pub fn frame(
+        &self,
+        signer: Option<&Signer>,
+    ) -> Result<FrameReader<Box<dyn Read + Send + '_>>, Error> {
+        let reader = FrameReader::open(self.reader()?, signer)?;
+        if reader.header().entry_len() != self.len {
+            return Err(Error::Corrupt(
+                "the entry's length does not match its header".into(),
+            ));
+        }
+        Ok(reader)
+    }
+}
+
+fn now_us() -> i64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| d.as_micros() as i64)
+}
+
+fn key_blob(key: KeyDigest) -> [u8; 16] {
+    key.to_be_bytes()
+}
+
+const SCHEMA: &str = "
+CREATE TABLE IF NOT EXISTS entries (
+    key     BLOB PRIMARY KEY,   -- 128-bit digest of the call
+    ns      TEXT NOT NULL,      -- the cache (function) that wrote it: clear() removes one
+    size    INTEGER NOT NULL,   -- bytes, inline or in its file
+    stored  INTEGER NOT NULL,   -- microseconds since the epoch (fifo)
+    used    INTEGER NOT NULL,   -- last read or write (lru)
+    hits    INTEGER NOT NULL DEFAULT 0, -- reads (lfu)
+    expires INTEGER,            -- NULL: never
+    file    TEXT,               -- path under data/ when the value has a file
+    value   BLOB                -- the entry itself when it is small
+);
+CREATE INDEX IF NOT EXISTS entries_used ON entries(used);
+CREATE INDEX IF NOT EXISTS entries_hits ON entries(hits, used);
+CREATE INDEX IF NOT EXISTS entries_stored ON entries(stored);
+CREATE INDEX IF NOT EXISTS entries_expires ON entries(expires) WHERE expires IS NOT NULL;
+CREATE INDEX IF NOT EXISTS entries_ns ON entries(ns);
+CREATE TABLE IF NOT EXISTS totals (id INTEGER PRIMARY KEY CHECK (id = 0), bytes INTEGER NOT NULL);
+INSERT OR IGNORE INTO totals VALUES (0, 0);
+";
+
+impl DiskStore {
+    /// Opens (creating if needed) the store in `dir`. New folders are owner-only.
+    pub fn open(dir: impl AsRef<Path>, config: DiskConfig) -> Result<Self, Error> {
+        if !matches!(config.policy, Policy::Lru | Policy::Lfu | Policy::Fifo) {
+            return Err(Error::InvalidConfig {
+                param: "policy",
+                value: format!("'{}'", config.policy.name()),
+                accepted: DISK_POLICIES,
+            });
+        }
+        if config.max_bytes == 0 {
+            return Err(Error::InvalidConfig {
+                param: "maxsize",
+                value: "0".into(),
+                accepted: "a positive number of bytes, or None for the default limit",
+            });
+        }
+        let dir = dir.as_ref().to_path_buf();
+        for sub in ["", "data", "tmp"] {
+            make_private_dir(&dir.join(sub))?;
+        }
+        remove_stale_tmp(&dir.join("tmp"));
+        let store = DiskStore {
+            dir,
+            config,
+            conn: Mutex::new(None),
+            touches: Mutex::new(HashMap::new()),
+        };
+        store.with_conn(|_| Ok(()))?;
+        Ok(store)
+    }
+
+    /// The folder.
+    pub fn dir(&self) -> &Path {
+        &self.dir
+    }
+
+    /// The configuration.
+    pub fn config(&self) -> &DiskConfig {
+        &self.config
+    }
+
+    fn connect(&self) -> Result<Connection, Error> {
+        let db = Connection::open(self.dir.join("index.sqlite"))?;
+        db.busy_timeout(BUSY_TIMEOUT)?;
+        // WAL: readers never wait for the writer; NORMAL: a commit survives a process
+        // crash without an fsync per transaction.
+        db.pragma_update(None, "journal_mode", "WAL")?;
+        db.pragma_update(None, "synchronous", "NORMAL")?;
+        db.set_prepared_statement_cache_capacity(32);
+        db.execute_batch(SCHEMA)?;
+        Ok(db)
+    }
+
+    /// Runs `f` on this process's connection (a connection must not cross a `fork`, so
+    /// a child opens its own).
+    fn with_conn<T>(
+        &self,
+        f: impl FnOnce(&mut Connection) -> Result<T, Error>,
+    ) -> Result<T, Error> {
+        let mut guard = self.conn.lock();
+        let pid = std::process::id();
+        match guard.as_ref() {
+            Some(c) if c.pid == pid => {}
+            Some(_) => {
+                // Inherited from the parent: closing it could disturb the parent's locks.
+                std::mem::forget(guard.take());
+            }
+            None => {}
+        }
+        if guard.is_none() {
+            *guard = Some(Conn {
+                db: self.connect()?,
+                pid,
+            });
+        }
+        f(&mut guard.as_mut().expect("connected").db)
+    }
+
+    /// Finds the entry of `key`; `None` when it is missing or expired.
+    pub fn get(&self, key: KeyDigest) -> Result<Option<Entry>, Error> {
+        let now = now_us();
+        let row = self.with_conn(|db| {
+            let mut st =
+                db.prepare_cached("SELECT size, expires, file, value FROM entries WHERE key = ?1")?;
+            Ok(st
+                .query_row([&key_blob(key)[..]], |r| {
+                    Ok((
+                        r.get::<_, i64>(0)?,
+                        r.get::<_, Option<i64>>(1)?,
+                        r.get::<_, Option<String>>(2)?,
+                        r.get::<_, Option<Vec<u8>>>(3)?,
+                    ))
+                })
+                .optional()?)
+        })?;
+        let Some((size, expires, file, value)) = row else {
+            return Ok(None);
+        };
+        if expires.is_some_and(|e| e <= now) {
+            return Ok(None);
+        }
+        let source = match (file, value) {
+            (Some(rel), _) => {
+                let path = self.dir.join("data").join(rel);
+                match File::open(&path) {
+                    Ok(file) => EntrySource::File { file, path },
+                    // Replaced or removed by another process since the SELECT.
+                    Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
+                    Err(e) => return Err(e.into()),
+                }
+            }
+            (None, Some(bytes)) => EntrySource::Inline(bytes),
+            (None, None) => return Err(Error::Corrupt("an index row without a value".into())),
+        };
+        self.touch(key, now);
+        Ok(Some(Entry {
+            source,
+            len: size as u64,
+        }))
+    }
+
+    fn touch(&self, key: KeyDigest, now: i64) {
+        if self.config.policy == Policy::Fifo {
+            return;
+        }
+        let full = {
+            let mut t = self.touches.lock();
+            let e = t.entry(key).or_default();
+            e.used = now;
+            e.hits += 1;
+            t.len() >= TOUCH_FLUSH
+        };
+        if full {
+            // Best effort: a busy index only delays these records.
+            let _ = self.flush();
+        }
+    }
+
+    /// Writes the access records kept in memory to the index.
+    pub fn flush(&self) -> Result<(), Error> {
+        let touches = std::mem::take(&mut *self.touches.lock());
+        if touches.is_empty() {
+            return Ok(());
+        }
+        self.with_conn(|db| {
+            let tx = db.transaction_with_behavior(TransactionBehavior::Immediate)?;
+            write_touches(&tx, &touches)?;
+            tx.commit()?;
+            Ok(())
+        })
+    }
+
+    /// Stores an entry for `key`, replacing any older one, and evicts until the folder
+    /// is within its limit. `ns` names the cache the entry belongs to.
+    pub fn put(
+        &self,
+        ns: &str,
+        key: KeyDigest,
+        payload: &Payload<'_>,
+        compression: Compression,
+        signer: Option<&Signer>,
+    ) -> Result<u64, Error> {
+        let limit = self.config.max_bytes;
+        let estimate = payload.len() as u64 + crate::codec::HEADER_LEN as u64;
+        if compression == Compression::None && estimate > limit {
+            return Err(Error::TooLarge {
+                size: estimate,
+                limit,
+            });
+        }
+        if payload.len() <= self.config.inline_max {
+            let mut bytes = std::io::Cursor::new(Vec::with_capacity(estimate as usize));
+            let size = write_frame(&mut bytes, payload, compression, signer)?;
+            self.commit(ns, key, size, None, Some(bytes.into_inner()))?;
+            return Ok(size);
+        }
+        let (tmp, file) = self.temp_file()?;
+        let written = (|| {
+            let mut w = BufWriter::with_capacity(256 * 1024, file);
+            let size = write_frame(&mut w, payload, compression, signer)?;
+            let file = w.into_inner().map_err(|e| Error::io(e.into_error()))?;
+            if self.config.durable {
+                file.sync_data()?;
+            }
+            Ok::<u64, Error>(size)
+        })();
+        let size = match written {
+            Ok(size) if size > limit => Err(Error::TooLarge { size, limit }),
+            other => other,
+        };
+        let size = match size {
+            Ok(size) => size,
+            Err(e) => {
+                let _ = fs::remove_file(&tmp);
+                return Err(e);
+            }
+        };
+        let rel = data_name(key);
+        let dest = self.dir.join("data").join(&rel);
+        let placed = (|| {
+            if let Some(parent) = dest.parent() {
+                fs::create_dir_all(parent)?;
+            }
+            fs::rename(&tmp, &dest)
+        })();
+        if let Err(e) = placed {
+            let _ = fs::remove_file(&tmp);
+            return Err(e.into());
+        }
+        if let Err(e) = self.commit(ns, key, size, Some(&rel), None) {
+            let _ = fs::remove_file(&dest);
+            return Err(e);
+        }
+        Ok(size)
+    }
+
+    fn temp_file(&self) -> Result<(PathBuf, File), Error> {
+        let path = self.dir.join("tmp").join(format!("{}.part", unique()));
+        let file = fs::OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .open(&path)?;
+        Ok((path, file))
+    }
+
+    /// The insert transaction: drop the old entry, purge some expired ones, evict by
+    /// policy until the new one fits, insert it. Files of removed entries are unlinked
+    /// after the commit (a crash before that leaves orphans, never dangling rows).
+    fn commit(
+        &self,
+        ns: &str,
+        key: KeyDigest,
+        size: u64,
+        file: Option<&str>,
+        value: Option<Vec<u8>>,
+    ) -> Result<(), Error> {
+        let limit = self.config.max_bytes;
+        if size > limit {
+            return Err(Error::TooLarge { size, limit });
+        }
+        let touches = std::mem::take(&mut *self.touches.lock());
+        let now = now_us();
+        let expires = self.config.ttl.map(|t| now + t.as_micros() as i64);
+        let order = match self.config.policy {
+            Policy::Lfu => "hits, used",
+            Policy::Fifo => "stored",
+            _ => "used",
+        };
+        let dead = self.with_conn(|db| {
+            let tx = db.transaction_with_behavior(TransactionBehavior::Immediate)?;
+            write_touches(&tx, &touches)?;
+            let mut dead: Vec<(i64, Option<String>)> = Vec::new();
+            let old = tx
+                .prepare_cached("DELETE FROM entries WHERE key = ?1 RETURNING size, file")?
+                .query_row([&key_blob(key)[..]], |r| Ok((r.get(0)?, r.get(1)?)))
+                .optional()?;
+            dead.extend(old);
+            dead.extend(delete_returning(
+                &tx,
+                "SELECT key FROM entries WHERE expires <= ?1 LIMIT ?2",
+                params![now, PURGE_BATCH],
+            )?);
+            let mut total = read_total(&tx)? - dead.iter().map(|d| d.0).sum::<i64>();
+            while total + size as i64 > limit as i64 {
+                let batch = delete_returning(
+                    &tx,
+                    &format!("SELECT key FROM entries ORDER BY {order} LIMIT ?1"),
+                    params![16],
+                )?;
+                if batch.is_empty() {
+                    break;
+                }
+                total -= batch.iter().map(|d| d.0).sum::<i64>();
+                dead.extend(batch);
+            }
+            tx.prepare_cached(
+                "INSERT INTO entries (key, ns, size, stored, used, hits, expires, file, value)
+                 VALUES (?1, ?2, ?3, ?4, ?4, 0, ?5, ?6, ?7)",
+            )?
+            .execute(params![
+                &key_blob(key)[..],
+                ns,
+                size as i64,
+                now,
+                expires,
+                file,
+                value
+            ])?;
+            tx.execute(
+                "UPDATE totals SET bytes = ?1 WHERE id = 0",
+                [total + size as i64],
+            )?;
+            tx.commit()?;
+            Ok(dead)
+        })?;
+        self.unlink(dead);
+        Ok(())
+    }
+
+    fn unlink(&self, dead: Vec<(i64, Option<String>)>) {
+        for (_, file) in dead {
+            if let Some(rel) = file {
+                let _ = fs::remove_file(self.dir.join("data").join(rel));
+            }
+        }
+    }
+
+    /// Removes the entry of `key`; whether there was one.
+    pub fn remove(&self, key: KeyDigest) -> Result<bool, Error> {
+        self.touches.lock().remove(&key);
+        let dead = self.with_conn(|db| {
+            let tx = db.transaction_with_behavior(TransactionBehavior::Immediate)?;
+            let dead = delete_returning(
+                &tx,
+                "SELECT key FROM entries WHERE key = ?1",
+                [&key_blob(key)[..]],
+            )?;
+            adjust_total(&tx, &dead)?;
+            tx.commit()?;
+            Ok(dead)
+        })?;
+        let found = !dead.is_empty();
+        self.unlink(dead);
+        Ok(found)
+    }
+
+    /// Removes the entries of one cache (`Some(ns)`) or of every cache in the folder;
+    /// returns how many went. Nothing outside the folder is touched.
+    pub fn clear(&self, ns: Option<&str>) -> Result<u64, Error> {
+        self.touches.lock().clear();
+        let dead = self.with_conn(|db| {
+            let tx = db.transaction_with_behavior(TransactionBehavior::Immediate)?;
+            let dead = match ns {
+                Some(ns) => delete_returning(&tx, "SELECT key FROM entries WHERE ns = ?1", [ns])?,
+                None => delete_returning(&tx, "SELECT key FROM entries", [])?,
+            };
+            adjust_total(&tx, &dead)?;
+            tx.commit()?;
+            Ok(dead)
+        })?;
+        let n = dead.len() as u64;
+        self.unlink(dead);
+        Ok(n)
+    }
+
+    /// Removes every expired entry; returns how many went.
+    pub fn purge_expired(&self) -> Result<u64, Error> {
+        let dead = self.with_conn(|db| {
+            let tx = db.transaction_with_behavior(TransactionBehavior::Immediate)?;
+            let dead = delete_returning(
+                &tx,
+                "SELECT key FROM entries WHERE expires <= ?1",
+                [now_us()],
+            )?;
+            adjust_total(&tx, &dead)?;
+            tx.commit()?;
+            Ok(dead)
+        })?;
+        let n = dead.len() as u64;
+        self.unlink(dead);
+        Ok(n)
+    }
+
+    /// Live entries and their bytes, for one cache or the whole folder.
+    pub fn usage(&self, ns: Option<&str>) -> Result<(u64, u64), Error> {
+        let now = now_us();
+        self.with_conn(|db| {
+            let sql = "SELECT count(*), coalesce(sum(size), 0) FROM entries
+                       WHERE (?1 IS NULL OR ns = ?1) AND (expires IS NULL OR expires > ?2)";
+            let (n, bytes): (i64, i64) = db
+                .prepare_cached(sql)?
+                .query_row(params![ns, now], |r| Ok((r.get(0)?, r.get(1)?)))?;
+            Ok((n as u64, bytes as u64))
+        })
+    }
+
+    /// Removes the entry of `key` if it is still the one that was found broken (another
+    /// process may have replaced it in the meantime).
+    pub fn discard(&self, key: KeyDigest, entry: &Entry) -> Result<(), Error> {
+        let file = match &entry.source {
+            EntrySource::File { path, .. } => path
+                .strip_prefix(self.dir.join("data"))
+                .ok()
+                .map(|p| p.to_string_lossy().into_owned()),
+            EntrySource::Inline(_) => None,
+        };
+        let dead = self.with_conn(|db| {
+            let tx = db.transaction_with_behavior(TransactionBehavior::Immediate)?;
+            let dead = delete_returning(
+                &tx,
+                "SELECT key FROM entries WHERE key = ?1 AND file IS ?2",
+                params![&key_blob(key)[..], file],
+            )?;
+            adjust_total(&tx, &dead)?;
+            tx.commit()?;
+            Ok(dead)
+        })?;
+        self.unlink(dead);
+        Ok(())
+    }
+}
+
+impl Drop for DiskStore {
+    fn drop(&mut self) {
+        let _ = self.flush();
+    }
+}
+
+fn write_touches(
+    tx: &rusqlite::Transaction<'_>,
+    touches: &HashMap<KeyDigest, Touch>,
+) -> Result<(), Error> {
+    if touches.is_empty() {
+        return Ok(());
+    }
+    let mut st = tx.prepare_cached(
+        "UPDATE entries SET used = max(used, ?2), hits = hits + ?3 WHERE key = ?1",
+    )?;
+    for (key, t) in touches {
+        st.execute(params![&key_blob(*key)[..], t.used, t.hits])?;
+    }
+    Ok(())
+}
+
+/// Deletes the rows whose keys `select` returns; gives back their sizes and files.
+fn delete_returning(
+    tx: &rusqlite::Transaction<'_>,
+    select: &str,
+    params: impl rusqlite::Params,
+) -> Result<Vec<(i64, Option<String>)>, Error> {
+    let sql = format!("DELETE FROM entries WHERE key IN ({select}) RETURNING size, file");
+    let mut st = tx.prepare_cached(&sql)?;
+    let rows = st.query_map(params, |r| Ok((r.get(0)?, r.get(1)?)))?;
+    Ok(rows.collect::<Result<_, _>>()?)
+}
+
+fn read_total(tx: &rusqlite::Transaction<'_>) -> Result<i64, Error> {
+    Ok(tx.query_row("SELECT bytes FROM totals WHERE id = 0", [], |r| r.get(0))?)
+}
+
+fn adjust_total(
+    tx: &rusqlite::Transaction<'_>,
+    dead: &[(i64, Option<String>)],
+) -> Result<(), Error> {
+    if !dead.is_empty() {
+        let freed: i64 = dead.iter().map(|d| d.0).sum();
+        tx.execute("UPDATE totals SET bytes = bytes - ?1 WHERE id = 0", [freed])?;
+    }
+    Ok(())
+}
+
+/// A name no other writer (thread or process) uses at the same moment.
+fn unique() -> String {
+    static COUNTER: AtomicU64 = AtomicU64::new(0);
+    let n = COUNTER.fetch_add(1, Ordering::Relaxed);
+    let nanos = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| d.as_nanos());
+    format!("{}-{n}-{nanos:x}", std::process::id())
+}
+
+/// `ab/abcdef...-<unique>.twc`: a fresh name for every write, so a reader holding the
+/// previous file keeps reading a whole entry while it is replaced.
+fn data_name(key: KeyDigest) -> String {
+    let hex = format!("{key:032x}");
+    let salt = xxhash_rust::xxh3::xxh3_64(unique().as_bytes());
+    format!("{}/{hex}-{salt:016x}.twc", &hex[..2])
+}
+
+fn make_private_dir(path: &Path) -> Result<(), Error> {
+    let mut builder = fs::DirBuilder::new();
+    builder.recursive(true);
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::DirBuilderExt;
+        builder.mode(0o700);
+    }
+    builder.create(path)?;
+    Ok(())
+}
+
+fn remove_stale_tmp(tmp: &Path) {
+    let Ok(entries) = fs::read_dir(tmp) else {
+        return;
+    };
+    for e in entries.flatten() {
+        let stale = e
+            .metadata()
+            .and_then(|m| m.modified())
+            .ok()
+            .and_then(|t| t.elapsed().ok())
+            .is_some_and(|age| age > STALE_TMP);
+        if stale {
+            let _ = fs::remove_file(e.path());
+        }
+    }
+}
