@@ -462,10 +462,11 @@ impl DiskStore {
             )?);
             let mut total = read_total(&tx)? - dead.iter().map(|d| d.0).sum::<i64>();
             while total + size as i64 > limit as i64 {
+                // One victim at a time: the policy decides each one.
                 let batch = delete_returning(
                     &tx,
-                    &format!("SELECT key FROM entries ORDER BY {order} LIMIT ?1"),
-                    params![16],
+                    &format!("SELECT key FROM entries ORDER BY {order} LIMIT 1"),
+                    [],
                 )?;
                 if batch.is_empty() {
                     break;
