@@ -13,9 +13,12 @@
 from __future__ import annotations
 
 from ._core import __version__
+from ._paths import get_cache_path
 from ._registry import clear_cache, get_stats, list_caches
 from ._types import CachedFunction, CacheInfo
 from .exceptions import ConfigurationError, EngineNotAvailableError, SerializationError, TwatCacheError
+from .disk import bcache
+from .files import fcache
 from .memory import mcache
 
 __all__ = [
@@ -26,7 +29,10 @@ __all__ = [
     "SerializationError",
     "TwatCacheError",
     "__version__",
+    "bcache",
     "clear_cache",
+    "fcache",
+    "get_cache_path",
     "get_stats",
     "list_caches",
     "mcache",

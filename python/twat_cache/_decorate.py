@@ -27,6 +27,16 @@ def refuse_generators(decorator: str, func: Callable[..., Any]) -> None:
         )
 
 
+def refuse_async(decorator: str, func: Callable[..., Any]) -> None:
+    """Until async support lands, caching a coroutine function would cache a coroutine
+    object, which can be awaited only once: refused."""
+    if inspect.iscoroutinefunction(func):
+        raise TypeError(
+            f"{decorator} cannot cache async function {func.__qualname__!r} yet: it would cache "
+            "the coroutine object, which can be awaited only once"
+        )
+
+
 def default_name(func: Callable[..., Any]) -> str:
     """``module.qualname``, the registry name used when ``name=None``."""
     module = getattr(func, "__module__", None) or "<unknown>"

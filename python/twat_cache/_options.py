@@ -7,6 +7,7 @@ accepted (SPEC.md, "Behaviour"). Each check returns the normalized value.
 from __future__ import annotations
 
 import datetime
+import os
 import math
 from collections.abc import Callable, Iterable
 from typing import Any
@@ -87,3 +88,52 @@ def check_version(decorator: str, version: object) -> str | int | None:
     if version is not None and (isinstance(version, bool) or not isinstance(version, (str, int))):
         raise _fail(decorator, "version", version, "a str or int, or None for a fingerprint of the code")
     return version
+
+
+DISK_POLICIES = ("lru", "lfu", "fifo")
+
+
+def check_bytes(decorator: str, maxsize: object) -> int | None:
+    """``None`` (the default limit, 1 GiB) or a positive number of bytes."""
+    if maxsize is None:
+        return None
+    if isinstance(maxsize, bool) or not isinstance(maxsize, int) or maxsize <= 0:
+        raise _fail(decorator, "maxsize", maxsize, "a positive number of bytes, or None for the default (1 GiB)")
+    return maxsize
+
+
+def check_disk_policy(decorator: str, policy: object) -> str:
+    """One of the policies a persistent store supports."""
+    if not isinstance(policy, str) or policy.lower() not in DISK_POLICIES:
+        raise _fail(decorator, "policy", policy, "one of " + ", ".join(map(repr, DISK_POLICIES)))
+    return policy.lower()
+
+
+def check_compress(decorator: str, compress: object) -> str:
+    """``False``/``None`` (raw), ``True`` or ``"zstd"``, or ``"lz4"``; returns the codec name."""
+    if compress is None or compress is False:
+        return "none"
+    if compress is True:
+        return "zstd"
+    if isinstance(compress, str) and compress.lower() in ("zstd", "lz4"):
+        return compress.lower()
+    raise _fail(decorator, "compress", compress, "False, True (zstd), 'zstd' or 'lz4'")
+
+
+def check_secret(decorator: str, secret: object) -> bytes | None:
+    """The HMAC key: ``secret=`` (str or bytes), else ``$TWAT_CACHE_SECRET``, else none."""
+    if secret is None:
+        from_env = os.environ.get("TWAT_CACHE_SECRET")
+        return from_env.encode() if from_env else None
+    if isinstance(secret, str) and secret:
+        return secret.encode()
+    if isinstance(secret, (bytes, bytearray)) and secret:
+        return bytes(secret)
+    raise _fail(decorator, "secret", "<hidden>", "a non-empty str or bytes, or None for $TWAT_CACHE_SECRET")
+
+
+def check_folder(decorator: str, folder_name: object) -> str | os.PathLike[str] | None:
+    """``None`` (a folder named after the function), a name, or an absolute path."""
+    if folder_name is None or (isinstance(folder_name, (str, os.PathLike)) and str(folder_name)):
+        return folder_name  # type: ignore[return-value]
+    raise _fail(decorator, "folder_name", folder_name, "a folder name or absolute path, or None")

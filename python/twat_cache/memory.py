@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import inspect
 from collections.abc import Callable, Iterable
 from typing import Any, overload
 
@@ -85,11 +84,7 @@ def mcache(
 
     def make(fn: Callable[..., Any]) -> Any:
         _decorate.refuse_generators("mcache", fn)
-        if inspect.iscoroutinefunction(fn):
-            raise TypeError(
-                f"mcache cannot cache async function {fn.__qualname__!r} yet: it would cache "
-                "the coroutine object, which can be awaited only once"
-            )
+        _decorate.refuse_async("mcache", fn)
         return _NativeCachedFunction(
             fn,
             param_specs(fn, ignored, "mcache"),

@@ -268,6 +268,46 @@ impl KeyBuilder {
         offset: usize,
     ) -> PyResult<Option<Vec<Bound<'py, PyAny>>>> {
         let py = args.py();
+        let Some(binding) = self.bind_all(args, kwargs, offset)? else {
+            return Ok(None);
+        };
+        let mut parts = Vec::with_capacity(binding.named.len() + 2);
+        let mut named = binding.named.into_iter();
+        for (name, value) in named.by_ref().take(binding.n_positional) {
+            parts.push(hashable(&value, &name, 0)?);
+        }
+        if let Some(extra) = binding.varargs {
+            let name = PyString::new(py, "*args");
+            let extra = extra
+                .iter()
+                .map(|a| hashable(a, &name, 0))
+                .collect::<PyResult<Vec<_>>>()?;
+            parts.push(PyTuple::new(py, extra)?.into_any());
+        }
+        for (name, value) in named {
+            parts.push(hashable(&value, &name, 0)?);
+        }
+        if !binding.varkw.is_empty() {
+            let mut flat = vec![tags(py)?.kwargs.bind(py).clone().into_any()];
+            for (k, v) in binding.varkw {
+                let v = hashable(&v, &k, 0)?;
+                flat.push(k.into_any());
+                flat.push(v);
+            }
+            parts.push(PyTuple::new(py, flat)?.into_any());
+        }
+        Ok(Some(parts))
+    }
+
+    /// Binds a call to the signature: every parameter that is not ignored, with defaults
+    /// filled in, in signature order. `Ok(None)`: the call does not bind.
+    pub fn bind_all<'py>(
+        &self,
+        args: &Bound<'py, PyTuple>,
+        kwargs: Option<&Bound<'py, PyDict>>,
+        offset: usize,
+    ) -> PyResult<Option<Binding<'py>>> {
+        let py = args.py();
         let n_pos = self.positional.len();
         let mut slots: Vec<Option<Bound<'py, PyAny>>> = vec![None; n_pos + self.kwonly.len()];
         let mut extra_args = Vec::new();
@@ -302,68 +342,53 @@ impl KeyBuilder {
                 }
             }
         }
-        let mut parts = Vec::with_capacity(slots.len() + 2);
-        let mut slots = slots.into_iter();
-        for (i, param) in self.positional.iter().enumerate() {
-            let slot = slots.next().flatten();
+        let mut binding = Binding {
+            named: Vec::with_capacity(slots.len()),
+            n_positional: 0,
+            varargs: (self.varargs == Some(false)).then_some(extra_args),
+            varkw: Vec::new(),
+        };
+        let params = self.positional.iter().chain(&self.kwonly);
+        for (i, (param, slot)) in params.zip(slots).enumerate() {
             if i < offset {
                 continue; // bound already (the instance of a method)
             }
-            match self.part(py, slot, param)? {
-                Some(Some(part)) => parts.push(part),
-                Some(None) => {}
-                None => return Ok(None),
+            let Some(value) = param.value_or_default(py, slot) else {
+                return Ok(None);
+            };
+            if !param.ignored {
+                binding.named.push((param.name.bind(py).clone(), value));
+                if i < n_pos {
+                    binding.n_positional += 1;
+                }
             }
         }
-        if self.varargs == Some(false) {
-            let name = PyString::new(py, "*args");
-            let extra = extra_args
-                .iter()
-                .map(|a| hashable(a, &name, 0))
-                .collect::<PyResult<Vec<_>>>()?;
-            parts.push(PyTuple::new(py, extra)?.into_any());
-        }
-        for param in &self.kwonly {
-            match self.part(py, slots.next().flatten(), param)? {
-                Some(Some(part)) => parts.push(part),
-                Some(None) => {}
-                None => return Ok(None),
-            }
-        }
-        if self.varkw == Some(false) && !extra_kw.is_empty() {
+        if self.varkw == Some(false) {
             extra_kw.sort_by(|a, b| {
                 let (a, b) = (a.0.to_cow(), b.0.to_cow());
                 a.ok().cmp(&b.ok())
             });
-            let mut flat = vec![tags(py)?.kwargs.bind(py).clone().into_any()];
-            for (k, v) in extra_kw {
-                let v = hashable(&v, &k, 0)?;
-                flat.push(k.into_any());
-                flat.push(v);
-            }
-            parts.push(PyTuple::new(py, flat)?.into_any());
+            binding.varkw = extra_kw;
         }
-        Ok(Some(parts))
+        Ok(Some(binding))
+    }
+
+    /// The `key=` function, if one was given.
+    pub fn key_fn(&self) -> Option<&Py<PyAny>> {
+        self.key_fn.as_ref()
     }
 }
 
-impl KeyBuilder {
-    /// The key part of one parameter: `None` when it is missing and has no default (the
-    /// call does not bind), `Some(None)` when it is ignored.
-    fn part<'py>(
-        &self,
-        py: Python<'py>,
-        slot: Option<Bound<'py, PyAny>>,
-        param: &Param,
-    ) -> PyResult<Option<Option<Bound<'py, PyAny>>>> {
-        let Some(value) = param.value_or_default(py, slot) else {
-            return Ok(None);
-        };
-        if param.ignored {
-            return Ok(Some(None));
-        }
-        Ok(Some(Some(hashable(&value, param.name.bind(py), 0)?)))
-    }
+/// A call bound to its function's parameters (see [`KeyBuilder::bind_all`]).
+pub struct Binding<'py> {
+    /// Parameters that are not ignored, positional ones first, with their values.
+    pub named: Vec<(Bound<'py, PyString>, Bound<'py, PyAny>)>,
+    /// How many of `named` are positional parameters (`*args` comes after them).
+    pub n_positional: usize,
+    /// The extra positional arguments, when the function takes `*args` (not ignored).
+    pub varargs: Option<Vec<Bound<'py, PyAny>>>,
+    /// The extra keyword arguments, sorted by name (empty when `**kwargs` is ignored).
+    pub varkw: Vec<(Bound<'py, PyString>, Bound<'py, PyAny>)>,
 }
 
 /// `value == default`, without asking Python when the answer is known (a plain scalar

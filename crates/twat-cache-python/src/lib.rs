@@ -4,12 +4,15 @@
 //! callable whose hit path runs without Python bytecode, and error mapping.
 
 mod buffer;
+mod canonical;
 mod cached;
 mod content;
+mod disk_engine;
 mod engine;
 mod errors;
 mod instances;
 mod key;
+mod persistent;
 
 use pyo3::prelude::*;
 
@@ -20,6 +23,7 @@ fn _core(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_class::<cached::CachedFunction>()?;
     m.add_class::<cached::BoundCachedFunction>()?;
     m.add_class::<content::KeyTag>()?;
+    m.add_class::<persistent::PersistentFunction>()?;
     m.add(
         "POLICIES",
         twat_cache::Policy::ALL.map(|p| p.name()).to_vec(),

@@ -1,0 +1,274 @@
+//! The persistent engine as the binding uses it: Python values pickled (protocol 5,
+//! large buffers out of band and written raw) into the core's [`DiskStore`].
+//!
+//! Every failure inside the cache becomes a miss or a skipped store with a warning on
+//! the `twat_cache` logger, never an exception in the user's call (SPEC.md,
+//! "Persistent stores"). File and database work runs with the GIL released.
+
+use std::sync::atomic::{AtomicU64, AtomicU8, Ordering};
+
+use pyo3::prelude::*;
+use pyo3::sync::PyOnceLock;
+use pyo3::types::{PyByteArray, PyBytes, PyDict, PyList};
+use twat_cache::{Compression, DiskConfig, DiskStore, Entry, EntrySource, Error, KeyDigest, Payload, Signer};
+
+use crate::buffer::Held;
+use crate::errors::warn;
+
+/// Python callables the engine uses, looked up once.
+struct Py3 {
+    dumps: Py<PyAny>,
+    loads: Py<PyAny>,
+    mmap: Py<PyAny>,
+    access_read: Py<PyAny>,
+}
+
+fn py3(py: Python<'_>) -> PyResult<&Py3> {
+    static FNS: PyOnceLock<Py3> = PyOnceLock::new();
+    FNS.get_or_try_init(py, || {
+        let pickle = py.import("pickle")?;
+        let mmap = py.import("mmap")?;
+        Ok(Py3 {
+            dumps: pickle.getattr("dumps")?.unbind(),
+            loads: pickle.getattr("loads")?.unbind(),
+            mmap: mmap.getattr("mmap")?.unbind(),
+            access_read: mmap.getattr("ACCESS_READ")?.unbind(),
+        })
+    })
+}
+
+/// Kinds of store failure, each warned about once per cache.
+#[derive(Clone, Copy)]
+enum Failure {
+    Pickle = 1,
+    TooLarge = 2,
+    Write = 4,
+}
+
+/// How values are written and read.
+pub struct ValueOptions {
+    pub compression: Compression,
+    pub signer: Option<Signer>,
+    pub mmap: bool,
+}
+
+/// One cache's view of a folder: its namespace, codec options and counters.
+pub struct DiskEngine {
+    store: DiskStore,
+    ns: String,
+    options: ValueOptions,
+    pub hits: AtomicU64,
+    pub misses: AtomicU64,
+    pub store_errors: AtomicU64,
+    warned: AtomicU8,
+}
+
+/// Why a found entry could not be used.
+enum LoadFail {
+    Store(Error),
+    Python(PyErr),
+}
+
+impl From<Error> for LoadFail {
+    fn from(e: Error) -> Self {
+        LoadFail::Store(e)
+    }
+}
+
+impl From<PyErr> for LoadFail {
+    fn from(e: PyErr) -> Self {
+        LoadFail::Python(e)
+    }
+}
+
+/// A pickled value: the stream and the out-of-band buffers, held open for writing.
+struct Pickled<'py> {
+    stream: Bound<'py, PyBytes>,
+    buffers: Vec<Held>,
+}
+
+fn dumps<'py>(value: &Bound<'py, PyAny>) -> PyResult<Pickled<'py>> {
+    let py = value.py();
+    let f = py3(py)?;
+    let out_of_band = PyList::empty(py);
+    let kwargs = PyDict::new(py);
+    kwargs.set_item("protocol", 5)?;
+    kwargs.set_item("buffer_callback", out_of_band.getattr("append")?)?;
+    let stream = f.dumps.bind(py).call((value,), Some(&kwargs))?.cast_into::<PyBytes>()?;
+    let mut buffers = Vec::with_capacity(out_of_band.len());
+    for pb in out_of_band.iter() {
+        // `raw()` is a flat byte view of a contiguous buffer (it raises otherwise).
+        let raw = pb.call_method0("raw")?;
+        buffers.push(Held::get(&raw).ok_or_else(|| {
+            pyo3::exceptions::PyBufferError::new_err("an out-of-band buffer is not contiguous")
+        })?);
+    }
+    Ok(Pickled { stream, buffers })
+}
+
+impl DiskEngine {
+    pub fn open(
+        py: Python<'_>,
+        folder: std::path::PathBuf,
+        ns: String,
+        config: DiskConfig,
+        options: ValueOptions,
+    ) -> Result<Self, Error> {
+        let store = py.detach(|| DiskStore::open(folder, config))?;
+        Ok(DiskEngine {
+            store,
+            ns,
+            options,
+            hits: AtomicU64::new(0),
+            misses: AtomicU64::new(0),
+            store_errors: AtomicU64::new(0),
+            warned: AtomicU8::new(0),
+        })
+    }
+
+    pub fn store(&self) -> &DiskStore {
+        &self.store
+    }
+
+    /// The value stored for `key`, or `None` (missing, expired, unreadable). A damaged
+    /// entry is removed and logged.
+    pub fn load(&self, py: Python<'_>, key: KeyDigest) -> Option<Py<PyAny>> {
+        let entry = match py.detach(|| self.store.get(key)) {
+            Ok(Some(entry)) => entry,
+            Ok(None) => return None,
+            Err(e) => {
+                warn(py, &format!("twat_cache: {}: lookup failed, treated as a miss: {e}", self.ns));
+                return None;
+            }
+        };
+        match self.decode(py, &entry) {
+            Ok(value) => Some(value),
+            Err(fail) => {
+                let why = match fail {
+                    LoadFail::Store(e) => e.to_string(),
+                    LoadFail::Python(e) => format!("it cannot be unpickled: {e}"),
+                };
+                warn(
+                    py,
+                    &format!("twat_cache: {}: removed an unusable entry ({why}); recomputing", self.ns),
+                );
+                let _ = py.detach(|| self.store.discard(key, &entry));
+                None
+            }
+        }
+    }
+
+    fn decode(&self, py: Python<'_>, entry: &Entry) -> Result<Py<PyAny>, LoadFail> {
+        let signer = self.options.signer.as_ref();
+        let (mut reader, layout) = py.detach(|| {
+            let mut reader = entry.frame(signer)?;
+            let layout = reader.layout()?;
+            Ok::<_, Error>((reader, layout))
+        })?;
+        let header = *reader.header();
+        let f = py3(py)?;
+        let mut buffers: Vec<Bound<'_, PyAny>> = Vec::with_capacity(layout.buffer_lens.len());
+        let mappable = self.options.mmap
+            && header.codec == Compression::None
+            && !layout.buffer_lens.is_empty();
+        match (&entry.source, mappable) {
+            (EntrySource::File { file, .. }, true) => {
+                // Zero copies: the arrays are read-only views of the mapped file. Only a
+                // signed entry is read through (to verify it); otherwise the header and
+                // length checks stand in for the body checksum.
+                use std::os::fd::AsRawFd;
+                let kwargs = PyDict::new(py);
+                kwargs.set_item("access", f.access_read.bind(py))?;
+                let map = f.mmap.bind(py).call((file.as_raw_fd(), 0), Some(&kwargs))?;
+                let view = py.get_type::<pyo3::types::PyMemoryView>().call1((map,))?;
+                for (&offset, &len) in layout.buffer_offsets.iter().zip(&layout.buffer_lens) {
+                    let slice = pyo3::types::PySlice::new(py, offset as isize, (offset as usize + len) as isize, 1);
+                    buffers.push(view.get_item(slice)?);
+                }
+                if header.signed {
+                    py.detach(|| reader.finish())?;
+                }
+            }
+            _ => {
+                let mut failed = None;
+                for &len in &layout.buffer_lens {
+                    let array = PyByteArray::new_with(py, len, |out| {
+                        py.detach(|| reader.read_buffer(out)).map_err(|e| {
+                            failed = Some(e);
+                            pyo3::exceptions::PyOSError::new_err("read failed")
+                        })
+                    });
+                    match (array, failed.take()) {
+                        (_, Some(e)) => return Err(e.into()),
+                        (Ok(a), None) => buffers.push(a.into_any()),
+                        (Err(e), None) => return Err(e.into()),
+                    }
+                }
+                py.detach(|| reader.finish())?;
+            }
+        }
+        let stream = PyBytes::new(py, &layout.stream);
+        let kwargs = PyDict::new(py);
+        kwargs.set_item("buffers", buffers)?;
+        Ok(f.loads.bind(py).call((stream,), Some(&kwargs))?.unbind())
+    }
+
+    /// Stores `value` under `key`; on failure the caller still has its value: the
+    /// failure is counted and logged (once per kind), and `false` returned.
+    pub fn save(&self, value: &Bound<'_, PyAny>, key: KeyDigest) -> bool {
+        let py = value.py();
+        let pickled = match dumps(value) {
+            Ok(p) => p,
+            Err(e) => {
+                let t = value.get_type().name().map_or_else(|_| "?".into(), |n| n.to_string());
+                self.store_failed(py, Failure::Pickle, &format!("a result of type {t} cannot be pickled ({e})"));
+                return false;
+            }
+        };
+        let stream = pickled.stream.as_bytes();
+        let payload = Payload {
+            stream,
+            buffers: pickled.buffers.iter().map(Held::bytes).collect(),
+        };
+        let (compression, signer) = (self.options.compression, self.options.signer.as_ref());
+        match py.detach(|| self.store.put(&self.ns, key, &payload, compression, signer)) {
+            Ok(_) => true,
+            Err(e @ Error::TooLarge { .. }) => {
+                self.store_failed(py, Failure::TooLarge, &format!("not stored: {e}"));
+                false
+            }
+            Err(e) => {
+                self.store_failed(py, Failure::Write, &format!("could not store a result: {e}"));
+                false
+            }
+        }
+    }
+
+    fn store_failed(&self, py: Python<'_>, kind: Failure, message: &str) {
+        self.store_errors.fetch_add(1, Ordering::Relaxed);
+        let first = self.warned.fetch_or(kind as u8, Ordering::Relaxed) & kind as u8 == 0;
+        if first {
+            warn(py, &format!("twat_cache: {}: {message}", self.ns));
+        }
+    }
+
+    /// Removes this cache's entries (not other caches' in the same folder) and resets
+    /// its counters.
+    pub fn clear(&self, py: Python<'_>) -> Result<u64, Error> {
+        let n = py.detach(|| self.store.clear(Some(&self.ns)))?;
+        for c in [&self.hits, &self.misses, &self.store_errors] {
+            c.store(0, Ordering::Relaxed);
+        }
+        Ok(n)
+    }
+
+    /// `(entries, bytes)` of this cache.
+    pub fn usage(&self, py: Python<'_>) -> Result<(u64, u64), Error> {
+        py.detach(|| self.store.usage(Some(&self.ns)))
+    }
+
+    /// Removes the entry of `key`.
+    pub fn delete(&self, py: Python<'_>, key: KeyDigest) -> Result<bool, Error> {
+        py.detach(|| self.store.remove(key))
+    }
+}

@@ -1,0 +1,358 @@
+//! A function cached on disk (`bcache`, `fcache`): a native callable that binds the
+//! call, derives its stable key, and loads or computes and stores the value. Within a
+//! process, concurrent misses of one key compute once (single flight); across
+//! processes, the store's transactions keep entries whole.
+
+use std::path::PathBuf;
+use std::sync::atomic::Ordering;
+use std::time::Duration;
+
+use parking_lot::Mutex;
+use pyo3::prelude::*;
+use pyo3::sync::MutexExt;
+use pyo3::types::{PyDict, PyString, PyTuple};
+use twat_cache::{Claim, Compression, DiskConfig, Flights, KeyDigest, KeyHasher, Lead, Policy, Signer, Tag};
+
+use crate::canonical::Encoder;
+use crate::disk_engine::{DiskEngine, ValueOptions};
+use crate::errors::to_py_err;
+use crate::key::{KeyBuilder, ParamSpec};
+
+type Outcome = Result<Py<PyAny>, PyErr>;
+
+/// A function cached in a folder. Made by `twat_cache.bcache` and `twat_cache.fcache`.
+#[pyclass(frozen, dict, weakref, module = "twat_cache._core")]
+pub struct PersistentFunction {
+    func: Py<PyAny>,
+    keys: KeyBuilder,
+    /// `module.qualname` and version: the first things every key hashes.
+    identity: String,
+    secure: bool,
+    engine: DiskEngine,
+    flights: Mutex<Flights<KeyDigest, Outcome>>,
+    kind: &'static str,
+    disabled: bool,
+}
+
+fn bad_config(py: Python<'_>, param: &'static str, value: String, accepted: &'static str) -> PyErr {
+    to_py_err(py, twat_cache::Error::InvalidConfig { param, value, accepted })
+}
+
+#[pymethods]
+impl PersistentFunction {
+    #[new]
+    #[pyo3(signature = (func, params, *, kind, folder, name, version, maxsize, ttl, policy, compress, mmap, secret, typed, key, secure, disabled))]
+    #[allow(clippy::too_many_arguments)]
+    fn new(
+        py: Python<'_>,
+        func: Py<PyAny>,
+        params: Vec<ParamSpec>,
+        kind: &str,
+        folder: PathBuf,
+        name: String,
+        version: String,
+        maxsize: Option<u64>,
+        ttl: Option<f64>,
+        policy: &str,
+        compress: &str,
+        mmap: bool,
+        secret: Option<Vec<u8>>,
+        typed: bool,
+        key: Option<Py<PyAny>>,
+        secure: bool,
+        disabled: bool,
+    ) -> PyResult<Self> {
+        let kind = match kind {
+            "bcache" => "bcache",
+            "fcache" => "fcache",
+            other => return Err(bad_config(py, "kind", format!("{other:?}"), "'bcache' or 'fcache'")),
+        };
+        let policy: Policy = policy.parse().map_err(|e| to_py_err(py, e))?;
+        let compression: Compression = compress.parse().map_err(|e| to_py_err(py, e))?;
+        let ttl = match ttl {
+            None => None,
+            Some(t) if t.is_finite() && t > 0.0 => Some(Duration::from_secs_f64(t)),
+            Some(t) => return Err(bad_config(py, "ttl", t.to_string(), "a positive number of seconds, or None")),
+        };
+        let config = DiskConfig {
+            max_bytes: maxsize.unwrap_or(twat_cache::DEFAULT_MAX_BYTES),
+            ttl,
+            policy,
+            // fcache gives every entry a file of its own, in the raw layout that maps.
+            inline_max: if kind == "fcache" { 0 } else { twat_cache::DEFAULT_INLINE_MAX },
+            durable: true,
+        };
+        let options = ValueOptions {
+            compression,
+            signer: secret.map(|s| Signer::new(&s)),
+            mmap,
+        };
+        let engine = DiskEngine::open(py, folder, name.clone(), config, options).map_err(|e| to_py_err(py, e))?;
+        Ok(PersistentFunction {
+            func,
+            keys: KeyBuilder::new(params, typed, key),
+            identity: format!("{name}\0{version}"),
+            secure,
+            engine,
+            flights: Mutex::new(Flights::default()),
+            kind,
+            disabled,
+        })
+    }
+
+    #[pyo3(signature = (*args, **kwargs))]
+    fn __call__(&self, args: &Bound<'_, PyTuple>, kwargs: Option<&Bound<'_, PyDict>>) -> PyResult<Py<PyAny>> {
+        let py = args.py();
+        if self.disabled {
+            return Ok(self.func.bind(py).call(args, kwargs)?.unbind());
+        }
+        let Some(key) = self.digest(args, kwargs)? else {
+            // The call does not bind: let the function raise its own TypeError.
+            return Ok(self.func.bind(py).call(args, kwargs)?.unbind());
+        };
+        if let Some(value) = self.engine.load(py, key) {
+            self.engine.hits.fetch_add(1, Ordering::Relaxed);
+            return Ok(value);
+        }
+        self.engine.misses.fetch_add(1, Ordering::Relaxed);
+        self.compute(py, key, || Ok(self.func.bind(py).call(args, kwargs)?.unbind()))
+    }
+
+    /// On an instance: a bound method whose calls pass the instance first (it is keyed
+    /// by value, or left out with `ignore=("self",)`).
+    fn __get__(
+        slf: &Bound<'_, Self>,
+        instance: Option<&Bound<'_, PyAny>>,
+        owner: Option<&Bound<'_, PyAny>>,
+    ) -> PyResult<Py<PyAny>> {
+        let _ = owner;
+        let py = slf.py();
+        match instance.filter(|i| !i.is_none()) {
+            None => Ok(slf.clone().into_any().unbind()),
+            Some(instance) => {
+                let method_type = py.import("types")?.getattr("MethodType")?;
+                Ok(method_type.call1((slf, instance))?.unbind())
+            }
+        }
+    }
+
+    /// `(hits, misses, maxsize, currsize)`: `maxsize` is the folder's byte limit.
+    fn cache_info(&self, py: Python<'_>) -> PyResult<Py<PyAny>> {
+        let (entries, _) = self.engine.usage(py).map_err(|e| to_py_err(py, e))?;
+        let class = py.import("twat_cache._types")?.getattr("CacheInfo")?;
+        let e = &self.engine;
+        Ok(class
+            .call1((
+                e.hits.load(Ordering::Relaxed),
+                e.misses.load(Ordering::Relaxed),
+                e.store().config().max_bytes,
+                entries,
+            ))?
+            .unbind())
+    }
+
+    /// Removes this function's entries from its folder and resets the counters.
+    fn cache_clear(&self, py: Python<'_>) -> PyResult<u64> {
+        self.engine.clear(py).map_err(|e| to_py_err(py, e))
+    }
+
+    /// Counters as a dict: hits, misses, hit_ratio, evictions, expirations, entries,
+    /// bytes, store_errors. Evictions and expirations happen in every process that
+    /// shares the folder, so they are not counted here (`None`).
+    fn cache_stats<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyDict>> {
+        let (entries, bytes) = self.engine.usage(py).map_err(|e| to_py_err(py, e))?;
+        let e = &self.engine;
+        let (hits, misses) = (e.hits.load(Ordering::Relaxed), e.misses.load(Ordering::Relaxed));
+        let d = PyDict::new(py);
+        d.set_item("hits", hits)?;
+        d.set_item("misses", misses)?;
+        d.set_item("hit_ratio", if hits + misses == 0 { 0.0 } else { hits as f64 / (hits + misses) as f64 })?;
+        d.set_item("evictions", py.None())?;
+        d.set_item("expirations", py.None())?;
+        d.set_item("entries", entries)?;
+        d.set_item("bytes", bytes)?;
+        d.set_item("store_errors", e.store_errors.load(Ordering::Relaxed))?;
+        Ok(d)
+    }
+
+    /// The options this cache was built with.
+    fn cache_parameters<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyDict>> {
+        let c = self.engine.store().config();
+        let d = PyDict::new(py);
+        d.set_item("engine", if self.kind == "fcache" { "file" } else { "disk" })?;
+        d.set_item("folder", self.engine.store().dir())?;
+        d.set_item("maxsize", c.max_bytes)?;
+        d.set_item("ttl", c.ttl.map(|t| t.as_secs_f64()))?;
+        d.set_item("policy", c.policy.name())?;
+        d.set_item("typed", self.keys.typed())?;
+        d.set_item("secure", self.secure)?;
+        Ok(d)
+    }
+
+    /// The key a call with these arguments uses: 32 hex digits (128 bits).
+    #[pyo3(signature = (*args, **kwargs))]
+    fn cache_key(&self, args: &Bound<'_, PyTuple>, kwargs: Option<&Bound<'_, PyDict>>) -> PyResult<String> {
+        Ok(format!("{:032x}", self.bound_digest(args, kwargs)?))
+    }
+
+    /// Removes the entry of a call with these arguments; `True` if there was one.
+    #[pyo3(signature = (*args, **kwargs))]
+    fn cache_delete(&self, args: &Bound<'_, PyTuple>, kwargs: Option<&Bound<'_, PyDict>>) -> PyResult<bool> {
+        let key = self.bound_digest(args, kwargs)?;
+        self.engine.delete(args.py(), key).map_err(|e| to_py_err(args.py(), e))
+    }
+
+    /// Stores `value` as the result of a call with these arguments; `False` if it could
+    /// not be stored (a warning says why).
+    #[pyo3(signature = (value, *args, **kwargs))]
+    fn cache_set(
+        &self,
+        value: &Bound<'_, PyAny>,
+        args: &Bound<'_, PyTuple>,
+        kwargs: Option<&Bound<'_, PyDict>>,
+    ) -> PyResult<bool> {
+        let key = self.bound_digest(args, kwargs)?;
+        Ok(self.engine.save(value, key))
+    }
+
+    /// Removes every expired entry of the folder now; returns how many.
+    fn purge_expired(&self, py: Python<'_>) -> PyResult<u64> {
+        py.detach(|| self.engine.store().purge_expired()).map_err(|e| to_py_err(py, e))
+    }
+
+    fn __repr__(&self, py: Python<'_>) -> PyResult<String> {
+        Ok(format!("<{} {}>", self.kind, self.func.bind(py).repr()?))
+    }
+}
+
+impl PersistentFunction {
+    /// The 128-bit key of a call; `None` when the call does not bind.
+    fn digest(&self, args: &Bound<'_, PyTuple>, kwargs: Option<&Bound<'_, PyDict>>) -> PyResult<Option<KeyDigest>> {
+        let mut hasher = KeyHasher::new(self.secure);
+        hasher.str(&self.identity);
+        let mut enc = Encoder {
+            hasher: &mut hasher,
+            typed: self.keys.typed(),
+        };
+        if let Some(key_fn) = self.keys.key_fn() {
+            let raw = key_fn.bind(args.py()).call(args, kwargs)?;
+            enc.hasher.name("key()");
+            enc.value(&raw, "key()", 0)?;
+            return Ok(Some(hasher.finish()));
+        }
+        let Some(binding) = self.keys.bind_all(args, kwargs, 0)? else {
+            return Ok(None);
+        };
+        let mut named = binding.named.iter();
+        let param = |enc: &mut Encoder<'_>, (name, value): &(Bound<'_, PyString>, Bound<'_, PyAny>)| {
+            let name = name.to_str()?;
+            enc.hasher.name(name);
+            enc.value(value, name, 0)
+        };
+        for p in named.by_ref().take(binding.n_positional) {
+            param(&mut enc, p)?;
+        }
+        if let Some(extra) = &binding.varargs {
+            enc.hasher.name("*args");
+            enc.hasher.begin(Tag::Tuple, extra.len());
+            for (i, a) in extra.iter().enumerate() {
+                enc.value(a, &format!("*args[{i}]"), 0)?;
+            }
+        }
+        for p in named {
+            param(&mut enc, p)?;
+        }
+        if !binding.varkw.is_empty() {
+            enc.hasher.name("**kwargs");
+            for p in &binding.varkw {
+                param(&mut enc, p)?;
+            }
+        }
+        Ok(Some(hasher.finish()))
+    }
+
+    fn bound_digest(&self, args: &Bound<'_, PyTuple>, kwargs: Option<&Bound<'_, PyDict>>) -> PyResult<KeyDigest> {
+        self.digest(args, kwargs)?.ok_or_else(|| {
+            pyo3::exceptions::PyTypeError::new_err("these arguments do not bind to the cached function's signature")
+        })
+    }
+
+    /// Computes a missing value once per key in this process; concurrent callers of the
+    /// same key wait for it (with the GIL released) and share the value or exception.
+    fn compute(&self, py: Python<'_>, key: KeyDigest, call: impl FnOnce() -> Outcome) -> Outcome {
+        loop {
+            let claim = self.flights.lock_py_attached(py).claim_by(
+                key as u64,
+                || key,
+                |k| Ok::<_, std::convert::Infallible>(*k == key),
+            );
+            match claim.unwrap_or_else(|never| match never {}) {
+                Claim::Leader(lead) => {
+                    let leader = Leader { owner: self, lead: Some(lead) };
+                    // Another process (or a leader that just finished here) may have
+                    // stored it meanwhile.
+                    let outcome = match self.engine.load(py, key) {
+                        Some(v) => Ok(v),
+                        None => {
+                            let outcome = call();
+                            if let Ok(v) = &outcome {
+                                self.engine.save(v.bind(py), key);
+                            }
+                            outcome
+                        }
+                    };
+                    leader.finish(py, &outcome);
+                    return outcome;
+                }
+                Claim::Reentrant => {
+                    let value = call()?;
+                    self.engine.save(value.bind(py), key);
+                    return Ok(value);
+                }
+                Claim::Follower(flight) => {
+                    let ready = py.detach(|| flight.wait());
+                    let shared = flight.with_result(|o| match o {
+                        Ok(v) => Ok(v.clone_ref(py)),
+                        Err(e) => Err(e.clone_ref(py)),
+                    });
+                    if let (true, Some(outcome)) = (ready, shared) {
+                        return outcome;
+                    }
+                    if let Some(v) = self.engine.load(py, key) {
+                        return Ok(v);
+                    }
+                }
+            }
+        }
+    }
+}
+
+/// Retires a flight: publishes the outcome, or wakes followers empty-handed if the
+/// leader unwinds.
+struct Leader<'a> {
+    owner: &'a PersistentFunction,
+    lead: Option<Lead>,
+}
+
+impl Leader<'_> {
+    fn finish(mut self, py: Python<'_>, outcome: &Outcome) {
+        let Some(lead) = self.lead.take() else { return };
+        let finished = self.owner.flights.lock_py_attached(py).remove(&lead);
+        if let Some((_, Some(flight))) = finished {
+            flight.complete(match outcome {
+                Ok(v) => Ok(v.clone_ref(py)),
+                Err(e) => Err(e.clone_ref(py)),
+            });
+        }
+    }
+}
+
+impl Drop for Leader<'_> {
+    fn drop(&mut self) {
+        if let Some(lead) = self.lead.take() {
+            if let Some((_, Some(flight))) = self.owner.flights.lock().remove(&lead) {
+                flight.abandon();
+            }
+        }
+    }
+}

@@ -1,0 +1,88 @@
+"""``fcache``: caching large results (numpy arrays, big bytes) in files built for them."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable, Iterable
+from typing import Any, overload
+
+from ._persistent import persistent_decorator
+from ._types import CachedFunction, P, R
+
+__all__ = ["fcache"]
+
+
+@overload
+def fcache(func: Callable[P, R], /) -> CachedFunction[P, R]: ...
+@overload
+def fcache(
+    *,
+    folder_name: str | os.PathLike[str] | None = None,
+    maxsize: int | None = None,
+    ttl: float | None = None,
+    compress: bool | str = False,
+    mmap: bool = False,
+    policy: str = "lru",
+    secret: str | bytes | None = None,
+    key: Callable[..., Any] | None = None,
+    ignore: Iterable[str] = (),
+    typed: bool = False,
+    name: str | None = None,
+    version: str | int | None = None,
+    secure: bool = True,
+) -> Callable[[Callable[P, R]], CachedFunction[P, R]]: ...
+
+
+def fcache(
+    func: Any = None,
+    /,
+    *,
+    folder_name: Any = None,
+    maxsize: Any = None,
+    ttl: Any = None,
+    compress: Any = False,
+    mmap: Any = False,
+    policy: Any = "lru",
+    secret: Any = None,
+    key: Callable[..., Any] | None = None,
+    ignore: Iterable[str] = (),
+    typed: bool = False,
+    name: str | None = None,
+    version: str | int | None = None,
+    secure: bool = True,
+) -> Any:
+    """Cache large results, such as numpy arrays, each in a file of its own.
+
+    An array is written raw at an aligned offset beside a small pickle, so loading it
+    is one read into fresh memory; with ``mmap=True`` the result is a read-only
+    memory-mapped array (no read at all until pages are touched). Array arguments are
+    keyed by hashing their raw bytes in place. Options are those of ``bcache``, plus:
+
+    - ``compress``: ``True``/``"zstd"`` (level 3) or ``"lz4"``; incompressible data is stored raw.
+    - ``mmap``: return read-only arrays mapped from the cache file (needs ``compress=False``).
+
+    >>> import tempfile, numpy as np
+    >>> @fcache(folder_name=tempfile.mkdtemp(), mmap=True)
+    ... def ramp(n):
+    ...     return np.arange(n, dtype=np.float64)
+    >>> first, again = ramp(1000), ramp(1000)
+    >>> bool((first == again).all()), again.flags.writeable
+    (True, False)
+    """
+    return persistent_decorator(
+        "fcache",
+        func,
+        folder_name=folder_name,
+        maxsize=maxsize,
+        ttl=ttl,
+        policy=policy,
+        compress=compress,
+        mmap=mmap,
+        secret=secret,
+        key=key,
+        ignore=ignore,
+        typed=typed,
+        name=name,
+        version=version,
+        secure=secure,
+    )
