@@ -11,8 +11,8 @@ use pyo3::exceptions::PyTypeError;
 use pyo3::prelude::*;
 use pyo3::sync::PyOnceLock;
 use pyo3::types::{
-    IntoPyDict, PyBool, PyByteArray, PyBytes, PyDict, PyFloat, PyFrozenSet, PyInt, PyList, PySet, PyString,
-    PyTuple, PyType,
+    IntoPyDict, PyBool, PyByteArray, PyBytes, PyDict, PyFloat, PyFrozenSet, PyInt, PyList, PySet,
+    PyString, PyTuple, PyType,
 };
 use twat_cache::{KeyHasher, Tag};
 
@@ -41,7 +41,11 @@ fn known(py: Python<'_>) -> PyResult<&Known> {
     static KNOWN: PyOnceLock<Known> = PyOnceLock::new();
     KNOWN.get_or_try_init(py, || {
         let class = |module: &str, name: &str| -> PyResult<Py<PyType>> {
-            Ok(py.import(module)?.getattr(name)?.cast_into::<PyType>()?.unbind())
+            Ok(py
+                .import(module)?
+                .getattr(name)?
+                .cast_into::<PyType>()?
+                .unbind())
         };
         Ok(Known {
             enum_type: class("enum", "Enum")?,
@@ -207,7 +211,9 @@ impl Encoder<'_> {
         })?;
         match hashed {
             Some(true) => return Ok(()),
-            Some(false) => return Err(unstable(obj, name, "it holds Python objects, not raw data")),
+            Some(false) => {
+                return Err(unstable(obj, name, "it holds Python objects, not raw data"))
+            }
             None => {}
         }
         if obj.is_instance(k.decimal.bind(py))? {
@@ -257,7 +263,11 @@ impl Encoder<'_> {
                     return self.named_fields("function", &[&PyString::new(py, &full)]);
                 }
             }
-            return Err(unstable(obj, name, "a lambda or local function has no stable name"));
+            return Err(unstable(
+                obj,
+                name,
+                "a lambda or local function has no stable name",
+            ));
         }
         // An instance keyed by value: its class and its attributes (`self` of a method
         // in a persistent cache).

@@ -10,7 +10,9 @@ use std::sync::atomic::{AtomicU64, AtomicU8, Ordering};
 use pyo3::prelude::*;
 use pyo3::sync::PyOnceLock;
 use pyo3::types::{PyByteArray, PyBytes, PyDict, PyList};
-use twat_cache::{Compression, DiskConfig, DiskStore, Entry, EntrySource, Error, KeyDigest, Payload, Signer};
+use twat_cache::{
+    Compression, DiskConfig, DiskStore, Entry, EntrySource, Error, KeyDigest, Payload, Signer,
+};
 
 use crate::buffer::Held;
 use crate::errors::warn;
@@ -94,7 +96,11 @@ fn dumps<'py>(value: &Bound<'py, PyAny>) -> PyResult<Pickled<'py>> {
     let kwargs = PyDict::new(py);
     kwargs.set_item("protocol", 5)?;
     kwargs.set_item("buffer_callback", out_of_band.getattr("append")?)?;
-    let stream = f.dumps.bind(py).call((value,), Some(&kwargs))?.cast_into::<PyBytes>()?;
+    let stream = f
+        .dumps
+        .bind(py)
+        .call((value,), Some(&kwargs))?
+        .cast_into::<PyBytes>()?;
     let mut buffers = Vec::with_capacity(out_of_band.len());
     for pb in out_of_band.iter() {
         // `raw()` is a flat byte view of a contiguous buffer (it raises otherwise).
@@ -137,7 +143,13 @@ impl DiskEngine {
             Ok(Some(entry)) => entry,
             Ok(None) => return None,
             Err(e) => {
-                warn(py, &format!("twat_cache: {}: lookup failed, treated as a miss: {e}", self.ns));
+                warn(
+                    py,
+                    &format!(
+                        "twat_cache: {}: lookup failed, treated as a miss: {e}",
+                        self.ns
+                    ),
+                );
                 return None;
             }
         };
@@ -150,7 +162,10 @@ impl DiskEngine {
                 };
                 warn(
                     py,
-                    &format!("twat_cache: {}: removed an unusable entry ({why}); recomputing", self.ns),
+                    &format!(
+                        "twat_cache: {}: removed an unusable entry ({why}); recomputing",
+                        self.ns
+                    ),
                 );
                 let _ = py.detach(|| self.store.discard(key, &entry));
                 None
@@ -182,7 +197,12 @@ impl DiskEngine {
                 let map = f.mmap.bind(py).call((file.as_raw_fd(), 0), Some(&kwargs))?;
                 let view = py.get_type::<pyo3::types::PyMemoryView>().call1((map,))?;
                 for (&offset, &len) in layout.buffer_offsets.iter().zip(&layout.buffer_lens) {
-                    let slice = pyo3::types::PySlice::new(py, offset as isize, (offset as usize + len) as isize, 1);
+                    let slice = pyo3::types::PySlice::new(
+                        py,
+                        offset as isize,
+                        (offset as usize + len) as isize,
+                        1,
+                    );
                     buffers.push(view.get_item(slice)?);
                 }
                 if header.signed {
@@ -220,8 +240,15 @@ impl DiskEngine {
         let pickled = match dumps(value) {
             Ok(p) => p,
             Err(e) => {
-                let t = value.get_type().name().map_or_else(|_| "?".into(), |n| n.to_string());
-                self.store_failed(py, Failure::Pickle, &format!("a result of type {t} cannot be pickled ({e})"));
+                let t = value
+                    .get_type()
+                    .name()
+                    .map_or_else(|_| "?".into(), |n| n.to_string());
+                self.store_failed(
+                    py,
+                    Failure::Pickle,
+                    &format!("a result of type {t} cannot be pickled ({e})"),
+                );
                 return false;
             }
         };
@@ -238,7 +265,11 @@ impl DiskEngine {
                 false
             }
             Err(e) => {
-                self.store_failed(py, Failure::Write, &format!("could not store a result: {e}"));
+                self.store_failed(
+                    py,
+                    Failure::Write,
+                    &format!("could not store a result: {e}"),
+                );
                 false
             }
         }

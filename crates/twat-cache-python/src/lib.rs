@@ -4,8 +4,8 @@
 //! callable whose hit path runs without Python bytecode, and error mapping.
 
 mod buffer;
-mod canonical;
 mod cached;
+mod canonical;
 mod content;
 mod disk_engine;
 mod engine;

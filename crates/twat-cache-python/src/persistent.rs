@@ -11,7 +11,9 @@ use parking_lot::Mutex;
 use pyo3::prelude::*;
 use pyo3::sync::MutexExt;
 use pyo3::types::{PyDict, PyString, PyTuple};
-use twat_cache::{Claim, Compression, DiskConfig, Flights, KeyDigest, KeyHasher, Lead, Policy, Signer, Tag};
+use twat_cache::{
+    Claim, Compression, DiskConfig, Flights, KeyDigest, KeyHasher, Lead, Policy, Signer, Tag,
+};
 
 use crate::canonical::Encoder;
 use crate::disk_engine::{DiskEngine, ValueOptions};
@@ -35,7 +37,14 @@ pub struct PersistentFunction {
 }
 
 fn bad_config(py: Python<'_>, param: &'static str, value: String, accepted: &'static str) -> PyErr {
-    to_py_err(py, twat_cache::Error::InvalidConfig { param, value, accepted })
+    to_py_err(
+        py,
+        twat_cache::Error::InvalidConfig {
+            param,
+            value,
+            accepted,
+        },
+    )
 }
 
 #[pymethods]
@@ -65,21 +74,39 @@ impl PersistentFunction {
         let kind = match kind {
             "bcache" => "bcache",
             "fcache" => "fcache",
-            other => return Err(bad_config(py, "kind", format!("{other:?}"), "'bcache' or 'fcache'")),
+            other => {
+                return Err(bad_config(
+                    py,
+                    "kind",
+                    format!("{other:?}"),
+                    "'bcache' or 'fcache'",
+                ))
+            }
         };
         let policy: Policy = policy.parse().map_err(|e| to_py_err(py, e))?;
         let compression: Compression = compress.parse().map_err(|e| to_py_err(py, e))?;
         let ttl = match ttl {
             None => None,
             Some(t) if t.is_finite() && t > 0.0 => Some(Duration::from_secs_f64(t)),
-            Some(t) => return Err(bad_config(py, "ttl", t.to_string(), "a positive number of seconds, or None")),
+            Some(t) => {
+                return Err(bad_config(
+                    py,
+                    "ttl",
+                    t.to_string(),
+                    "a positive number of seconds, or None",
+                ))
+            }
         };
         let config = DiskConfig {
             max_bytes: maxsize.unwrap_or(twat_cache::DEFAULT_MAX_BYTES),
             ttl,
             policy,
             // fcache gives every entry a file of its own, in the raw layout that maps.
-            inline_max: if kind == "fcache" { 0 } else { twat_cache::DEFAULT_INLINE_MAX },
+            inline_max: if kind == "fcache" {
+                0
+            } else {
+                twat_cache::DEFAULT_INLINE_MAX
+            },
             durable: true,
         };
         let options = ValueOptions {
@@ -87,7 +114,8 @@ impl PersistentFunction {
             signer: secret.map(|s| Signer::new(&s)),
             mmap,
         };
-        let engine = DiskEngine::open(py, folder, name.clone(), config, options).map_err(|e| to_py_err(py, e))?;
+        let engine = DiskEngine::open(py, folder, name.clone(), config, options)
+            .map_err(|e| to_py_err(py, e))?;
         Ok(PersistentFunction {
             func,
             keys: KeyBuilder::new(params, typed, key),
@@ -101,7 +129,11 @@ impl PersistentFunction {
     }
 
     #[pyo3(signature = (*args, **kwargs))]
-    fn __call__(&self, args: &Bound<'_, PyTuple>, kwargs: Option<&Bound<'_, PyDict>>) -> PyResult<Py<PyAny>> {
+    fn __call__(
+        &self,
+        args: &Bound<'_, PyTuple>,
+        kwargs: Option<&Bound<'_, PyDict>>,
+    ) -> PyResult<Py<PyAny>> {
         let py = args.py();
         if self.disabled {
             return Ok(self.func.bind(py).call(args, kwargs)?.unbind());
@@ -115,7 +147,9 @@ impl PersistentFunction {
             return Ok(value);
         }
         self.engine.misses.fetch_add(1, Ordering::Relaxed);
-        self.compute(py, key, || Ok(self.func.bind(py).call(args, kwargs)?.unbind()))
+        self.compute(py, key, || {
+            Ok(self.func.bind(py).call(args, kwargs)?.unbind())
+        })
     }
 
     /// On an instance: a bound method whose calls pass the instance first (it is keyed
@@ -162,11 +196,21 @@ impl PersistentFunction {
     fn cache_stats<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyDict>> {
         let (entries, bytes) = self.engine.usage(py).map_err(|e| to_py_err(py, e))?;
         let e = &self.engine;
-        let (hits, misses) = (e.hits.load(Ordering::Relaxed), e.misses.load(Ordering::Relaxed));
+        let (hits, misses) = (
+            e.hits.load(Ordering::Relaxed),
+            e.misses.load(Ordering::Relaxed),
+        );
         let d = PyDict::new(py);
         d.set_item("hits", hits)?;
         d.set_item("misses", misses)?;
-        d.set_item("hit_ratio", if hits + misses == 0 { 0.0 } else { hits as f64 / (hits + misses) as f64 })?;
+        d.set_item(
+            "hit_ratio",
+            if hits + misses == 0 {
+                0.0
+            } else {
+                hits as f64 / (hits + misses) as f64
+            },
+        )?;
         d.set_item("evictions", py.None())?;
         d.set_item("expirations", py.None())?;
         d.set_item("entries", entries)?;
@@ -179,7 +223,14 @@ impl PersistentFunction {
     fn cache_parameters<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyDict>> {
         let c = self.engine.store().config();
         let d = PyDict::new(py);
-        d.set_item("engine", if self.kind == "fcache" { "file" } else { "disk" })?;
+        d.set_item(
+            "engine",
+            if self.kind == "fcache" {
+                "file"
+            } else {
+                "disk"
+            },
+        )?;
         d.set_item("folder", self.engine.store().dir())?;
         d.set_item("maxsize", c.max_bytes)?;
         d.set_item("ttl", c.ttl.map(|t| t.as_secs_f64()))?;
@@ -191,15 +242,25 @@ impl PersistentFunction {
 
     /// The key a call with these arguments uses: 32 hex digits (128 bits).
     #[pyo3(signature = (*args, **kwargs))]
-    fn cache_key(&self, args: &Bound<'_, PyTuple>, kwargs: Option<&Bound<'_, PyDict>>) -> PyResult<String> {
+    fn cache_key(
+        &self,
+        args: &Bound<'_, PyTuple>,
+        kwargs: Option<&Bound<'_, PyDict>>,
+    ) -> PyResult<String> {
         Ok(format!("{:032x}", self.bound_digest(args, kwargs)?))
     }
 
     /// Removes the entry of a call with these arguments; `True` if there was one.
     #[pyo3(signature = (*args, **kwargs))]
-    fn cache_delete(&self, args: &Bound<'_, PyTuple>, kwargs: Option<&Bound<'_, PyDict>>) -> PyResult<bool> {
+    fn cache_delete(
+        &self,
+        args: &Bound<'_, PyTuple>,
+        kwargs: Option<&Bound<'_, PyDict>>,
+    ) -> PyResult<bool> {
         let key = self.bound_digest(args, kwargs)?;
-        self.engine.delete(args.py(), key).map_err(|e| to_py_err(args.py(), e))
+        self.engine
+            .delete(args.py(), key)
+            .map_err(|e| to_py_err(args.py(), e))
     }
 
     /// Stores `value` as the result of a call with these arguments; `False` if it could
@@ -217,7 +278,8 @@ impl PersistentFunction {
 
     /// Removes every expired entry of the folder now; returns how many.
     fn purge_expired(&self, py: Python<'_>) -> PyResult<u64> {
-        py.detach(|| self.engine.store().purge_expired()).map_err(|e| to_py_err(py, e))
+        py.detach(|| self.engine.store().purge_expired())
+            .map_err(|e| to_py_err(py, e))
     }
 
     fn __repr__(&self, py: Python<'_>) -> PyResult<String> {
@@ -227,7 +289,11 @@ impl PersistentFunction {
 
 impl PersistentFunction {
     /// The 128-bit key of a call; `None` when the call does not bind.
-    fn digest(&self, args: &Bound<'_, PyTuple>, kwargs: Option<&Bound<'_, PyDict>>) -> PyResult<Option<KeyDigest>> {
+    fn digest(
+        &self,
+        args: &Bound<'_, PyTuple>,
+        kwargs: Option<&Bound<'_, PyDict>>,
+    ) -> PyResult<Option<KeyDigest>> {
         let mut hasher = KeyHasher::new(self.secure);
         hasher.str(&self.identity);
         let mut enc = Encoder {
@@ -244,7 +310,8 @@ impl PersistentFunction {
             return Ok(None);
         };
         let mut named = binding.named.iter();
-        let param = |enc: &mut Encoder<'_>, (name, value): &(Bound<'_, PyString>, Bound<'_, PyAny>)| {
+        let param = |enc: &mut Encoder<'_>,
+                     (name, value): &(Bound<'_, PyString>, Bound<'_, PyAny>)| {
             let name = name.to_str()?;
             enc.hasher.name(name);
             enc.value(value, name, 0)
@@ -271,9 +338,15 @@ impl PersistentFunction {
         Ok(Some(hasher.finish()))
     }
 
-    fn bound_digest(&self, args: &Bound<'_, PyTuple>, kwargs: Option<&Bound<'_, PyDict>>) -> PyResult<KeyDigest> {
+    fn bound_digest(
+        &self,
+        args: &Bound<'_, PyTuple>,
+        kwargs: Option<&Bound<'_, PyDict>>,
+    ) -> PyResult<KeyDigest> {
         self.digest(args, kwargs)?.ok_or_else(|| {
-            pyo3::exceptions::PyTypeError::new_err("these arguments do not bind to the cached function's signature")
+            pyo3::exceptions::PyTypeError::new_err(
+                "these arguments do not bind to the cached function's signature",
+            )
         })
     }
 
@@ -288,7 +361,10 @@ impl PersistentFunction {
             );
             match claim.unwrap_or_else(|never| match never {}) {
                 Claim::Leader(lead) => {
-                    let leader = Leader { owner: self, lead: Some(lead) };
+                    let leader = Leader {
+                        owner: self,
+                        lead: Some(lead),
+                    };
                     // Another process (or a leader that just finished here) may have
                     // stored it meanwhile.
                     let outcome = match self.engine.load(py, key) {

@@ -497,7 +497,7 @@ impl<R: Read> FrameReader<R> {
     /// Reads what is left (for a caller that maps the buffers instead) and checks the
     /// whole entry: payload length, body length, checksum and signature.
     pub fn finish(mut self) -> Result<(), Error> {
-        let mut scratch = vec![0u8; 64 * 1024];
+        let mut scratch = [0u8; 4096];
         loop {
             let n = self.body.read(&mut scratch).map_err(read_err)?;
             if n == 0 {

@@ -106,6 +106,7 @@ pub struct DiskStore {
     config: DiskConfig,
     conn: Mutex<Option<Conn>>,
     touches: Mutex<HashMap<KeyDigest, Touch>>,
+    commits: AtomicU64,
 }
 
 /// Where a found entry's bytes are.
@@ -176,26 +177,49 @@ fn key_blob(key: KeyDigest) -> [u8; 16] {
     key.to_be_bytes()
 }
 
+// One b-tree per table and as few indexes as the policy needs: every index is another
+// page written by each insert. `id` is the key's low 64 bits (the rowid, so lookups
+// need no separate key index); `key` holds all 128 bits and is checked on every read.
 const SCHEMA: &str = "
 CREATE TABLE IF NOT EXISTS entries (
-    key     BLOB PRIMARY KEY,   -- 128-bit digest of the call
-    ns      TEXT NOT NULL,      -- the cache (function) that wrote it: clear() removes one
-    size    INTEGER NOT NULL,   -- bytes, inline or in its file
-    stored  INTEGER NOT NULL,   -- microseconds since the epoch (fifo)
-    used    INTEGER NOT NULL,   -- last read or write (lru)
+    id      INTEGER PRIMARY KEY, -- low 64 bits of the key
+    key     BLOB NOT NULL,       -- the whole 128-bit digest of the call
+    ns      TEXT NOT NULL,       -- the cache (function) that wrote it: clear() removes one
+    size    INTEGER NOT NULL,    -- bytes, inline or in its file
+    stored  INTEGER NOT NULL,    -- microseconds since the epoch (fifo)
+    used    INTEGER NOT NULL,    -- last read or write (lru)
     hits    INTEGER NOT NULL DEFAULT 0, -- reads (lfu)
-    expires INTEGER,            -- NULL: never
-    file    TEXT,               -- path under data/ when the value has a file
-    value   BLOB                -- the entry itself when it is small
+    expires INTEGER,             -- NULL: never
+    file    TEXT,                -- path under data/ when the value has a file
+    value   BLOB                 -- the entry itself when it is small
 );
-CREATE INDEX IF NOT EXISTS entries_used ON entries(used);
-CREATE INDEX IF NOT EXISTS entries_hits ON entries(hits, used);
-CREATE INDEX IF NOT EXISTS entries_stored ON entries(stored);
 CREATE INDEX IF NOT EXISTS entries_expires ON entries(expires) WHERE expires IS NOT NULL;
-CREATE INDEX IF NOT EXISTS entries_ns ON entries(ns);
 CREATE TABLE IF NOT EXISTS totals (id INTEGER PRIMARY KEY CHECK (id = 0), bytes INTEGER NOT NULL);
 INSERT OR IGNORE INTO totals VALUES (0, 0);
 ";
+
+/// The eviction order of a policy, and the index that serves it (created by the first
+/// store that opens the folder with that policy).
+fn policy_order(policy: Policy) -> (&'static str, &'static str) {
+    match policy {
+        Policy::Lfu => (
+            "hits, used",
+            "CREATE INDEX IF NOT EXISTS entries_lfu ON entries(hits, used)",
+        ),
+        Policy::Fifo => (
+            "stored",
+            "CREATE INDEX IF NOT EXISTS entries_fifo ON entries(stored)",
+        ),
+        _ => (
+            "used",
+            "CREATE INDEX IF NOT EXISTS entries_lru ON entries(used)",
+        ),
+    }
+}
+
+fn row_id(key: KeyDigest) -> i64 {
+    key as u64 as i64
+}
 
 impl DiskStore {
     /// Opens (creating if needed) the store in `dir`. New folders are owner-only.
@@ -224,6 +248,7 @@ impl DiskStore {
             config,
             conn: Mutex::new(None),
             touches: Mutex::new(HashMap::new()),
+            commits: AtomicU64::new(0),
         };
         store.with_conn(|_| Ok(()))?;
         Ok(store)
@@ -246,8 +271,11 @@ impl DiskStore {
         // crash without an fsync per transaction.
         db.pragma_update(None, "journal_mode", "WAL")?;
         db.pragma_update(None, "synchronous", "NORMAL")?;
+        // Checkpoints run in the background (`checkpoint.rs`); this is only the backstop.
+        db.pragma_update(None, "wal_autocheckpoint", 10_000)?;
         db.set_prepared_statement_cache_capacity(32);
         db.execute_batch(SCHEMA)?;
+        db.execute_batch(policy_order(self.config.policy).1)?;
         Ok(db)
     }
 
@@ -280,10 +308,11 @@ impl DiskStore {
     pub fn get(&self, key: KeyDigest) -> Result<Option<Entry>, Error> {
         let now = now_us();
         let row = self.with_conn(|db| {
-            let mut st =
-                db.prepare_cached("SELECT size, expires, file, value FROM entries WHERE key = ?1")?;
+            let mut st = db.prepare_cached(
+                "SELECT size, expires, file, value FROM entries WHERE id = ?1 AND key = ?2",
+            )?;
             Ok(st
-                .query_row([&key_blob(key)[..]], |r| {
+                .query_row(params![row_id(key), &key_blob(key)[..]], |r| {
                     Ok((
                         r.get::<_, i64>(0)?,
                         r.get::<_, Option<i64>>(1)?,
@@ -441,44 +470,32 @@ impl DiskStore {
         let touches = std::mem::take(&mut *self.touches.lock());
         let now = now_us();
         let expires = self.config.ttl.map(|t| now + t.as_micros() as i64);
-        let order = match self.config.policy {
-            Policy::Lfu => "hits, used",
-            Policy::Fifo => "stored",
-            _ => "used",
-        };
+        let order = policy_order(self.config.policy).0;
+        let purge = self.config.ttl.is_some() || self.commits.load(Ordering::Relaxed) % 16 == 0;
         let dead = self.with_conn(|db| {
             let tx = db.transaction_with_behavior(TransactionBehavior::Immediate)?;
             write_touches(&tx, &touches)?;
             let mut dead: Vec<(i64, Option<String>)> = Vec::new();
+            // By id alone: a different key with the same low 64 bits is replaced too.
             let old = tx
-                .prepare_cached("DELETE FROM entries WHERE key = ?1 RETURNING size, file")?
-                .query_row([&key_blob(key)[..]], |r| Ok((r.get(0)?, r.get(1)?)))
+                .prepare_cached("DELETE FROM entries WHERE id = ?1 RETURNING size, file")?
+                .query_row([row_id(key)], |r| Ok((r.get(0)?, r.get(1)?)))
                 .optional()?;
             dead.extend(old);
-            dead.extend(delete_returning(
-                &tx,
-                "SELECT key FROM entries WHERE expires <= ?1 LIMIT ?2",
-                params![now, PURGE_BATCH],
-            )?);
-            let mut total = read_total(&tx)? - dead.iter().map(|d| d.0).sum::<i64>();
-            while total + size as i64 > limit as i64 {
-                // One victim at a time: the policy decides each one.
-                let batch = delete_returning(
+            if purge {
+                // Other processes' expired entries too (the partial index finds them).
+                dead.extend(delete_returning(
                     &tx,
-                    &format!("SELECT key FROM entries ORDER BY {order} LIMIT 1"),
-                    [],
-                )?;
-                if batch.is_empty() {
-                    break;
-                }
-                total -= batch.iter().map(|d| d.0).sum::<i64>();
-                dead.extend(batch);
+                    "SELECT id FROM entries WHERE expires <= ?1 LIMIT ?2",
+                    params![now, PURGE_BATCH],
+                )?);
             }
             tx.prepare_cached(
-                "INSERT INTO entries (key, ns, size, stored, used, hits, expires, file, value)
-                 VALUES (?1, ?2, ?3, ?4, ?4, 0, ?5, ?6, ?7)",
+                "INSERT INTO entries (id, key, ns, size, stored, used, hits, expires, file, value)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?5, 0, ?6, ?7, ?8)",
             )?
             .execute(params![
+                row_id(key),
                 &key_blob(key)[..],
                 ns,
                 size as i64,
@@ -487,13 +504,34 @@ impl DiskStore {
                 file,
                 value
             ])?;
-            tx.execute(
-                "UPDATE totals SET bytes = ?1 WHERE id = 0",
-                [total + size as i64],
-            )?;
+            let delta = size as i64 - dead.iter().map(|d| d.0).sum::<i64>();
+            let mut total: i64 = tx
+                .prepare_cached(
+                    "UPDATE totals SET bytes = bytes + ?1 WHERE id = 0 RETURNING bytes",
+                )?
+                .query_row([delta], |r| r.get(0))?;
+            let evict_sql =
+                format!("SELECT id FROM entries WHERE id != ?1 ORDER BY {order} LIMIT 1");
+            while total > limit as i64 {
+                // One victim at a time (never the new entry): the policy decides each.
+                let victim = delete_returning(&tx, &evict_sql, [row_id(key)])?;
+                if victim.is_empty() {
+                    break;
+                }
+                let freed: i64 = victim.iter().map(|d| d.0).sum();
+                total = tx
+                    .prepare_cached(
+                        "UPDATE totals SET bytes = bytes - ?1 WHERE id = 0 RETURNING bytes",
+                    )?
+                    .query_row([freed], |r| r.get(0))?;
+                dead.extend(victim);
+            }
             tx.commit()?;
             Ok(dead)
         })?;
+        if self.commits.fetch_add(1, Ordering::Relaxed) % crate::checkpoint::EVERY == 0 {
+            crate::checkpoint::request(self.dir.join("index.sqlite"));
+        }
         self.unlink(dead);
         Ok(())
     }
@@ -513,8 +551,8 @@ impl DiskStore {
             let tx = db.transaction_with_behavior(TransactionBehavior::Immediate)?;
             let dead = delete_returning(
                 &tx,
-                "SELECT key FROM entries WHERE key = ?1",
-                [&key_blob(key)[..]],
+                "SELECT id FROM entries WHERE id = ?1 AND key = ?2",
+                params![row_id(key), &key_blob(key)[..]],
             )?;
             adjust_total(&tx, &dead)?;
             tx.commit()?;
@@ -532,8 +570,8 @@ impl DiskStore {
         let dead = self.with_conn(|db| {
             let tx = db.transaction_with_behavior(TransactionBehavior::Immediate)?;
             let dead = match ns {
-                Some(ns) => delete_returning(&tx, "SELECT key FROM entries WHERE ns = ?1", [ns])?,
-                None => delete_returning(&tx, "SELECT key FROM entries", [])?,
+                Some(ns) => delete_returning(&tx, "SELECT id FROM entries WHERE ns = ?1", [ns])?,
+                None => delete_returning(&tx, "SELECT id FROM entries", [])?,
             };
             adjust_total(&tx, &dead)?;
             tx.commit()?;
@@ -550,7 +588,7 @@ impl DiskStore {
             let tx = db.transaction_with_behavior(TransactionBehavior::Immediate)?;
             let dead = delete_returning(
                 &tx,
-                "SELECT key FROM entries WHERE expires <= ?1",
+                "SELECT id FROM entries WHERE expires <= ?1",
                 [now_us()],
             )?;
             adjust_total(&tx, &dead)?;
@@ -589,8 +627,8 @@ impl DiskStore {
             let tx = db.transaction_with_behavior(TransactionBehavior::Immediate)?;
             let dead = delete_returning(
                 &tx,
-                "SELECT key FROM entries WHERE key = ?1 AND file IS ?2",
-                params![&key_blob(key)[..], file],
+                "SELECT id FROM entries WHERE id = ?1 AND key = ?2 AND file IS ?3",
+                params![row_id(key), &key_blob(key)[..], file],
             )?;
             adjust_total(&tx, &dead)?;
             tx.commit()?;
@@ -615,10 +653,10 @@ fn write_touches(
         return Ok(());
     }
     let mut st = tx.prepare_cached(
-        "UPDATE entries SET used = max(used, ?2), hits = hits + ?3 WHERE key = ?1",
+        "UPDATE entries SET used = max(used, ?3), hits = hits + ?4 WHERE id = ?1 AND key = ?2",
     )?;
     for (key, t) in touches {
-        st.execute(params![&key_blob(*key)[..], t.used, t.hits])?;
+        st.execute(params![row_id(*key), &key_blob(*key)[..], t.used, t.hits])?;
     }
     Ok(())
 }
@@ -629,14 +667,10 @@ fn delete_returning(
     select: &str,
     params: impl rusqlite::Params,
 ) -> Result<Vec<(i64, Option<String>)>, Error> {
-    let sql = format!("DELETE FROM entries WHERE key IN ({select}) RETURNING size, file");
+    let sql = format!("DELETE FROM entries WHERE id IN ({select}) RETURNING size, file");
     let mut st = tx.prepare_cached(&sql)?;
     let rows = st.query_map(params, |r| Ok((r.get(0)?, r.get(1)?)))?;
     Ok(rows.collect::<Result<_, _>>()?)
-}
-
-fn read_total(tx: &rusqlite::Transaction<'_>) -> Result<i64, Error> {
-    Ok(tx.query_row("SELECT bytes FROM totals WHERE id = 0", [], |r| r.get(0))?)
 }
 
 fn adjust_total(
@@ -645,7 +679,8 @@ fn adjust_total(
 ) -> Result<(), Error> {
     if !dead.is_empty() {
         let freed: i64 = dead.iter().map(|d| d.0).sum();
-        tx.execute("UPDATE totals SET bytes = bytes - ?1 WHERE id = 0", [freed])?;
+        tx.prepare_cached("UPDATE totals SET bytes = bytes - ?1 WHERE id = 0")?
+            .execute([freed])?;
     }
     Ok(())
 }

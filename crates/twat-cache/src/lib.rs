@@ -35,6 +35,7 @@
 #[cfg(doctest)]
 pub struct ReadmeDoctests;
 
+mod checkpoint;
 mod codec;
 mod disk;
 mod error;
