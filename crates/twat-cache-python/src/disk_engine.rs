@@ -9,7 +9,7 @@ use std::sync::atomic::{AtomicU64, AtomicU8, Ordering};
 
 use pyo3::prelude::*;
 use pyo3::sync::PyOnceLock;
-use pyo3::types::{PyByteArray, PyBytes, PyDict, PyList};
+use pyo3::types::{PyByteArray, PyBytes, PyDict, PyList, PyMemoryView, PySlice};
 use twat_cache::{
     Compression, DiskConfig, DiskStore, Entry, EntrySource, Error, KeyDigest, Payload, Signer,
 };
@@ -112,6 +112,17 @@ fn dumps<'py>(value: &Bound<'py, PyAny>) -> PyResult<Pickled<'py>> {
     Ok(Pickled { stream, buffers })
 }
 
+fn loads(py: Python<'_>, stream: &[u8], buffers: Vec<Bound<'_, PyAny>>) -> PyResult<Py<PyAny>> {
+    let f = py3(py)?;
+    let stream = PyBytes::new(py, stream);
+    if buffers.is_empty() {
+        return Ok(f.loads.bind(py).call1((stream,))?.unbind());
+    }
+    let kwargs = PyDict::new(py);
+    kwargs.set_item("buffers", buffers)?;
+    Ok(f.loads.bind(py).call((stream,), Some(&kwargs))?.unbind())
+}
+
 impl DiskEngine {
     pub fn open(
         py: Python<'_>,
@@ -139,10 +150,40 @@ impl DiskEngine {
     /// The value stored for `key`, or `None` (missing, expired, unreadable). A damaged
     /// entry is removed and logged.
     pub fn load(&self, py: Python<'_>, key: KeyDigest) -> Option<Py<PyAny>> {
-        let entry = match py.detach(|| self.store.get(key)) {
-            Ok(Some(entry)) => entry,
+        let signer = self.options.signer.as_ref();
+        // One trip without the GIL does the lookup and, for an entry without buffers
+        // (most small values), all of the reading and checking.
+        let fetched = py.detach(|| {
+            let entry = match self.store.get(key) {
+                Ok(Some(entry)) => entry,
+                Ok(None) => return Ok(None),
+                Err(e) => return Err((e, None)),
+            };
+            let small = (|| {
+                let mut reader = entry.frame(signer)?;
+                let layout = reader.layout()?;
+                if !layout.buffer_lens.is_empty() {
+                    return Ok(None);
+                }
+                reader.finish()?;
+                Ok(Some(layout.stream))
+            })();
+            match small {
+                Ok(stream) => Ok(Some((entry, stream))),
+                Err(e) => Err((e, Some(entry))),
+            }
+        });
+        let result = match fetched {
             Ok(None) => return None,
-            Err(e) => {
+            Ok(Some((entry, Some(stream)))) => {
+                let value = loads(py, &stream, Vec::new()).map_err(LoadFail::Python);
+                (entry, value)
+            }
+            Ok(Some((entry, None))) => {
+                let value = self.decode(py, &entry);
+                (entry, value)
+            }
+            Err((e, None)) => {
                 warn(
                     py,
                     &format!(
@@ -152,10 +193,11 @@ impl DiskEngine {
                 );
                 return None;
             }
+            Err((e, Some(entry))) => (entry, Err(LoadFail::Store(e))),
         };
-        match self.decode(py, &entry) {
-            Ok(value) => Some(value),
-            Err(fail) => {
+        match result {
+            (_, Ok(value)) => Some(value),
+            (entry, Err(fail)) => {
                 let why = match fail {
                     LoadFail::Store(e) => e.to_string(),
                     LoadFail::Python(e) => format!("it cannot be unpickled: {e}"),
@@ -173,6 +215,8 @@ impl DiskEngine {
         }
     }
 
+    /// Reads an entry with out-of-band buffers: each into fresh memory (one copy), or,
+    /// with `mmap`, as read-only views of the mapped file (no copy).
     fn decode(&self, py: Python<'_>, entry: &Entry) -> Result<Py<PyAny>, LoadFail> {
         let signer = self.options.signer.as_ref();
         let (mut reader, layout) = py.detach(|| {
@@ -183,26 +227,19 @@ impl DiskEngine {
         let header = *reader.header();
         let f = py3(py)?;
         let mut buffers: Vec<Bound<'_, PyAny>> = Vec::with_capacity(layout.buffer_lens.len());
-        let mappable = self.options.mmap
-            && header.codec == Compression::None
-            && !layout.buffer_lens.is_empty();
+        let mappable = self.options.mmap && header.codec == Compression::None;
         match (&entry.source, mappable) {
             (EntrySource::File { file, .. }, true) => {
-                // Zero copies: the arrays are read-only views of the mapped file. Only a
-                // signed entry is read through (to verify it); otherwise the header and
-                // length checks stand in for the body checksum.
+                // Only a signed entry is read through (to verify it); otherwise the
+                // header and length checks stand in for the body checksum.
                 use std::os::fd::AsRawFd;
                 let kwargs = PyDict::new(py);
                 kwargs.set_item("access", f.access_read.bind(py))?;
                 let map = f.mmap.bind(py).call((file.as_raw_fd(), 0), Some(&kwargs))?;
-                let view = py.get_type::<pyo3::types::PyMemoryView>().call1((map,))?;
+                let view = py.get_type::<PyMemoryView>().call1((map,))?;
                 for (&offset, &len) in layout.buffer_offsets.iter().zip(&layout.buffer_lens) {
-                    let slice = pyo3::types::PySlice::new(
-                        py,
-                        offset as isize,
-                        (offset as usize + len) as isize,
-                        1,
-                    );
+                    let start = offset as isize;
+                    let slice = PySlice::new(py, start, start + len as isize, 1);
                     buffers.push(view.get_item(slice)?);
                 }
                 if header.signed {
@@ -227,10 +264,7 @@ impl DiskEngine {
                 py.detach(|| reader.finish())?;
             }
         }
-        let stream = PyBytes::new(py, &layout.stream);
-        let kwargs = PyDict::new(py);
-        kwargs.set_item("buffers", buffers)?;
-        Ok(f.loads.bind(py).call((stream,), Some(&kwargs))?.unbind())
+        Ok(loads(py, &layout.stream, buffers)?)
     }
 
     /// Stores `value` under `key`; on failure the caller still has its value: the
