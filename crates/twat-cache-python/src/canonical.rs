@@ -71,7 +71,7 @@ fn unstable(obj: &Bound<'_, PyAny>, name: &str, why: &str) -> PyErr {
     let root = name.split(['.', '[']).next().unwrap_or(name);
     PyTypeError::new_err(format!(
         "argument {name} of type {t} cannot be turned into a persistent cache key ({why}); \
-         pass ignore=({root:?},) or key=..."
+         pass ignore=('{root}',) or key=..."
     ))
 }
 

@@ -31,7 +31,7 @@
 
 use std::collections::HashMap;
 use std::fs::{self, File};
-use std::io::{BufWriter, Read};
+use std::io::{BufWriter, Read, Seek};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
@@ -144,6 +144,9 @@ impl Entry {
                         "the entry's file has the wrong length".into(),
                     ));
                 }
+                // Each reader starts at the beginning, even if an earlier one read on.
+                let mut file = file;
+                file.seek(std::io::SeekFrom::Start(0))?;
                 Ok(Box::new(std::io::BufReader::with_capacity(
                     256 * 1024,
                     file,
