@@ -387,3 +387,33 @@ def test_generators_and_async_functions_are_refused(cache_dir):
         @bcache
         async def coro():
             return 1
+
+
+def test_a_full_disk_returns_the_value_with_a_warning(cache_dir):
+    # A real write failure: the process may not write files past 1 MB (EFBIG, as a
+    # full disk gives ENOSPC); the store must give up cleanly and leave nothing behind.
+    code = """
+import logging, resource, signal
+logging.basicConfig()
+signal.signal(signal.SIGXFSZ, signal.SIG_IGN)
+from twat_cache import fcache
+
+@fcache(folder_name="full")
+def big(n):
+    return b"x" * n
+
+resource.setrlimit(resource.RLIMIT_FSIZE, (1 << 20, 1 << 20))
+assert big(5_000_000) == b"x" * 5_000_000
+assert big(5_000_000) == b"x" * 5_000_000
+stats = big.cache_stats()
+assert stats["store_errors"] == 2 and stats["entries"] == 0, stats
+print("ok")
+"""
+    import subprocess
+    import sys
+
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=False, timeout=60)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.strip() == "ok"
+    assert done.stderr.count("could not store a result") == 1, done.stderr
+    assert not list((cache_dir / "full" / "tmp").iterdir()), "no temporary file is left behind"

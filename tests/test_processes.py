@@ -13,7 +13,7 @@ import time
 
 from conftest import run_python
 
-MODULE = '''
+MODULE = """
 import os
 import numpy as np
 from twat_cache import bcache, fcache
@@ -33,7 +33,7 @@ def record(k):
 def filled(k, n):
     note("filled", k)
     return np.full(n, k, dtype=np.int64)
-'''
+"""
 
 
 def write_module(tmp_path, body=MODULE, name="workmod"):
@@ -84,7 +84,7 @@ def test_four_processes_read_and_write_one_folder_at_once(tmp_path, cache_dir):
         for i in range(4)
     ]
     for p in procs:
-        out, err = p.communicate(timeout=120)
+        _, err = p.communicate(timeout=120)
         assert p.returncode == 0, err
         assert "WARNING" not in err and "locked" not in err, err
     done = executions(tmp_path / "calls.log")
@@ -161,7 +161,7 @@ def test_keys_are_the_same_under_any_hash_seed(tmp_path, cache_dir):
     assert len(set(keys)) == 3
 
 
-FINGERPRINTED = '''
+FINGERPRINTED = """
 import os
 from twat_cache import bcache
 
@@ -170,7 +170,7 @@ def compute(x):
     with open(os.environ["CALL_LOG"], "a") as f:
         f.write("compute\\n")
     return x + {delta}
-'''
+"""
 
 
 def test_editing_the_body_invalidates_and_moving_it_does_not(tmp_path, cache_dir):

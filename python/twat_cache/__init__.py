@@ -16,8 +16,8 @@ from ._core import __version__
 from ._paths import get_cache_path
 from ._registry import clear_cache, get_stats, list_caches
 from ._types import CachedFunction, CacheInfo
-from .exceptions import ConfigurationError, EngineNotAvailableError, SerializationError, TwatCacheError
 from .disk import bcache
+from .exceptions import ConfigurationError, EngineNotAvailableError, SerializationError, TwatCacheError
 from .files import fcache
 from .memory import mcache
 

@@ -7,8 +7,8 @@ accepted (SPEC.md, "Behaviour"). Each check returns the normalized value.
 from __future__ import annotations
 
 import datetime
-import os
 import math
+import os
 from collections.abc import Callable, Iterable
 from typing import Any
 
@@ -135,5 +135,5 @@ def check_secret(decorator: str, secret: object) -> bytes | None:
 def check_folder(decorator: str, folder_name: object) -> str | os.PathLike[str] | None:
     """``None`` (a folder named after the function), a name, or an absolute path."""
     if folder_name is None or (isinstance(folder_name, (str, os.PathLike)) and str(folder_name)):
-        return folder_name  # type: ignore[return-value]
+        return folder_name
     raise _fail(decorator, "folder_name", folder_name, "a folder name or absolute path, or None")

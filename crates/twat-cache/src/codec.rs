@@ -357,7 +357,7 @@ pub struct Layout {
 }
 
 enum Body<R: Read> {
-    Raw(Checked<io::Take<R>>),
+    Raw(Box<Checked<io::Take<R>>>),
     Zstd(Box<zstd::Decoder<'static, io::BufReader<Checked<io::Take<R>>>>>),
     Lz4(Box<lz4_flex::frame::FrameDecoder<Checked<io::Take<R>>>>),
 }
@@ -417,7 +417,7 @@ impl<R: Read> FrameReader<R> {
         }
         let checked = Checked::new(r.take(header.body_len), signer.map(|s| s.mac.clone()));
         let body = match header.codec {
-            Compression::None => Body::Raw(checked),
+            Compression::None => Body::Raw(Box::new(checked)),
             Compression::Zstd => Body::Zstd(Box::new(zstd::Decoder::new(checked)?)),
             Compression::Lz4 => Body::Lz4(Box::new(lz4_flex::frame::FrameDecoder::new(checked))),
         };
@@ -509,7 +509,7 @@ impl<R: Read> FrameReader<R> {
             return Err(corrupt("the entry's payload has the wrong length"));
         }
         let mut checked = match self.body {
-            Body::Raw(c) => c,
+            Body::Raw(c) => *c,
             Body::Zstd(z) => z.finish().into_inner(),
             Body::Lz4(z) => z.into_inner(),
         };

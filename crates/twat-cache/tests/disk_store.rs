@@ -278,7 +278,9 @@ fn four_processes_share_one_folder() {
 fn an_entry_can_be_read_twice() {
     let dir = temp_dir("twice");
     let store = DiskStore::open(&dir, config(1 << 20, Policy::Lru)).unwrap();
-    store.put("f", 3, &payload_of(&[9u8; 4000]), Compression::None, None).unwrap();
+    store
+        .put("f", 3, &payload_of(&[9u8; 4000]), Compression::None, None)
+        .unwrap();
     let entry = store.get(3).unwrap().unwrap();
     for _ in 0..2 {
         let loaded = read_frame(entry.reader().unwrap(), None).unwrap();
