@@ -206,7 +206,13 @@ impl Encoder<'_> {
             if format.contains('O') {
                 return false;
             }
-            self.hasher.array(&tname, format, shape, bytes);
+            if bytes.len() >= 1 << 20 {
+                // Milliseconds of hashing: let other threads run Python meanwhile.
+                let hasher = &mut *self.hasher;
+                py.detach(|| hasher.array(&tname, format, shape, bytes));
+            } else {
+                self.hasher.array(&tname, format, shape, bytes);
+            }
             true
         })?;
         match hashed {
