@@ -33,7 +33,7 @@ test: build ## Build once, then run cargo test and pytest
 	$(PY) -m pytest
 
 bench: build ## Benchmark our engines against the anchors, write docs/benchmarks.md
-	$(PY) benches/bench_memory.py --write docs/benchmarks.md
+	$(PY) benches/run.py --write docs/benchmarks.md
 
 lint: $(STAMP) ## cargo fmt --check, clippy -D warnings, ruff, mypy
 	cargo fmt --all -- --check

@@ -1,12 +1,5 @@
-"""Side-by-side benchmark of the memory engine against its anchors, in one run.
-
-Runs `mcache` and functools.lru_cache, cachetools and cachebox on the same workloads in
-the same process and prints ratios (ours / theirs: lower is better for times, higher is
-better for hit ratios and throughput). With --write PATH it also writes the table as
-Markdown. Targets are those of SPEC.md ("Performance").
-
-    make bench            # or: python benches/bench_memory.py --write docs/benchmarks.md
-"""
+"""The memory rows of the benchmark: `mcache` against functools.lru_cache, cachetools
+and cachebox on the same workloads (run by benches/run.py)."""
 
 from __future__ import annotations
 
@@ -28,30 +21,7 @@ import cachetools
 import numpy as np
 from twat_cache import mcache
 
-REPEAT = 7
-
-
-@dataclass
-class Row:
-    workload: str
-    ours: str
-    anchor: str
-    ours_value: float
-    anchor_value: float
-    unit: str
-    target: str
-    ok: bool
-
-    @property
-    def ratio(self) -> float:
-        return self.ours_value / self.anchor_value
-
-
-def per_call_ns(stmt: str, fn: Callable[..., Any], number: int) -> float:
-    """Best-of-REPEAT nanoseconds per execution of ``stmt`` with ``f`` bound to ``fn``."""
-    times = timeit.repeat(stmt, globals={"f": fn}, number=number, repeat=REPEAT)
-    return min(times) / number * 1e9
-
+from common import Row, per_call_ns
 
 def make_hit_functions(maxsize: int) -> dict[str, Callable[..., Any]]:
     def body(x: Any, y: Any = None, z: Any = None) -> Any:
@@ -266,55 +236,4 @@ def bench_threads(rows: list[Row]) -> None:
     )
 
 
-def fmt(value: float, unit: str) -> str:
-    if unit == "ratio":
-        return f"{value:.3f}"
-    if unit == "calls/s":
-        return f"{value / 1e6:.2f} M/s"
-    return f"{value:,.0f} ns" if value >= 100 else f"{value:.1f} ns"
-
-
-def table(rows: list[Row]) -> str:
-    lines = [
-        "| workload | ours | anchor | ours | anchor | ratio | target | met |",
-        "|---|---|---|---:|---:|---:|---|---|",
-    ]
-    for r in rows:
-        lines.append(
-            f"| {r.workload} | {r.ours} | {r.anchor} | {fmt(r.ours_value, r.unit)} | {fmt(r.anchor_value, r.unit)} "
-            f"| {r.ratio:.2f} x | {r.target} | {'yes' if r.ok else '**no**'} |"
-        )
-    return "\n".join(lines)
-
-
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--write", metavar="PATH", help="also write the table to this Markdown file")
-    args = parser.parse_args()
-
-    rows: list[Row] = []
-    for step in (bench_hits, bench_miss, bench_zipf, bench_threads):
-        print(f"running {step.__name__} ...", file=sys.stderr, flush=True)
-        step(rows)
-    out = table(rows)
-    print(out)
-    if args.write:
-        when = datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
-        header = (
-            "# Benchmarks\n\n"
-            "Written by `make bench` (benches/bench_memory.py): every row was measured in one run, ours and the\n"
-            "anchor side by side on the same workload. Ratio = ours / anchor (for times lower is better; for hit\n"
-            "ratios and throughput higher is better). Best of several repeats; the miss row subtracts the loop's\n"
-            "own cost.\n\n"
-            f"- when: {when}\n"
-            f"- machine: {platform.machine()}, {os.cpu_count()} cores, {platform.platform()}\n"
-            f"- Python {platform.python_version()}; cachetools {cachetools.__version__}, "
-            f"cachebox {cachebox.__version__}, numpy {np.__version__}\n\n"
-        )
-        with open(args.write, "w") as f:
-            f.write(header + out + "\n")
-        print(f"\nwritten to {args.write}", file=sys.stderr)
-
-
-if __name__ == "__main__":
-    main()
+STEPS = (bench_hits, bench_miss, bench_zipf, bench_threads)

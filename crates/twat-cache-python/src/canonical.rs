@@ -94,16 +94,18 @@ impl Encoder<'_> {
                 self.hasher.int(b.is_true() as i64);
             }
         } else if let Ok(s) = obj.cast::<PyString>() {
+            // str subclasses too (StrEnum members equal their values).
             self.str(s)?;
+        } else if let Ok(i) = obj.cast::<PyInt>() {
+            // int subclasses too (IntEnum members equal their values).
+            self.int(i)?;
+        } else if let Ok(f) = obj.cast::<PyFloat>() {
+            self.float(obj, f.value())?;
         } else if obj.is_instance(known(py)?.enum_type.bind(py))? {
             // By class and member name: a member's value may change, its name keys it.
             self.hasher.begin(Tag::Object, 2);
             self.hasher.str(&type_name(&obj.get_type())?);
             self.hasher.str(&obj.getattr("name")?.extract::<String>()?);
-        } else if let Ok(i) = obj.cast::<PyInt>() {
-            self.int(i)?;
-        } else if let Ok(f) = obj.cast::<PyFloat>() {
-            self.float(obj, f.value())?;
         } else if let Ok(b) = obj.cast::<PyBytes>() {
             self.hasher.bytes(b.as_bytes());
         } else if let Ok(b) = obj.cast::<PyByteArray>() {

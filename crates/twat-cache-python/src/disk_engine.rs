@@ -132,6 +132,8 @@ impl DiskEngine {
         options: ValueOptions,
     ) -> Result<Self, Error> {
         let store = py.detach(|| DiskStore::open(folder, config))?;
+        // Import what loads need now, at decoration time, not in the first call.
+        py3(py).map_err(|e| Error::Database(format!("cannot import pickle or mmap: {e}")))?;
         Ok(DiskEngine {
             store,
             ns,

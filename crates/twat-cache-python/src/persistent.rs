@@ -116,6 +116,9 @@ impl PersistentFunction {
         };
         let engine = DiskEngine::open(py, folder, name.clone(), config, options)
             .map_err(|e| to_py_err(py, e))?;
+        // The hasher's first use pays one-time CPU setup (tens of microseconds for the
+        // SIMD unit BLAKE3 uses): at decoration time, not in the first call.
+        KeyHasher::new(secure).finish();
         Ok(PersistentFunction {
             func,
             keys: KeyBuilder::new(params, typed, key),

@@ -198,7 +198,6 @@ CREATE TABLE IF NOT EXISTS entries (
 );
 CREATE INDEX IF NOT EXISTS entries_expires ON entries(expires) WHERE expires IS NOT NULL;
 CREATE TABLE IF NOT EXISTS totals (id INTEGER PRIMARY KEY CHECK (id = 0), bytes INTEGER NOT NULL);
-INSERT OR IGNORE INTO totals VALUES (0, 0);
 ";
 
 /// The eviction order of a policy, and the index that serves it (created by the first
@@ -253,7 +252,9 @@ impl DiskStore {
             touches: Mutex::new(HashMap::new()),
             commits: AtomicU64::new(0),
         };
-        store.with_conn(|_| Ok(()))?;
+        // The first lookup prepares its statement and maps the shared WAL index: done
+        // now (at decoration time), not in the first call.
+        store.get(0)?;
         Ok(store)
     }
 
@@ -278,6 +279,12 @@ impl DiskStore {
         db.pragma_update(None, "wal_autocheckpoint", 10_000)?;
         db.set_prepared_statement_cache_capacity(32);
         db.execute_batch(SCHEMA)?;
+        // Only the first opener writes the totals row (a write here would make every
+        // open wait for the writer lock).
+        let has_totals: bool = db.query_row("SELECT count(*) FROM totals", [], |r| r.get(0))?;
+        if !has_totals {
+            db.execute("INSERT OR IGNORE INTO totals VALUES (0, 0)", [])?;
+        }
         db.execute_batch(policy_order(self.config.policy).1)?;
         Ok(db)
     }

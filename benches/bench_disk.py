@@ -1,0 +1,176 @@
+"""The persistent rows of the benchmark: `bcache` against `diskcache.Cache.memoize` on a
+~1 KB dict, and `fcache` against `joblib.Memory` on a 100 MB float64 array (run by
+benches/run.py). Every store writes a new entry; loads read one that is on disk (and, as
+for any real reader, in the OS page cache)."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+import textwrap
+from typing import Any
+
+import diskcache
+import joblib
+import numpy as np
+from twat_cache import bcache, fcache
+
+from common import Row, best_of, compare, per_call_ns
+
+# One folder for the whole run; a fresh process of the same run finds it through the
+# environment (and so reads the entries the run wrote).
+ROOT = os.environ.get("TWAT_BENCH_ROOT") or tempfile.mkdtemp(prefix="twat-bench-")
+os.environ["TWAT_BENCH_ROOT"] = ROOT
+os.environ["TWAT_CACHE_DIR"] = ROOT
+SMALL = {f"field_{i:02d}": f"value {i} " * 2 for i in range(40)}  # ~1 KB pickled
+ARRAY_BYTES = 100 * 1024 * 1024
+
+
+def small_functions() -> dict[str, Any]:
+    def body(x: Any) -> Any:
+        return SMALL
+
+    dc = diskcache.Cache(os.path.join(ROOT, "diskcache"))
+    return {"bcache": bcache(folder_name="bench-small", name="bench.small")(body), "diskcache": dc.memoize()(body)}
+
+
+def bench_small(rows: list[Row]) -> None:
+    fns = small_functions()
+    for fn in fns.values():
+        fn(1)
+    hit = {name: per_call_ns("f(1)", fn, 20_000) / 1000 for name, fn in fns.items()}
+    compare(rows, "disk: warm hit, ~1 KB dict", "bcache", "diskcache.Cache.memoize", *hit.values(), "us", 0.33)
+
+    miss = {}
+    for name, fn in fns.items():
+        keys = iter(range(10**6, 10**7))
+        n = 2000
+        miss[name] = min(best_of(lambda fn=fn, keys=keys: [fn(next(keys)) for _ in range(n)], 3) for _ in range(1))
+        miss[name] = miss[name] / n * 1e6
+    compare(rows, "disk: miss + store, ~1 KB dict", "bcache", "diskcache.Cache.memoize", *miss.values(), "us", 0.5)
+
+    fresh = {name: fresh_process_hit(name) for name in fns}
+    compare(rows, "disk: hit from a fresh process", "bcache", "diskcache.Cache.memoize", *fresh.values(), "us", 0.33)
+
+
+FRESH = """
+import sys, time
+sys.path.insert(0, {benches!r})
+import bench_disk
+fn = bench_disk.small_functions()[{name!r}]
+bench_disk.SMALL = None  # a call that ran the function would return None
+start = time.perf_counter()
+value = fn(1)
+elapsed = time.perf_counter() - start
+assert isinstance(value, dict), "the first call in a fresh process must be a hit"
+print(elapsed * 1e6)
+"""
+
+
+def fresh_process_hit(name: str) -> float:
+    """The first call (a hit) in a new process that has imported and decorated it."""
+    code = FRESH.format(benches=os.path.dirname(os.path.abspath(__file__)), name=name)
+    times = []
+    for _ in range(5):
+        out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+        times.append(float(out.strip().splitlines()[-1]))
+    return min(times)
+
+
+def array_functions(big: np.ndarray) -> dict[str, Any]:
+    def make(i: int) -> np.ndarray:
+        return big
+
+    memory = joblib.Memory(os.path.join(ROOT, "joblib"), verbose=0)
+    packed = joblib.Memory(os.path.join(ROOT, "joblib-z"), verbose=0, compress=True)
+    return {
+        "fcache": fcache(folder_name="bench-array", name="bench.array")(make),
+        "fcache(mmap=True)": fcache(folder_name="bench-array-mmap", name="bench.array.mmap", mmap=True)(make),
+        "fcache(compress=True)": fcache(folder_name="bench-array-z", name="bench.array.z", compress=True)(make),
+        "joblib.Memory": memory.cache(make),
+        "joblib.Memory(compress=True)": packed.cache(make),
+    }
+
+
+def store_and_load(fn: Any, stores: int, loads: int) -> tuple[float, float]:
+    """Milliseconds: best store of a new entry (the function itself costs nothing), best load."""
+    keys = iter(range(1000))
+    store = best_of(lambda: fn(next(keys)), stores) * 1e3
+    load = best_of(lambda: fn(0), loads) * 1e3
+    return store, load
+
+
+def bench_arrays(rows: list[Row]) -> None:
+    big = np.random.default_rng(2026).random(ARRAY_BYTES // 8)
+    fns = array_functions(big)
+    store, load = {}, {}
+    for name, fn in fns.items():
+        slow = "compress" in name and "joblib" in name
+        store[name], load[name] = store_and_load(fn, 1 if slow else 3, 2 if slow else 5)
+        np.testing.assert_array_equal(fn(0), big)
+    work = "100 MB float64 array (random)"
+    compare(rows, f"{work}: cached load", "fcache", "joblib.Memory", load["fcache"], load["joblib.Memory"], "ms", 1.0)
+    compare(rows, f"{work}: store", "fcache", "joblib.Memory", store["fcache"], store["joblib.Memory"], "ms", 1.0)
+    mm = "fcache(mmap=True)"
+    compare(rows, f"{work}: cached load", mm, "joblib.Memory", load[mm], load["joblib.Memory"], "ms", 0.05)
+    z, jz = "fcache(compress=True)", "joblib.Memory(compress=True)"
+    compare(rows, f"{work}: compressed store", z, jz, store[z], store[jz], "ms", 0.1)
+    compare(rows, f"{work}: compressed load", z, jz, load[z], load[jz], "ms", 0.25)
+    bench_compressible(rows)
+    shutil.rmtree(os.path.join(ROOT, "joblib"), ignore_errors=True)
+
+
+def bench_compressible(rows: list[Row]) -> None:
+    """Compression on data that does compress (random data is stored raw by design)."""
+    steps = np.repeat(np.arange(ARRAY_BYTES // 8 // 1000, dtype=np.float64), 1000)
+
+    def make(i: int) -> np.ndarray:
+        return steps
+
+    ours = fcache(folder_name="bench-steps-z", name="bench.steps.z", compress=True)(make)
+    theirs = joblib.Memory(os.path.join(ROOT, "joblib-steps"), verbose=0, compress=True).cache(make)
+    s_ours, l_ours = store_and_load(ours, 1, 3)
+    s_theirs, l_theirs = store_and_load(theirs, 1, 3)
+    work = "100 MB float64 array (runs of equal values)"
+    compare(rows, f"{work}: compressed store", "fcache(compress=True)", "joblib.Memory(compress=True)", s_ours, s_theirs, "ms", None)
+    compare(rows, f"{work}: compressed load", "fcache(compress=True)", "joblib.Memory(compress=True)", l_ours, l_theirs, "ms", None)
+
+
+def bench_argument(rows: list[Row]) -> None:
+    big = np.random.default_rng(7).random(ARRAY_BYTES // 8)
+
+    def total(a: np.ndarray) -> float:
+        return 1.0
+
+    memory = joblib.Memory(os.path.join(ROOT, "joblib-arg"), verbose=0)
+    fns = {
+        "fcache (BLAKE3, the default)": fcache(folder_name="bench-arg", name="bench.arg")(total),
+        "fcache(secure=False) (XXH3)": fcache(folder_name="bench-arg-x", name="bench.arg.x", secure=False)(total),
+        "joblib.Memory": memory.cache(total),
+    }
+    hit = {}
+    for name, fn in fns.items():
+        fn(big)
+        hit[name] = best_of(lambda fn=fn: fn(big), 3 if "joblib" in name else 7) * 1e3
+    changed = big.copy()
+    changed[ARRAY_BYTES // 16] += 1.0
+    for name, fn in fns.items():
+        before = fn.cache_info().misses if hasattr(fn, "cache_info") else None
+        fn(changed)
+        if before is not None:
+            assert fn.cache_info().misses == before + 1, f"{name}: a one-element change must be a miss"
+    work = "100 MB array as the argument: hit (hashing)"
+    for name in ("fcache (BLAKE3, the default)", "fcache(secure=False) (XXH3)"):
+        compare(rows, work, name, "joblib.Memory", hit[name], hit["joblib.Memory"], "ms", 0.05)
+
+
+def cleanup(rows: list[Row]) -> None:
+    """Removes the run's cache folders (hundreds of MB)."""
+    shutil.rmtree(ROOT, ignore_errors=True)
+
+
+DISK_STEPS = (bench_small,)
+FILE_STEPS = (bench_arrays, bench_argument, cleanup)

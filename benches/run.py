@@ -1,0 +1,68 @@
+"""Side-by-side benchmark of our engines against the anchor libraries, in one run.
+
+Every row runs ours and the anchor on the same workload in the same run and prints
+ratios (ours / theirs: lower is better for times, higher is better for hit ratios and
+throughput). With --write PATH it also writes the table as Markdown. Targets are those
+of SPEC.md ("Performance").
+
+    make bench            # or: python benches/run.py --write docs/benchmarks.md
+    python benches/run.py --only disk    # one group: memory, disk or files
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime
+import os
+import platform
+import sys
+
+import bench_disk
+import bench_memory
+import cachebox
+import cachetools
+import diskcache
+import joblib
+import numpy as np
+
+from common import Row, table
+
+GROUPS = {"memory": bench_memory.STEPS, "disk": bench_disk.DISK_STEPS, "files": bench_disk.FILE_STEPS}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--write", metavar="PATH", help="also write the table to this Markdown file")
+    parser.add_argument("--only", choices=sorted(GROUPS), help="run one group of rows")
+    args = parser.parse_args()
+
+    rows: list[Row] = []
+    steps = GROUPS[args.only] if args.only else [s for group in GROUPS.values() for s in group]
+    if args.only == "disk":
+        steps = [*steps, bench_disk.cleanup]
+    for step in steps:
+        print(f"running {step.__name__} ...", file=sys.stderr, flush=True)
+        step(rows)
+    out = table(rows)
+    print(out)
+    if args.write:
+        when = datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
+        header = (
+            "# Benchmarks\n\n"
+            "Written by `make bench` (benches/run.py): every row was measured in one run, ours and the\n"
+            "anchor side by side on the same workload. Ratio = ours / anchor (for times lower is better; for hit\n"
+            "ratios and throughput higher is better). Best of several repeats; the miss row subtracts the loop's\n"
+            "own cost.\n\n"
+            f"- when: {when}\n"
+            f"- machine: {platform.machine()}, {os.cpu_count()} cores, {platform.platform()}\n"
+            f"- Python {platform.python_version()}; cachetools {cachetools.__version__}, "
+            f"cachebox {cachebox.__version__}, diskcache {diskcache.__version__}, joblib {joblib.__version__}, "
+            f"numpy {np.__version__}\n\n"
+        )
+        with open(args.write, "w") as f:
+            f.write(header + out + "\n")
+        print(f"\nwritten to {args.write}", file=sys.stderr)
+
+
+if __name__ == "__main__":
+    main()
