@@ -22,7 +22,7 @@ def test_readme_has_python_examples():
 
 
 @pytest.mark.parametrize("index", range(len(readme_blocks())))
-def test_readme_block_runs(index):
+def test_readme_block_runs(index, cache_dir):
     code = readme_blocks()[index]
     exec(compile(code, f"README.md[python block {index}]", "exec"), {"__name__": f"readme_{index}"})
 
@@ -32,6 +32,10 @@ def test_readme_block_runs(index):
     [
         "twat_cache",
         "twat_cache.memory",
+        "twat_cache.disk",
+        "twat_cache.files",
+        "twat_cache._paths",
+        "twat_cache._fingerprint",
         "twat_cache._registry",
         "twat_cache._signature",
         "twat_cache._types",

@@ -7,8 +7,9 @@
 
 use pyo3::buffer::PyUntypedBuffer;
 use pyo3::prelude::*;
-use pyo3::types::PyBytes;
-use xxhash_rust::xxh3::xxh3_128;
+use pyo3::sync::PyOnceLock;
+use pyo3::types::{PyByteArray, PyBytes};
+use twox_hash::XxHash3_128;
 
 /// A C-contiguous buffer held open (the exporter keeps its memory in place and alive
 /// while the view exists), whose bytes can be read with the GIL released.
@@ -41,6 +42,58 @@ impl Held {
     }
 }
 
+/// Fresh, writable memory for a buffer read from a cache file: a numpy `uint8` array
+/// when numpy is there (no zeroing, and numpy asks the kernel for huge pages, which
+/// makes a 100 MB load several times cheaper), else a `bytearray`.
+pub struct Fresh<'py> {
+    obj: Bound<'py, PyAny>,
+    buffer: PyUntypedBuffer,
+}
+
+impl<'py> Fresh<'py> {
+    pub fn new(py: Python<'py>, len: usize) -> PyResult<Self> {
+        static EMPTY: PyOnceLock<Option<Py<PyAny>>> = PyOnceLock::new();
+        let empty = EMPTY.get_or_init(py, || {
+            let numpy = py.import("numpy").ok()?;
+            Some(numpy.getattr("empty").ok()?.unbind())
+        });
+        let obj = match empty {
+            Some(empty) => empty.bind(py).call1((len, "uint8"))?,
+            None => PyByteArray::new_with(py, len, |_| Ok(()))?.into_any(),
+        };
+        let buffer = PyUntypedBuffer::get(&obj)?;
+        if buffer.readonly() || !buffer.is_c_contiguous() || buffer.len_bytes() != len {
+            return Err(pyo3::exceptions::PyBufferError::new_err(
+                "no writable memory",
+            ));
+        }
+        Ok(Fresh { obj, buffer })
+    }
+
+    /// The memory to fill.
+    pub fn bytes_mut(&mut self) -> &mut [u8] {
+        let len = self.buffer.len_bytes();
+        let ptr = self.buffer.buf_ptr() as *mut u8;
+        if len == 0 || ptr.is_null() {
+            return &mut [];
+        }
+        // SAFETY: `obj` was created just now by us and has not been handed to any other
+        // code, so nothing else reads or writes it; the exporter keeps `len` writable,
+        // contiguous bytes at `ptr` while our view (`self.buffer`) lives, and the slice
+        // borrows `self` mutably.
+        #[allow(unsafe_code)]
+        unsafe {
+            std::slice::from_raw_parts_mut(ptr, len)
+        }
+    }
+
+    /// The object that owns the memory, to hand to `pickle.loads(buffers=...)`.
+    pub fn into_object(self) -> Bound<'py, PyAny> {
+        drop(self.buffer);
+        self.obj
+    }
+}
+
 /// Calls `f(format, shape, bytes)` with `obj`'s buffer laid out in C order (strided views
 /// are copied once by the exporter's `tobytes()`); `None` when `obj` has no buffer.
 pub fn with_bytes<R>(
@@ -63,6 +116,10 @@ pub fn with_bytes<R>(
 /// `(format, shape, digest)` of `obj`'s buffer, or `None` when it has no buffer.
 pub fn digest(obj: &Bound<'_, PyAny>) -> PyResult<Option<(String, Vec<usize>, u128)>> {
     with_bytes(obj, |format, shape, bytes| {
-        (format.to_string(), shape.to_vec(), xxh3_128(bytes))
+        (
+            format.to_string(),
+            shape.to_vec(),
+            XxHash3_128::oneshot(bytes),
+        )
     })
 }

@@ -9,12 +9,12 @@ use std::sync::atomic::{AtomicU64, AtomicU8, Ordering};
 
 use pyo3::prelude::*;
 use pyo3::sync::PyOnceLock;
-use pyo3::types::{PyByteArray, PyBytes, PyDict, PyList, PyMemoryView, PySlice};
+use pyo3::types::{PyBytes, PyDict, PyList, PyMemoryView, PySlice};
 use twat_cache::{
     Compression, DiskConfig, DiskStore, Entry, EntrySource, Error, KeyDigest, Payload, Signer,
 };
 
-use crate::buffer::Held;
+use crate::buffer::{Fresh, Held};
 use crate::errors::warn;
 
 /// Python callables the engine uses, looked up once.
@@ -249,19 +249,11 @@ impl DiskEngine {
                 }
             }
             _ => {
-                let mut failed = None;
                 for &len in &layout.buffer_lens {
-                    let array = PyByteArray::new_with(py, len, |out| {
-                        py.detach(|| reader.read_buffer(out)).map_err(|e| {
-                            failed = Some(e);
-                            pyo3::exceptions::PyOSError::new_err("read failed")
-                        })
-                    });
-                    match (array, failed.take()) {
-                        (_, Some(e)) => return Err(e.into()),
-                        (Ok(a), None) => buffers.push(a.into_any()),
-                        (Err(e), None) => return Err(e.into()),
-                    }
+                    let mut fresh = Fresh::new(py, len)?;
+                    let out = fresh.bytes_mut();
+                    py.detach(|| reader.read_buffer(out))?;
+                    buffers.push(fresh.into_object());
                 }
                 py.detach(|| reader.finish())?;
             }

@@ -107,7 +107,7 @@ impl PersistentFunction {
             } else {
                 twat_cache::DEFAULT_INLINE_MAX
             },
-            durable: true,
+            durable: false,
         };
         let options = ValueOptions {
             compression,

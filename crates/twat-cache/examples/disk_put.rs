@@ -22,13 +22,19 @@ fn main() -> Result<(), twat_cache::Error> {
     for _ in 0..100_000 {
         store.get(key(5))?;
     }
-    println!("get (one key): {:.2} us", t.elapsed().as_secs_f64() * 1e5 / 1e5 * 10.0);
+    println!(
+        "get (one key): {:.2} us",
+        t.elapsed().as_secs_f64() * 1e5 / 1e5 * 10.0
+    );
     let t = Instant::now();
     for _ in 0..100_000 {
         let entry = store.get(key(5))?.expect("stored");
         read_frame(entry.reader()?, None)?;
     }
-    println!("get + read (one key): {:.2} us", t.elapsed().as_secs_f64() * 10.0);
+    println!(
+        "get + read (one key): {:.2} us",
+        t.elapsed().as_secs_f64() * 10.0
+    );
     std::fs::remove_dir_all(&dir).ok();
     Ok(())
 }

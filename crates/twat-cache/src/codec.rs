@@ -10,7 +10,7 @@
 //! ```text
 //! header (64 bytes)
 //!   0..4   magic "TWC1"           4  codec (0 raw, 1 zstd, 2 lz4)    5  flags (1 = signed)
-//!   8..16  payload length         16..24 body length                 24..32 XXH3-64 of the body
+//!   8..16  payload length         16..24 body length                 24..32 checksum of the body
 //!   32..64 HMAC-SHA256 of bytes 0..32 and the body (zero when unsigned)
 //! payload (the body, before compression)
 //!   n_buffers u32, 0u32, stream length u64, buffer lengths u64 * n, padding to 64
@@ -38,7 +38,8 @@ use std::str::FromStr;
 
 use hmac::{Hmac, Mac};
 use sha2::Sha256;
-use xxhash_rust::xxh3::Xxh3;
+
+use crate::checksum::ChunkSum;
 
 use crate::Error;
 
@@ -209,7 +210,7 @@ impl std::fmt::Debug for Signer {
 /// Hashes (and signs) the body bytes that pass through it, in either direction.
 struct Checked<T> {
     inner: T,
-    sum: Xxh3,
+    sum: ChunkSum,
     mac: Option<HmacSha256>,
     len: u64,
 }
@@ -218,7 +219,7 @@ impl<T> Checked<T> {
     fn new(inner: T, mac: Option<HmacSha256>) -> Self {
         Checked {
             inner,
-            sum: Xxh3::new(),
+            sum: ChunkSum::default(),
             mac,
             len: 0,
         }

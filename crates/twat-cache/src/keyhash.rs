@@ -25,7 +25,7 @@
 //! assert_ne!(key(false), key(true)); // XXH3-128 and BLAKE3 are different functions
 //! ```
 
-use xxhash_rust::xxh3::Xxh3;
+use twox_hash::XxHash3_128;
 
 /// Bumped whenever the encoding changes, so old entries become misses instead of
 /// colliding with new ones. It is the first thing every key hashes.
@@ -79,7 +79,7 @@ pub struct KeyHasher {
 }
 
 enum Inner {
-    Fast(Box<Xxh3>),
+    Fast(Box<XxHash3_128>),
     Secure(Box<blake3::Hasher>),
 }
 
@@ -89,7 +89,7 @@ impl KeyHasher {
         let inner = if secure {
             Inner::Secure(Box::default())
         } else {
-            Inner::Fast(Box::default())
+            Inner::Fast(Box::new(XxHash3_128::new()))
         };
         let mut h = KeyHasher { inner };
         h.raw(&[KEY_FORMAT]);
@@ -108,7 +108,7 @@ impl KeyHasher {
 
     fn raw(&mut self, bytes: &[u8]) {
         match &mut self.inner {
-            Inner::Fast(h) => h.update(bytes),
+            Inner::Fast(h) => h.write(bytes),
             Inner::Secure(h) => {
                 // BLAKE3 spreads large inputs over its SIMD lanes; below a few KiB the
                 // plain update is as fast.
@@ -226,12 +226,9 @@ impl KeyHasher {
             }
             Inner::Fast(h) if data.len() >= PARALLEL_MIN => {
                 use rayon::prelude::*;
-                let digests: Vec<u128> = data
-                    .par_chunks(CHUNK)
-                    .map(xxhash_rust::xxh3::xxh3_128)
-                    .collect();
+                let digests: Vec<u128> = data.par_chunks(CHUNK).map(XxHash3_128::oneshot).collect();
                 for d in digests {
-                    h.update(&d.to_le_bytes());
+                    h.write(&d.to_le_bytes());
                 }
             }
             _ => self.raw(data),
@@ -241,7 +238,7 @@ impl KeyHasher {
     /// The 128-bit digest.
     pub fn finish(self) -> KeyDigest {
         match self.inner {
-            Inner::Fast(h) => h.digest128(),
+            Inner::Fast(h) => h.finish_128(),
             Inner::Secure(h) => {
                 let out = h.finalize();
                 let mut first = [0u8; 16];

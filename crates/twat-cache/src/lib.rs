@@ -35,7 +35,8 @@
 #[cfg(doctest)]
 pub struct ReadmeDoctests;
 
-mod checkpoint;
+mod background;
+mod checksum;
 mod codec;
 mod disk;
 mod error;

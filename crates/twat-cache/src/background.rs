@@ -1,0 +1,101 @@
+//! The one background thread of a process's persistent stores: work that must happen
+//! but need not delay a cache call.
+//!
+//! - **WAL checkpoints.** SQLite's automatic checkpoint runs inside whichever commit
+//!   crosses the threshold and, with `synchronous=NORMAL`, fsyncs the WAL and the
+//!   database there: one insert in a few hundred paid milliseconds, which doubled the
+//!   average insert cost. Stores ask for a PASSIVE checkpoint every [`EVERY`] commits
+//!   instead (it never waits for readers or writers); SQLite's own stays as a backstop.
+//! - **Flushing value files** (`fsync`) of stores that are not `durable`: the entry is
+//!   usable as soon as it is renamed into place, and reaches the device shortly after.
+//!   Until then a power cut can only lose or truncate the file, which its checksum
+//!   catches (a miss), never return a wrong value.
+
+use std::collections::HashMap;
+use std::path::PathBuf;
+use std::sync::mpsc::{channel, Sender};
+use std::sync::Mutex;
+use std::time::Duration;
+
+use rusqlite::Connection;
+
+/// Commits between checkpoint requests (SQLite's own default is about 1000 pages).
+pub(crate) const EVERY: u64 = 256;
+
+/// The sender to the checkpoint thread, and the process it was started in (a child
+/// made by `fork` has no such thread and starts its own).
+static REQUESTS: Mutex<Option<(u32, Sender<Job>)>> = Mutex::new(None);
+
+/// Work for the background thread.
+pub(crate) enum Job {
+    /// A PASSIVE checkpoint of the database at this path.
+    Checkpoint(PathBuf),
+    /// `fsync` of this value file (gone already: nothing to do).
+    Flush(PathBuf),
+}
+
+/// Hands `job` to the background thread (best effort: a checkpoint that fails now
+/// happens with the next request, or SQLite's own backstop checkpoint does it).
+pub(crate) fn request(job: Job) {
+    let Ok(mut guard) = REQUESTS.lock() else {
+        return;
+    };
+    let pid = std::process::id();
+    if guard.as_ref().is_none_or(|(owner, _)| *owner != pid) {
+        *guard = start().map(|tx| (pid, tx));
+    }
+    if let Some((_, sender)) = guard.as_ref() {
+        if sender.send(job).is_err() {
+            *guard = None;
+        }
+    }
+}
+
+fn start() -> Option<Sender<Job>> {
+    let (tx, rx) = channel::<Job>();
+    std::thread::Builder::new()
+        .name("twat-cache-background".into())
+        .spawn(move || {
+            let mut conns: HashMap<PathBuf, Connection> = HashMap::new();
+            while let Ok(job) = rx.recv() {
+                // Checkpoint requests that piled up while we worked need one each.
+                let mut checkpoints = Vec::new();
+                for job in std::iter::once(job).chain(rx.try_iter()) {
+                    match job {
+                        Job::Checkpoint(path) => checkpoints.push(path),
+                        Job::Flush(path) => {
+                            if let Ok(file) = std::fs::File::open(&path) {
+                                let _ = file.sync_data();
+                            }
+                        }
+                    }
+                }
+                checkpoints.sort();
+                checkpoints.dedup();
+                for path in checkpoints {
+                    checkpoint(&mut conns, path);
+                }
+            }
+        })
+        .ok()?;
+    Some(tx)
+}
+
+fn checkpoint(conns: &mut HashMap<PathBuf, Connection>, path: PathBuf) {
+    if !conns.contains_key(&path) {
+        let Ok(db) = Connection::open(&path) else {
+            return;
+        };
+        let _ = db.busy_timeout(Duration::from_millis(100));
+        conns.insert(path.clone(), db);
+    }
+    if let Some(db) = conns.get(&path) {
+        if db
+            .query_row("PRAGMA wal_checkpoint(PASSIVE)", [], |_| Ok(()))
+            .is_err()
+        {
+            // A removed folder, say: drop the connection; the next request reopens.
+            conns.remove(&path);
+        }
+    }
+}
