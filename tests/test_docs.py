@@ -57,3 +57,5 @@ def test_demo_runs_and_shows_hits():
     ).stdout
     assert "CacheInfo(hits=10000, misses=1, maxsize=128, currsize=1)" in out
     assert "__main__.fib: hits=" in out
+    assert "the same call in a new process:" in out and "CacheInfo(hits=1, misses=0" in out
+    assert "demo.simulation: hits=100 misses=1" in out
