@@ -36,6 +36,8 @@ def per_call_ns(stmt: str, fn: Callable[..., Any], number: int) -> float:
 def fmt(value: float, unit: str) -> str:
     if unit == "ratio":
         return f"{value:.3f}"
+    if unit == "ms" and value < 1:
+        return f"{value * 1000:.0f} us"
     if unit in ("us", "ms"):
         return f"{value:,.1f} {unit}" if value < 1000 else f"{value:,.0f} {unit}"
     if unit == "calls/s":

@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
+import tempfile
 from typing import TYPE_CHECKING
 
-from twat_cache import CacheInfo, mcache
+from twat_cache import CacheInfo, bcache, fcache, mcache
 
 
 @mcache
@@ -15,6 +16,26 @@ def greet(name: str, punctuation: str = "!") -> str:
 @mcache(maxsize=8, ttl=1.5, policy="lfu")
 def scale(x: float, factor: int = 2) -> float:
     return x * factor
+
+
+@bcache(folder_name=tempfile.mkdtemp(), ttl=60)
+def words(text: str) -> list[str]:
+    return text.split()
+
+
+@fcache(folder_name=tempfile.mkdtemp(), compress="lz4")
+def repeat(data: bytes, times: int) -> bytes:
+    return data * times
+
+
+def test_persistent_signatures_survive_decoration() -> None:
+    split: list[str] = words("a b")
+    joined: bytes = repeat(b"ab", 2)
+    assert split == ["a", "b"] and joined == b"abab"
+    assert words.cache_info().misses == 1
+    if TYPE_CHECKING:
+        words(1)  # type: ignore[arg-type]
+        repeat("ab", 2)  # type: ignore[arg-type]
 
 
 def test_signatures_survive_decoration() -> None:

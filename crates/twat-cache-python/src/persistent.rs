@@ -108,6 +108,7 @@ impl PersistentFunction {
                 twat_cache::DEFAULT_INLINE_MAX
             },
             durable: false,
+            busy_timeout: twat_cache::DEFAULT_BUSY_TIMEOUT,
         };
         let options = ValueOptions {
             compression,

@@ -246,6 +246,46 @@ impl<W: Write> Write for Checked<W> {
     }
 }
 
+/// Large raw buffers are read in pieces of this size, each checked while the next is read.
+const PIPELINE_PIECE: usize = 8 << 20;
+
+impl<R: Read + Send> Checked<R> {
+    /// Fills `out`, checking each piece on another core while the next one is read, so
+    /// that a large load costs the read alone.
+    fn read_pipelined(&mut self, out: &mut [u8]) -> io::Result<()> {
+        let Checked {
+            inner,
+            sum,
+            mac,
+            len,
+        } = self;
+        let mut pieces = out.chunks_mut(PIPELINE_PIECE);
+        let mut previous: Option<&mut [u8]> = None;
+        loop {
+            let next = pieces.next();
+            let done = next.is_none();
+            let (read, ()) = rayon::join(
+                || next.map_or(Ok(None), |p| inner.read_exact(p).map(|()| Some(p))),
+                || {
+                    if let Some(p) = previous.as_deref() {
+                        sum.update(p);
+                        if let Some(mac) = mac.as_mut() {
+                            mac.update(p);
+                        }
+                    }
+                },
+            );
+            if let Some(p) = previous.take() {
+                *len += p.len() as u64;
+            }
+            previous = read?;
+            if done {
+                return Ok(());
+            }
+        }
+    }
+}
+
 impl<R: Read> Read for Checked<R> {
     fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
         let n = self.inner.read(buf)?;
@@ -393,7 +433,7 @@ fn read_err(e: io::Error) -> Error {
     }
 }
 
-impl<R: Read> FrameReader<R> {
+impl<R: Read + Send> FrameReader<R> {
     /// Reads and checks the header. With a `signer`, an unsigned entry is refused; a
     /// signed entry without one is refused too (it cannot be verified).
     pub fn open(mut r: R, signer: Option<&Signer>) -> Result<Self, Error> {
@@ -491,7 +531,13 @@ impl<R: Read> FrameReader<R> {
             Some(len) if len == out.len() => {}
             _ => return Err(corrupt("buffer read out of order")),
         }
-        self.fill(out)?;
+        match &mut self.body {
+            Body::Raw(checked) if out.len() >= 2 * PIPELINE_PIECE => {
+                checked.read_pipelined(out).map_err(read_err)?;
+                self.read += out.len() as u64;
+            }
+            _ => self.fill(out)?,
+        }
         self.skip_padding(out.len())
     }
 
@@ -543,7 +589,7 @@ pub struct Loaded {
 }
 
 /// Reads and verifies a whole entry.
-pub fn read_frame<R: Read>(r: R, signer: Option<&Signer>) -> Result<Loaded, Error> {
+pub fn read_frame<R: Read + Send>(r: R, signer: Option<&Signer>) -> Result<Loaded, Error> {
     let mut reader = FrameReader::open(r, signer)?;
     let layout = reader.layout()?;
     let mut buffers = Vec::with_capacity(layout.buffer_lens.len());
@@ -663,6 +709,27 @@ mod tests {
             }
             for cut in [10, 64, 100, bytes.len() - 1] {
                 assert!(read_frame(&bytes[..cut], None).is_err(), "cut at {cut}");
+            }
+        }
+    }
+
+    #[test]
+    fn large_buffers_are_read_in_checked_pieces() {
+        let big: Vec<u8> = (0..(2 * PIPELINE_PIECE + 12_345))
+            .map(|i| (i % 253) as u8)
+            .collect();
+        let payload = Payload {
+            stream: b"s",
+            buffers: vec![&big],
+        };
+        let key = Signer::new(b"k");
+        for signer in [None, Some(&key)] {
+            let bytes = entry(&payload, Compression::None, signer);
+            assert_eq!(read_frame(&bytes[..], signer).unwrap().buffers[0], big);
+            for at in [200, PIPELINE_PIECE + 100, bytes.len() - 20] {
+                let mut bad = bytes.clone();
+                bad[at] ^= 1;
+                assert!(read_frame(&bad[..], signer).is_err(), "flip at {at}");
             }
         }
     }

@@ -49,7 +49,7 @@ pub const DEFAULT_MAX_BYTES: u64 = 1 << 30;
 /// Payloads up to this size are kept inside the index; larger ones get a file.
 pub const DEFAULT_INLINE_MAX: usize = 64 * 1024;
 /// How long a writer waits for other processes' transactions before giving up.
-const BUSY_TIMEOUT: Duration = Duration::from_secs(10);
+pub const DEFAULT_BUSY_TIMEOUT: Duration = Duration::from_secs(10);
 /// Pending access records that trigger a write of their own.
 const TOUCH_FLUSH: usize = 256;
 /// Expired entries removed per insert (the rest go with later inserts).
@@ -75,6 +75,9 @@ pub struct DiskConfig {
     /// device round trip; a power cut in between loses or truncates the file, which
     /// its checksum catches). Process crashes are safe either way.
     pub durable: bool,
+    /// How long an operation waits for other processes' transactions (SQLite retries
+    /// with backoff meanwhile) before it gives up with [`Error::Busy`].
+    pub busy_timeout: Duration,
 }
 
 impl Default for DiskConfig {
@@ -85,6 +88,7 @@ impl Default for DiskConfig {
             policy: Policy::Lru,
             inline_max: DEFAULT_INLINE_MAX,
             durable: false,
+            busy_timeout: DEFAULT_BUSY_TIMEOUT,
         }
     }
 }
@@ -273,7 +277,7 @@ impl DiskStore {
 
     fn connect(&self) -> Result<Connection, Error> {
         let db = Connection::open(self.dir.join("index.sqlite"))?;
-        db.busy_timeout(BUSY_TIMEOUT)?;
+        db.busy_timeout(self.config.busy_timeout)?;
         // WAL: readers never wait for the writer; NORMAL: a commit survives a process
         // crash without an fsync per transaction.
         db.pragma_update(None, "journal_mode", "WAL")?;

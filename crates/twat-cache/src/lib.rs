@@ -56,7 +56,8 @@ pub use codec::{
     HEADER_LEN,
 };
 pub use disk::{
-    DiskConfig, DiskStore, Entry, EntrySource, DEFAULT_INLINE_MAX, DEFAULT_MAX_BYTES, DISK_POLICIES,
+    DiskConfig, DiskStore, Entry, EntrySource, DEFAULT_BUSY_TIMEOUT, DEFAULT_INLINE_MAX,
+    DEFAULT_MAX_BYTES, DISK_POLICIES,
 };
 pub use error::Error;
 pub use keyhash::{KeyDigest, KeyHasher, Tag, KEY_FORMAT};

@@ -287,3 +287,31 @@ fn an_entry_can_be_read_twice() {
         assert_eq!(loaded.buffers[0], vec![9u8; 4000]);
     }
 }
+
+#[test]
+fn a_locked_index_gives_up_after_the_busy_timeout() {
+    let dir = temp_dir("busy");
+    let cfg = DiskConfig {
+        busy_timeout: Duration::from_millis(200),
+        ..config(1 << 20, Policy::Lru)
+    };
+    let store = DiskStore::open(&dir, cfg).unwrap();
+    store
+        .put("f", 1, &payload_of(&[1u8; 10]), Compression::None, None)
+        .unwrap();
+    // Another connection (as another process would) holds the write lock.
+    let other = rusqlite::Connection::open(dir.join("index.sqlite")).unwrap();
+    other.execute_batch("BEGIN IMMEDIATE").unwrap();
+    let started = std::time::Instant::now();
+    let err = store
+        .put("f", 2, &payload_of(&[2u8; 10]), Compression::None, None)
+        .unwrap_err();
+    assert_eq!(err, Error::Busy);
+    assert!(started.elapsed() < Duration::from_secs(5));
+    // Readers are not blocked by a writer (WAL).
+    assert!(load(&store, 1).is_some());
+    other.execute_batch("COMMIT").unwrap();
+    store
+        .put("f", 2, &payload_of(&[2u8; 10]), Compression::None, None)
+        .unwrap();
+}
