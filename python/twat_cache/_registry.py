@@ -28,7 +28,9 @@ def register(name: str, cache: Any) -> None:
     with _lock:
         _caches[name] = cache
         params = cache.cache_parameters()
-        if params.get("ttl") is not None:
+        # Memory caches only: persistent ones reclaim expired entries as they insert
+        # (a sweep there would be a write transaction per cache every second).
+        if params.get("ttl") is not None and params.get("engine") == "memory":
             _ttl_caches.add(cache)
             if _sweeper is None or not _sweeper.is_alive():
                 _sweeper = threading.Thread(target=_sweep_forever, name="twat_cache-ttl-sweeper", daemon=True)

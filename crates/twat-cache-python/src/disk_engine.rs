@@ -112,6 +112,15 @@ fn dumps<'py>(value: &Bound<'py, PyAny>) -> PyResult<Pickled<'py>> {
     Ok(Pickled { stream, buffers })
 }
 
+impl Drop for DiskEngine {
+    /// The store's last write (pending access records) may wait for other processes:
+    /// never with the GIL held.
+    fn drop(&mut self) {
+        let store = &self.store;
+        Python::attach(|py| py.detach(|| store.flush())).ok();
+    }
+}
+
 fn loads(py: Python<'_>, stream: &[u8], buffers: Vec<Bound<'_, PyAny>>) -> PyResult<Py<PyAny>> {
     let f = py3(py)?;
     let stream = PyBytes::new(py, stream);

@@ -275,7 +275,24 @@ impl DiskStore {
         &self.config
     }
 
+    /// Opens the index, retrying while other processes set it up: SQLite answers "busy"
+    /// at once, without waiting, to a connection that changes the journal mode or
+    /// creates tables while another does the same (it would otherwise deadlock).
     fn connect(&self) -> Result<Connection, Error> {
+        let started = std::time::Instant::now();
+        let mut pause = Duration::from_millis(1);
+        loop {
+            match self.try_connect() {
+                Err(Error::Busy) if started.elapsed() < self.config.busy_timeout => {
+                    std::thread::sleep(pause);
+                    pause = (pause * 2).min(Duration::from_millis(50));
+                }
+                other => return other,
+            }
+        }
+    }
+
+    fn try_connect(&self) -> Result<Connection, Error> {
         let db = Connection::open(self.dir.join("index.sqlite"))?;
         db.busy_timeout(self.config.busy_timeout)?;
         // WAL: readers never wait for the writer; NORMAL: a commit survives a process
@@ -660,8 +677,26 @@ impl DiskStore {
 }
 
 impl Drop for DiskStore {
+    /// Writes the pending access records, if that can be done without waiting (they
+    /// only steer eviction; an owner that may wait calls [`DiskStore::flush`] first).
     fn drop(&mut self) {
-        let _ = self.flush();
+        if self.touches.lock().is_empty() {
+            return;
+        }
+        let Some(mut guard) = self.conn.try_lock() else {
+            return;
+        };
+        if let Some(c) = guard.as_mut().filter(|c| c.pid == std::process::id()) {
+            let _ = c.db.busy_timeout(Duration::ZERO);
+            let touches = std::mem::take(&mut *self.touches.lock());
+            if let Ok(tx) =
+                c.db.transaction_with_behavior(TransactionBehavior::Immediate)
+            {
+                if write_touches(&tx, &touches).is_ok() {
+                    let _ = tx.commit();
+                }
+            }
+        }
     }
 }
 
