@@ -10,15 +10,14 @@ import shutil
 import subprocess
 import sys
 import tempfile
-import textwrap
+import time
 from typing import Any
 
 import diskcache
 import joblib
 import numpy as np
-from twat_cache import bcache, fcache
-
 from common import Row, best_of, compare, per_call_ns
+from twat_cache import bcache, fcache
 
 # One folder for the whole run; a fresh process of the same run finds it through the
 # environment (and so reads the entries the run wrote).
@@ -45,15 +44,21 @@ def bench_small(rows: list[Row]) -> None:
     compare(rows, "disk: warm hit, ~1 KB dict", "bcache", "diskcache.Cache.memoize", *hit.values(), "us", 0.33)
 
     miss = {}
-    for name, fn in fns.items():
-        keys = iter(range(10**6, 10**7))
-        n = 2000
-        miss[name] = min(best_of(lambda fn=fn, keys=keys: [fn(next(keys)) for _ in range(n)], 3) for _ in range(1))
-        miss[name] = miss[name] / n * 1e6
+    for offset, (name, fn) in enumerate(fns.items(), start=1):
+        first = 10**7 * offset  # keys nobody has stored yet
+        miss[name] = min(misses_us(fn, first + r * 10_000, 2000) for r in range(3))
     compare(rows, "disk: miss + store, ~1 KB dict", "bcache", "diskcache.Cache.memoize", *miss.values(), "us", 0.5)
 
     fresh = {name: fresh_process_hit(name) for name in fns}
     compare(rows, "disk: hit from a fresh process", "bcache", "diskcache.Cache.memoize", *fresh.values(), "us", 0.33)
+
+
+def misses_us(fn: Any, first: int, n: int) -> float:
+    """Microseconds per call over ``n`` calls with new keys (miss, compute, store)."""
+    start = time.perf_counter()
+    for k in range(first, first + n):
+        fn(k)
+    return (time.perf_counter() - start) / n * 1e6
 
 
 FRESH = """
@@ -106,7 +111,7 @@ def store_and_load(fns: dict[str, Any], stores: int, loads: int) -> tuple[dict[s
         for name, fn in fns.items():
             if i < stores:
                 os.sync()
-                store[name] = min(store[name], best_of(lambda fn=fn: fn(i), 1) * 1e3)
+                store[name] = min(store[name], best_of(lambda fn=fn, i=i: fn(i), 1) * 1e3)
             if i < loads:
                 load[name] = min(load[name], best_of(lambda fn=fn: fn(0), 1) * 1e3)
     return store, load
@@ -149,8 +154,9 @@ def bench_compressible(rows: list[Row]) -> None:
     store, load = store_and_load(fns, 1, 3)
     s_ours, s_theirs, l_ours, l_theirs = store["ours"], store["theirs"], load["ours"], load["theirs"]
     work = "100 MB float64 array (runs of equal values)"
-    compare(rows, f"{work}: compressed store", "fcache(compress=True)", "joblib.Memory(compress=True)", s_ours, s_theirs, "ms", None)
-    compare(rows, f"{work}: compressed load", "fcache(compress=True)", "joblib.Memory(compress=True)", l_ours, l_theirs, "ms", None)
+    ours, theirs = "fcache(compress=True)", "joblib.Memory(compress=True)"
+    compare(rows, f"{work}: compressed store", ours, theirs, s_ours, s_theirs, "ms", None)
+    compare(rows, f"{work}: compressed load", ours, theirs, l_ours, l_theirs, "ms", None)
 
 
 def bench_argument(rows: list[Row]) -> None:

@@ -3,25 +3,19 @@ and cachebox on the same workloads (run by benches/run.py)."""
 
 from __future__ import annotations
 
-import argparse
-import datetime
 import functools
-import os
-import platform
-import sys
 import threading
 import time
 import timeit
 from collections.abc import Callable
-from dataclasses import dataclass
 from typing import Any
 
 import cachebox
 import cachetools
 import numpy as np
+from common import Row, per_call_ns
 from twat_cache import mcache
 
-from common import Row, per_call_ns
 
 def make_hit_functions(maxsize: int) -> dict[str, Callable[..., Any]]:
     def body(x: Any, y: Any = None, z: Any = None) -> Any:

@@ -58,8 +58,6 @@ def table(rows: list[Row]) -> str:
     return "\n".join(lines)
 
 
-
-
 def best_of(fn: Callable[[], Any], repeat: int) -> float:
     """The fastest of ``repeat`` timed calls of ``fn``, in seconds."""
     best = float("inf")

@@ -24,7 +24,6 @@ import cachetools
 import diskcache
 import joblib
 import numpy as np
-
 from common import Row, table
 
 GROUPS = {"memory": bench_memory.STEPS, "disk": bench_disk.DISK_STEPS, "files": bench_disk.FILE_STEPS}

@@ -23,7 +23,7 @@ if "TWAT_CACHE_DIR" not in os.environ:
 else:
     _TEMPORARY = False
 
-from twat_cache import bcache, fcache, get_cache_path, get_stats, list_caches, mcache  # noqa: E402
+from twat_cache import bcache, fcache, get_cache_path, get_stats, list_caches, mcache
 
 
 def timed(fn: Callable[..., Any], *args: Any, repeat: int = 1) -> tuple[Any, float]:
