@@ -40,8 +40,12 @@ use parking_lot::Mutex;
 use rusqlite::{params, Connection, OptionalExtension, TransactionBehavior};
 
 use crate::background::{self, Job};
-use crate::codec::{write_frame, Compression, FrameReader, Payload, Signer};
+use crate::codec::{write_frame, Compression, Payload, Signer};
+use crate::index::{
+    adjust_total, delete_returning, key_blob, policy_order, row_id, write_touches, SCHEMA,
+};
 use crate::keyhash::KeyDigest;
+use crate::reader::FrameReader;
 use crate::{Error, Policy};
 
 /// The default size limit of a persistent cache: 1 GiB.
@@ -102,9 +106,9 @@ struct Conn {
 }
 
 #[derive(Clone, Copy, Default)]
-struct Touch {
-    used: i64,
-    hits: i64,
+pub(crate) struct Touch {
+    pub(crate) used: i64,
+    pub(crate) hits: i64,
 }
 
 /// A folder of entries, safe to share between threads and processes.
@@ -181,53 +185,6 @@ fn now_us() -> i64 {
     SystemTime::now()
         .duration_since(UNIX_EPOCH)
         .map_or(0, |d| d.as_micros() as i64)
-}
-
-fn key_blob(key: KeyDigest) -> [u8; 16] {
-    key.to_be_bytes()
-}
-
-// One b-tree per table and as few indexes as the policy needs: every index is another
-// page written by each insert. `id` is the key's low 64 bits (the rowid, so lookups
-// need no separate key index); `key` holds all 128 bits and is checked on every read.
-const SCHEMA: &str = "
-CREATE TABLE IF NOT EXISTS entries (
-    id      INTEGER PRIMARY KEY, -- low 64 bits of the key
-    key     BLOB NOT NULL,       -- the whole 128-bit digest of the call
-    ns      TEXT NOT NULL,       -- the cache (function) that wrote it: clear() removes one
-    size    INTEGER NOT NULL,    -- bytes, inline or in its file
-    stored  INTEGER NOT NULL,    -- microseconds since the epoch (fifo)
-    used    INTEGER NOT NULL,    -- last read or write (lru)
-    hits    INTEGER NOT NULL DEFAULT 0, -- reads (lfu)
-    expires INTEGER,             -- NULL: never
-    file    TEXT,                -- path under data/ when the value has a file
-    value   BLOB                 -- the entry itself when it is small
-);
-CREATE INDEX IF NOT EXISTS entries_expires ON entries(expires) WHERE expires IS NOT NULL;
-CREATE TABLE IF NOT EXISTS totals (id INTEGER PRIMARY KEY CHECK (id = 0), bytes INTEGER NOT NULL);
-";
-
-/// The eviction order of a policy, and the index that serves it (created by the first
-/// store that opens the folder with that policy).
-fn policy_order(policy: Policy) -> (&'static str, &'static str) {
-    match policy {
-        Policy::Lfu => (
-            "hits, used",
-            "CREATE INDEX IF NOT EXISTS entries_lfu ON entries(hits, used)",
-        ),
-        Policy::Fifo => (
-            "stored",
-            "CREATE INDEX IF NOT EXISTS entries_fifo ON entries(stored)",
-        ),
-        _ => (
-            "used",
-            "CREATE INDEX IF NOT EXISTS entries_lru ON entries(used)",
-        ),
-    }
-}
-
-fn row_id(key: KeyDigest) -> i64 {
-    key as u64 as i64
 }
 
 impl DiskStore {
@@ -584,57 +541,38 @@ impl DiskStore {
     /// Removes the entry of `key`; whether there was one.
     pub fn remove(&self, key: KeyDigest) -> Result<bool, Error> {
         self.touches.lock().remove(&key);
+        let sql = "SELECT id FROM entries WHERE id = ?1 AND key = ?2";
+        Ok(self.delete_matching(sql, params![row_id(key), &key_blob(key)[..]])? > 0)
+    }
+
+    /// Deletes the rows that `select` (a query of ids) finds, in one transaction that
+    /// keeps the byte total right, then unlinks their files; returns how many went.
+    fn delete_matching(&self, select: &str, params: impl rusqlite::Params) -> Result<u64, Error> {
         let dead = self.with_conn(|db| {
             let tx = db.transaction_with_behavior(TransactionBehavior::Immediate)?;
-            let dead = delete_returning(
-                &tx,
-                "SELECT id FROM entries WHERE id = ?1 AND key = ?2",
-                params![row_id(key), &key_blob(key)[..]],
-            )?;
+            let dead = delete_returning(&tx, select, params)?;
             adjust_total(&tx, &dead)?;
             tx.commit()?;
             Ok(dead)
         })?;
-        let found = !dead.is_empty();
+        let n = dead.len() as u64;
         self.unlink(dead);
-        Ok(found)
+        Ok(n)
     }
 
     /// Removes the entries of one cache (`Some(ns)`) or of every cache in the folder;
     /// returns how many went. Nothing outside the folder is touched.
     pub fn clear(&self, ns: Option<&str>) -> Result<u64, Error> {
         self.touches.lock().clear();
-        let dead = self.with_conn(|db| {
-            let tx = db.transaction_with_behavior(TransactionBehavior::Immediate)?;
-            let dead = match ns {
-                Some(ns) => delete_returning(&tx, "SELECT id FROM entries WHERE ns = ?1", [ns])?,
-                None => delete_returning(&tx, "SELECT id FROM entries", [])?,
-            };
-            adjust_total(&tx, &dead)?;
-            tx.commit()?;
-            Ok(dead)
-        })?;
-        let n = dead.len() as u64;
-        self.unlink(dead);
-        Ok(n)
+        match ns {
+            Some(ns) => self.delete_matching("SELECT id FROM entries WHERE ns = ?1", [ns]),
+            None => self.delete_matching("SELECT id FROM entries", []),
+        }
     }
 
     /// Removes every expired entry; returns how many went.
     pub fn purge_expired(&self) -> Result<u64, Error> {
-        let dead = self.with_conn(|db| {
-            let tx = db.transaction_with_behavior(TransactionBehavior::Immediate)?;
-            let dead = delete_returning(
-                &tx,
-                "SELECT id FROM entries WHERE expires <= ?1",
-                [now_us()],
-            )?;
-            adjust_total(&tx, &dead)?;
-            tx.commit()?;
-            Ok(dead)
-        })?;
-        let n = dead.len() as u64;
-        self.unlink(dead);
-        Ok(n)
+        self.delete_matching("SELECT id FROM entries WHERE expires <= ?1", [now_us()])
     }
 
     /// Live entries and their bytes, for one cache or the whole folder.
@@ -660,18 +598,8 @@ impl DiskStore {
                 .map(|p| p.to_string_lossy().into_owned()),
             EntrySource::Inline(_) => None,
         };
-        let dead = self.with_conn(|db| {
-            let tx = db.transaction_with_behavior(TransactionBehavior::Immediate)?;
-            let dead = delete_returning(
-                &tx,
-                "SELECT id FROM entries WHERE id = ?1 AND key = ?2 AND file IS ?3",
-                params![row_id(key), &key_blob(key)[..], file],
-            )?;
-            adjust_total(&tx, &dead)?;
-            tx.commit()?;
-            Ok(dead)
-        })?;
-        self.unlink(dead);
+        let sql = "SELECT id FROM entries WHERE id = ?1 AND key = ?2 AND file IS ?3";
+        self.delete_matching(sql, params![row_id(key), &key_blob(key)[..], file])?;
         Ok(())
     }
 }
@@ -698,46 +626,6 @@ impl Drop for DiskStore {
             }
         }
     }
-}
-
-fn write_touches(
-    tx: &rusqlite::Transaction<'_>,
-    touches: &HashMap<KeyDigest, Touch>,
-) -> Result<(), Error> {
-    if touches.is_empty() {
-        return Ok(());
-    }
-    let mut st = tx.prepare_cached(
-        "UPDATE entries SET used = max(used, ?3), hits = hits + ?4 WHERE id = ?1 AND key = ?2",
-    )?;
-    for (key, t) in touches {
-        st.execute(params![row_id(*key), &key_blob(*key)[..], t.used, t.hits])?;
-    }
-    Ok(())
-}
-
-/// Deletes the rows whose keys `select` returns; gives back their sizes and files.
-fn delete_returning(
-    tx: &rusqlite::Transaction<'_>,
-    select: &str,
-    params: impl rusqlite::Params,
-) -> Result<Vec<(i64, Option<String>)>, Error> {
-    let sql = format!("DELETE FROM entries WHERE id IN ({select}) RETURNING size, file");
-    let mut st = tx.prepare_cached(&sql)?;
-    let rows = st.query_map(params, |r| Ok((r.get(0)?, r.get(1)?)))?;
-    Ok(rows.collect::<Result<_, _>>()?)
-}
-
-fn adjust_total(
-    tx: &rusqlite::Transaction<'_>,
-    dead: &[(i64, Option<String>)],
-) -> Result<(), Error> {
-    if !dead.is_empty() {
-        let freed: i64 = dead.iter().map(|d| d.0).sum();
-        tx.prepare_cached("UPDATE totals SET bytes = bytes - ?1 WHERE id = 0")?
-            .execute([freed])?;
-    }
-    Ok(())
 }
 
 /// A name no other writer (thread or process) uses at the same moment.

@@ -41,20 +41,19 @@ mod codec;
 mod disk;
 mod error;
 mod eviction;
+mod index;
 mod keyhash;
 mod list;
 mod memory;
 mod policy;
+mod reader;
 mod single_flight;
 mod sketch;
 mod stats;
 mod store;
 mod tinylfu;
 
-pub use codec::{
-    read_frame, write_frame, Compression, FrameReader, Header, Layout, Loaded, Payload, Signer,
-    HEADER_LEN,
-};
+pub use codec::{write_frame, Compression, Header, Payload, Signer, HEADER_LEN};
 pub use disk::{
     DiskConfig, DiskStore, Entry, EntrySource, DEFAULT_BUSY_TIMEOUT, DEFAULT_INLINE_MAX,
     DEFAULT_MAX_BYTES, DISK_POLICIES,
@@ -63,6 +62,7 @@ pub use error::Error;
 pub use keyhash::{KeyDigest, KeyHasher, Tag, KEY_FORMAT};
 pub use memory::{MemoryCache, MemoryCacheBuilder, DEFAULT_MAX_SIZE};
 pub use policy::Policy;
+pub use reader::{read_frame, FrameReader, Layout, Loaded};
 pub use single_flight::{Claim, Flight, Flights, Lead};
 pub use stats::Stats;
 pub use store::{Removed, Store};
