@@ -122,7 +122,7 @@ def bench_arrays(rows: list[Row]) -> None:
     fns = array_functions(big)
     slow = {name: fn for name, fn in fns.items() if name == "joblib.Memory(compress=True)"}
     quick = {name: fn for name, fn in fns.items() if name not in slow}
-    store, load = store_and_load(quick, 3, 5)
+    store, load = store_and_load(quick, 5, 7)
     slow_store, slow_load = store_and_load(slow, 1, 2)
     store.update(slow_store)
     load.update(slow_load)
