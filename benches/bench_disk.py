@@ -102,18 +102,19 @@ def array_functions(big: np.ndarray) -> dict[str, Any]:
 
 def store_and_load(fns: dict[str, Any], stores: int, loads: int) -> tuple[dict[str, float], dict[str, float]]:
     """Milliseconds: each contender's best store of a new entry (the function itself costs
-    nothing) and best load. Contenders take turns, and dirty pages are written out before
-    each timed store, so no contender pays for another's writeback (the VM's page cache
-    otherwise makes whoever writes first several times slower)."""
+    nothing), then best load of an entry at rest. Contenders take turns, and dirty pages
+    are written out before each timed store and before the loads, so no contender pays
+    for another's writeback (on this VM it made whoever wrote next several times slower)."""
     store = dict.fromkeys(fns, float("inf"))
     load = dict.fromkeys(fns, float("inf"))
-    for i in range(max(stores, loads)):
+    for i in range(stores):
         for name, fn in fns.items():
-            if i < stores:
-                os.sync()
-                store[name] = min(store[name], best_of(lambda fn=fn, i=i: fn(i), 1) * 1e3)
-            if i < loads:
-                load[name] = min(load[name], best_of(lambda fn=fn: fn(0), 1) * 1e3)
+            os.sync()
+            store[name] = min(store[name], best_of(lambda fn=fn, i=i: fn(i), 1) * 1e3)
+    os.sync()  # loads read entries at rest: no writeback of the stores in flight
+    for _ in range(loads):
+        for name, fn in fns.items():
+            load[name] = min(load[name], best_of(lambda fn=fn: fn(0), 1) * 1e3)
     return store, load
 
 

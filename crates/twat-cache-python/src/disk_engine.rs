@@ -11,7 +11,8 @@ use pyo3::prelude::*;
 use pyo3::sync::PyOnceLock;
 use pyo3::types::{PyBytes, PyDict, PyList, PyMemoryView, PySlice};
 use twat_cache::{
-    Compression, DiskConfig, DiskStore, Entry, EntrySource, Error, KeyDigest, Payload, Signer,
+    read_frame, write_frame, Compression, DiskConfig, DiskStore, Entry, EntrySource, Error,
+    KeyDigest, Payload, Signer,
 };
 
 use crate::buffer::{Fresh, Held};
@@ -121,6 +122,25 @@ impl Drop for DiskEngine {
     }
 }
 
+/// Runs the hit path's code once on a tiny value (entry codec, unpickling), so that a
+/// new process pays for loading that code at decoration time rather than in its first
+/// call. Failures do not matter here.
+fn warm_up(py: Python<'_>, signer: Option<&Signer>) {
+    let Ok(stream) = dumps(&py.None().into_bound(py)).map(|p| p.stream) else {
+        return;
+    };
+    let payload = Payload {
+        stream: stream.as_bytes(),
+        buffers: Vec::new(),
+    };
+    let mut frame = std::io::Cursor::new(Vec::new());
+    if write_frame(&mut frame, &payload, Compression::None, signer).is_ok() {
+        if let Ok(loaded) = read_frame(&frame.get_ref()[..], signer) {
+            let _ = loads(py, &loaded.stream, Vec::new());
+        }
+    }
+}
+
 fn loads(py: Python<'_>, stream: &[u8], buffers: Vec<Bound<'_, PyAny>>) -> PyResult<Py<PyAny>> {
     let f = py3(py)?;
     let stream = PyBytes::new(py, stream);
@@ -143,6 +163,7 @@ impl DiskEngine {
         let store = py.detach(|| DiskStore::open(folder, config))?;
         // Import what loads need now, at decoration time, not in the first call.
         py3(py).map_err(|e| Error::Database(format!("cannot import pickle or mmap: {e}")))?;
+        warm_up(py, options.signer.as_ref());
         Ok(DiskEngine {
             store,
             ns,

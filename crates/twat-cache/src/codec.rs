@@ -247,7 +247,7 @@ impl<W: Write> Write for Checked<W> {
 }
 
 /// Large raw buffers are read in pieces of this size, each checked while the next is read.
-pub(crate) const PIPELINE_PIECE: usize = 8 << 20;
+pub(crate) const PIPELINE_PIECE: usize = 4 << 20;
 
 impl<R: Read + Send> Checked<R> {
     /// Fills `out`, checking each piece on another core while the next one is read, so
