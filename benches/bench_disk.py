@@ -102,9 +102,10 @@ def array_functions(big: np.ndarray) -> dict[str, Any]:
 
 def store_and_load(fns: dict[str, Any], stores: int, loads: int) -> tuple[dict[str, float], dict[str, float]]:
     """Milliseconds: each contender's best store of a new entry (the function itself costs
-    nothing), then best load of an entry at rest. Contenders take turns, and dirty pages
-    are written out before each timed store and before the loads, so no contender pays
-    for another's writeback (on this VM it made whoever wrote next several times slower)."""
+    nothing), then best load of an entry at rest. Contenders take turns and each round
+    starts with another one: on this VM a 100 MB write sometimes takes 250 ms instead of
+    30 ms (after a sync, or for whoever writes first after deleting files), and no
+    contender should always draw that lot."""
     store = dict.fromkeys(fns, float("inf"))
     load = dict.fromkeys(fns, float("inf"))
     names = list(fns)
@@ -113,7 +114,6 @@ def store_and_load(fns: dict[str, Any], stores: int, loads: int) -> tuple[dict[s
         # spell was often slowest here, so nobody is always first.
         for name in names[i % len(names) :] + names[: i % len(names)]:
             fn = fns[name]
-            os.sync()
             store[name] = min(store[name], best_of(lambda fn=fn, i=i: fn(i), 1) * 1e3)
     os.sync()  # loads read entries at rest: no writeback of the stores in flight
     for _ in range(loads):
