@@ -17,6 +17,12 @@ def readme_blocks() -> list[str]:
     return BLOCK.findall((ROOT / "README.md").read_text())
 
 
+def docs_blocks() -> list[tuple[str, str]]:
+    return [
+        (page.name, code) for page in sorted((ROOT / "docs").glob("*.md")) for code in BLOCK.findall(page.read_text())
+    ]
+
+
 def test_readme_has_python_examples():
     assert len(readme_blocks()) >= 4
 
@@ -25,6 +31,11 @@ def test_readme_has_python_examples():
 def test_readme_block_runs(index, cache_dir):
     code = readme_blocks()[index]
     exec(compile(code, f"README.md[python block {index}]", "exec"), {"__name__": f"readme_{index}"})
+
+
+@pytest.mark.parametrize(("page", "code"), docs_blocks())
+def test_docs_block_runs(page, code, cache_dir):
+    exec(compile(code, f"docs/{page}", "exec"), {"__name__": f"docs_{page}"})
 
 
 @pytest.mark.parametrize(
