@@ -207,24 +207,14 @@ impl std::fmt::Debug for Signer {
     }
 }
 
-/// Hashes (and signs) the body bytes that pass through it, in either direction.
-pub(crate) struct Checked<T> {
-    pub(crate) inner: T,
+/// What has been seen of a body: its checksum, its signature and its length.
+pub(crate) struct Sums {
     pub(crate) sum: ChunkSum,
     pub(crate) mac: Option<HmacSha256>,
     pub(crate) len: u64,
 }
 
-impl<T> Checked<T> {
-    pub(crate) fn new(inner: T, mac: Option<HmacSha256>) -> Self {
-        Checked {
-            inner,
-            sum: ChunkSum::default(),
-            mac,
-            len: 0,
-        }
-    }
-
+impl Sums {
     fn see(&mut self, bytes: &[u8]) {
         self.sum.update(bytes);
         if let Some(mac) = &mut self.mac {
@@ -234,10 +224,29 @@ impl<T> Checked<T> {
     }
 }
 
+/// Hashes (and signs) the body bytes that pass through it, in either direction.
+pub(crate) struct Checked<T> {
+    pub(crate) inner: T,
+    pub(crate) sums: Sums,
+}
+
+impl<T> Checked<T> {
+    pub(crate) fn new(inner: T, mac: Option<HmacSha256>) -> Self {
+        Checked {
+            inner,
+            sums: Sums {
+                sum: ChunkSum::default(),
+                mac,
+                len: 0,
+            },
+        }
+    }
+}
+
 impl<W: Write + Send> Write for Checked<W> {
     fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
         let n = self.inner.write(buf)?;
-        self.see(&buf[..n]);
+        self.sums.see(&buf[..n]);
         Ok(n)
     }
 
@@ -248,27 +257,14 @@ impl<W: Write + Send> Write for Checked<W> {
         if buf.len() < 2 * PIPELINE_PIECE {
             return io::Write::write_all(&mut WriteOnce(self), buf);
         }
-        let Checked {
-            inner,
-            sum,
-            mac,
-            len,
-        } = self;
+        let Checked { inner, sums } = self;
         let mut previous: Option<&[u8]> = None;
         let mut pieces = buf.chunks(PIPELINE_PIECE);
         loop {
             let next = pieces.next();
             let (written, ()) = rayon::join(
                 || next.map_or(Ok(()), |p| inner.write_all(p)),
-                || {
-                    if let Some(p) = previous {
-                        sum.update(p);
-                        if let Some(mac) = mac.as_mut() {
-                            mac.update(p);
-                        }
-                        *len += p.len() as u64;
-                    }
-                },
+                || previous.map_or((), |p| sums.see(p)),
             );
             written?;
             match next {
@@ -303,12 +299,7 @@ impl<R: Read + Send> Checked<R> {
     /// Fills `out`, checking each piece on another core while the next one is read, so
     /// that a large load costs the read alone.
     pub(crate) fn read_pipelined(&mut self, out: &mut [u8]) -> io::Result<()> {
-        let Checked {
-            inner,
-            sum,
-            mac,
-            len,
-        } = self;
+        let Checked { inner, sums } = self;
         let mut pieces = out.chunks_mut(PIPELINE_PIECE);
         let mut previous: Option<&mut [u8]> = None;
         loop {
@@ -316,18 +307,8 @@ impl<R: Read + Send> Checked<R> {
             let done = next.is_none();
             let (read, ()) = rayon::join(
                 || next.map_or(Ok(None), |p| inner.read_exact(p).map(|()| Some(p))),
-                || {
-                    if let Some(p) = previous.as_deref() {
-                        sum.update(p);
-                        if let Some(mac) = mac.as_mut() {
-                            mac.update(p);
-                        }
-                    }
-                },
+                || previous.as_deref().map_or((), |p| sums.see(p)),
             );
-            if let Some(p) = previous.take() {
-                *len += p.len() as u64;
-            }
             previous = read?;
             if done {
                 return Ok(());
@@ -339,7 +320,7 @@ impl<R: Read + Send> Checked<R> {
 impl<R: Read> Read for Checked<R> {
     fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
         let n = self.inner.read(buf)?;
-        self.see(&buf[..n]);
+        self.sums.see(&buf[..n]);
         Ok(n)
     }
 }
@@ -392,7 +373,7 @@ pub fn write_frame<W: Write + Seek + Send>(
             z.finish().map_err(|e| Error::io(io::Error::other(e)))?;
         }
     }
-    let (sum, mac, body_len) = (body.sum.digest(), body.mac, body.len);
+    let (sum, mac, body_len) = (body.sums.sum.digest(), body.sums.mac, body.sums.len);
     let mut header = [0u8; HEADER_LEN];
     header[..4].copy_from_slice(MAGIC);
     header[4] = codec.code();

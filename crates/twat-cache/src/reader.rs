@@ -190,13 +190,13 @@ impl<R: Read + Send> FrameReader<R> {
         // A decompressor may stop before the end of the body: whatever follows is
         // checked too, so a stray tail is caught.
         io::copy(&mut checked, &mut io::sink()).map_err(read_err)?;
-        if checked.len != self.header.body_len {
+        if checked.sums.len != self.header.body_len {
             return Err(corrupt("the entry is truncated"));
         }
-        if checked.sum.digest() != self.header.sum {
+        if checked.sums.sum.digest() != self.header.sum {
             return Err(corrupt("checksum mismatch"));
         }
-        if let Some(mut mac) = checked.mac {
+        if let Some(mut mac) = checked.sums.mac {
             mac.update(&self.header.raw[..32]);
             mac.verify_slice(&self.header.raw[32..]).map_err(|_| {
                 corrupt("signature mismatch (wrong secret, or the entry was altered)")
