@@ -417,3 +417,36 @@ print("ok")
     assert done.stdout.strip() == "ok"
     assert done.stderr.count("could not store a result") == 1, done.stderr
     assert not list((cache_dir / "full" / "tmp").iterdir()), "no temporary file is left behind"
+
+
+def test_the_secret_can_come_from_the_environment(cache_dir, calls, monkeypatch, caplog):
+    def make():
+        @bcache(folder_name="env-signed", name="tests.env_signed")
+        def f(x):
+            calls(x)
+            return [x]
+
+        return f
+
+    monkeypatch.setenv("TWAT_CACHE_SECRET", "from-env")
+    assert make()(1) == [1]
+    assert make()(1) == [1]
+    assert calls.count == 1
+    monkeypatch.setenv("TWAT_CACHE_SECRET", "rotated")
+    with caplog.at_level(logging.WARNING, logger="twat_cache"):
+        assert make()(1) == [1]
+    assert calls.count == 2, "an entry signed with another secret is not trusted"
+    assert any("signature mismatch" in r.message for r in caplog.records)
+
+
+def test_twat_cache_disable_calls_straight_through(cache_dir, calls, monkeypatch):
+    monkeypatch.setenv("TWAT_CACHE_DISABLE", "1")
+
+    @bcache
+    def f(x):
+        calls(x)
+        return x
+
+    f(1), f(1)
+    assert calls.count == 2
+    assert f.cache_info().currsize == 0
