@@ -183,10 +183,10 @@ impl DiskEngine {
     /// entry is removed and logged.
     pub fn load(&self, py: Python<'_>, key: KeyDigest) -> Option<Py<PyAny>> {
         let signer = self.options.signer.as_ref();
-        // One trip without the GIL does the lookup and, for an entry without buffers
-        // (most small values), all of the reading and checking.
-        let fetched = py.detach(|| {
-            let entry = match self.store.get(key) {
+        // Reads the entry and, when it has no buffers (most small values), checks it
+        // and returns its pickle stream.
+        let examine = |found: Result<Option<Entry>, Error>| {
+            let entry = match found {
                 Ok(Some(entry)) => entry,
                 Ok(None) => return Ok(None),
                 Err(e) => return Err((e, None)),
@@ -204,7 +204,17 @@ impl DiskEngine {
                 Ok(stream) => Ok(Some((entry, stream))),
                 Err(e) => Err((e, Some(entry))),
             }
-        });
+        };
+        // A lookup that needs no waiting takes a microsecond or two: done with the GIL
+        // held (releasing and taking it back costs more than the lookup). Anything that
+        // might wait - a busy connection or index, a file to read - runs without it.
+        let fetched = match self.store.try_get(key) {
+            Some(Ok(Some(entry))) if matches!(entry.source, EntrySource::File { .. }) => {
+                py.detach(|| examine(Ok(Some(entry))))
+            }
+            Some(found) => examine(found),
+            None => py.detach(|| examine(self.store.get(key))),
+        };
         let result = match fetched {
             Ok(None) => return None,
             Ok(Some((entry, Some(stream)))) => {

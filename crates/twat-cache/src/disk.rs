@@ -120,6 +120,20 @@ pub struct DiskStore {
     commits: AtomicU64,
 }
 
+/// An index row: size, expiry, file, inline value.
+type Row = (i64, Option<i64>, Option<String>, Option<Vec<u8>>);
+
+fn select_entry(db: &Connection, key: KeyDigest) -> Result<Option<Row>, Error> {
+    let mut st = db.prepare_cached(
+        "SELECT size, expires, file, value FROM entries WHERE id = ?1 AND key = ?2",
+    )?;
+    Ok(st
+        .query_row(params![row_id(key), &key_blob(key)[..]], |r| {
+            Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?))
+        })
+        .optional()?)
+}
+
 /// Where a found entry's bytes are.
 #[derive(Debug)]
 pub enum EntrySource {
@@ -251,7 +265,9 @@ impl DiskStore {
 
     fn try_connect(&self) -> Result<Connection, Error> {
         let db = Connection::open(self.dir.join("index.sqlite"))?;
-        db.busy_timeout(self.config.busy_timeout)?;
+        // SQLite never sleeps on a lock: `with_conn` retries instead, so that a lookup
+        // can also be tried without any waiting (`try_get`).
+        db.busy_timeout(Duration::ZERO)?;
         // WAL: readers never wait for the writer; NORMAL: a commit survives a process
         // crash without an fsync per transaction.
         db.pragma_update(None, "journal_mode", "WAL")?;
@@ -271,10 +287,29 @@ impl DiskStore {
     }
 
     /// Runs `f` on this process's connection (a connection must not cross a `fork`, so
-    /// a child opens its own).
+    /// a child opens its own). While other processes hold the index locked, `f` is run
+    /// again after a pause (1 ms, doubling up to 50 ms) until `busy_timeout` has passed;
+    /// then the caller gets [`Error::Busy`]. The connection is free during the pauses.
     fn with_conn<T>(
         &self,
-        f: impl FnOnce(&mut Connection) -> Result<T, Error>,
+        mut f: impl FnMut(&mut Connection) -> Result<T, Error>,
+    ) -> Result<T, Error> {
+        let started = std::time::Instant::now();
+        let mut pause = Duration::from_millis(1);
+        loop {
+            match self.with_conn_once(&mut f) {
+                Err(Error::Busy) if started.elapsed() < self.config.busy_timeout => {
+                    std::thread::sleep(pause);
+                    pause = (pause * 2).min(Duration::from_millis(50));
+                }
+                other => return other,
+            }
+        }
+    }
+
+    fn with_conn_once<T>(
+        &self,
+        f: &mut impl FnMut(&mut Connection) -> Result<T, Error>,
     ) -> Result<T, Error> {
         let mut guard = self.conn.lock();
         let pid = std::process::id();
@@ -297,22 +332,28 @@ impl DiskStore {
 
     /// Finds the entry of `key`; `None` when it is missing or expired.
     pub fn get(&self, key: KeyDigest) -> Result<Option<Entry>, Error> {
+        let row = self.with_conn(|db| select_entry(db, key))?;
+        self.entry_from_row(key, row)
+    }
+
+    /// Like [`DiskStore::get`], but only when the answer needs no waiting: `None` if
+    /// another thread is using this store's connection or another process holds a lock
+    /// on the index. For a caller that holds a lock of its own (the Python binding holds
+    /// the GIL): it tries this first and falls back to `get` after releasing its lock.
+    pub fn try_get(&self, key: KeyDigest) -> Option<Result<Option<Entry>, Error>> {
+        let mut guard = self.conn.try_lock()?;
+        let conn = guard.as_mut().filter(|c| c.pid == std::process::id())?;
+        let row = select_entry(&conn.db, key);
+        drop(guard);
+        match row {
+            Err(Error::Busy) => None,
+            Err(e) => Some(Err(e)),
+            Ok(row) => Some(self.entry_from_row(key, row)),
+        }
+    }
+
+    fn entry_from_row(&self, key: KeyDigest, row: Option<Row>) -> Result<Option<Entry>, Error> {
         let now = now_us();
-        let row = self.with_conn(|db| {
-            let mut st = db.prepare_cached(
-                "SELECT size, expires, file, value FROM entries WHERE id = ?1 AND key = ?2",
-            )?;
-            Ok(st
-                .query_row(params![row_id(key), &key_blob(key)[..]], |r| {
-                    Ok((
-                        r.get::<_, i64>(0)?,
-                        r.get::<_, Option<i64>>(1)?,
-                        r.get::<_, Option<String>>(2)?,
-                        r.get::<_, Option<Vec<u8>>>(3)?,
-                    ))
-                })
-                .optional()?)
-        })?;
         let Some((size, expires, file, value)) = row else {
             return Ok(None);
         };
@@ -547,7 +588,11 @@ impl DiskStore {
 
     /// Deletes the rows that `select` (a query of ids) finds, in one transaction that
     /// keeps the byte total right, then unlinks their files; returns how many went.
-    fn delete_matching(&self, select: &str, params: impl rusqlite::Params) -> Result<u64, Error> {
+    fn delete_matching(
+        &self,
+        select: &str,
+        params: impl rusqlite::Params + Copy,
+    ) -> Result<u64, Error> {
         let dead = self.with_conn(|db| {
             let tx = db.transaction_with_behavior(TransactionBehavior::Immediate)?;
             let dead = delete_returning(&tx, select, params)?;
@@ -615,7 +660,6 @@ impl Drop for DiskStore {
             return;
         };
         if let Some(c) = guard.as_mut().filter(|c| c.pid == std::process::id()) {
-            let _ = c.db.busy_timeout(Duration::ZERO);
             let touches = std::mem::take(&mut *self.touches.lock());
             if let Ok(tx) =
                 c.db.transaction_with_behavior(TransactionBehavior::Immediate)
