@@ -3,8 +3,10 @@
 //!
 //! Why it is built this way:
 //! - **SQLite in WAL mode** lets readers run while one writer commits, across processes;
-//!   writers queue on SQLite's busy handler for a bounded time and then give up with
-//!   [`Error::Busy`], which the Python front turns into a miss (never an exception).
+//!   an operation that finds the index locked is retried with backoff for a bounded
+//!   time (`busy_timeout`) and then gives up with [`Error::Busy`], which the Python
+//!   front turns into a miss or a skipped store (never an exception). [`DiskStore::try_get`]
+//!   never waits at all, for callers that must not.
 //! - **Large values go to files**, written to `tmp/`, then renamed into `data/`; the row
 //!   that points at a file is committed only after the rename. A writer killed at any
 //!   moment leaves either the old entry, or the new complete one, or an orphan file that
