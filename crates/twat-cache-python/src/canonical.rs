@@ -14,7 +14,9 @@ use pyo3::types::{
     IntoPyDict, PyBool, PyByteArray, PyBytes, PyDict, PyFloat, PyFrozenSet, PyInt, PyList, PySet,
     PyString, PyTuple, PyType,
 };
-use twat_cache::{KeyHasher, Tag};
+use twat_cache::{KeyDigest, KeyHasher, Tag};
+
+use crate::key::KeyBuilder;
 
 use crate::buffer;
 
@@ -315,6 +317,60 @@ impl Encoder<'_> {
         }
         Ok(())
     }
+}
+
+/// The persistent key of a call: the function's `identity` (`module.qualname` and
+/// version), then each bound parameter's name and value in signature order, `*args`,
+/// and `**kwargs` sorted by name (or the result of `key=`). `None`: the call does not
+/// bind to the signature.
+pub fn call_digest(
+    keys: &KeyBuilder,
+    identity: &str,
+    secure: bool,
+    args: &Bound<'_, PyTuple>,
+    kwargs: Option<&Bound<'_, PyDict>>,
+) -> PyResult<Option<KeyDigest>> {
+    let mut hasher = KeyHasher::new(secure);
+    hasher.str(identity);
+    let mut enc = Encoder {
+        hasher: &mut hasher,
+        typed: keys.typed(),
+    };
+    if let Some(key_fn) = keys.key_fn() {
+        let raw = key_fn.bind(args.py()).call(args, kwargs)?;
+        enc.hasher.name("key()");
+        enc.value(&raw, "key()", 0)?;
+        return Ok(Some(hasher.finish()));
+    }
+    let Some(binding) = keys.bind_all(args, kwargs, 0)? else {
+        return Ok(None);
+    };
+    let mut named = binding.named.iter();
+    let param = |enc: &mut Encoder<'_>, (name, value): &(Bound<'_, PyString>, Bound<'_, PyAny>)| {
+        let name = name.to_str()?;
+        enc.hasher.name(name);
+        enc.value(value, name, 0)
+    };
+    for p in named.by_ref().take(binding.n_positional) {
+        param(&mut enc, p)?;
+    }
+    if let Some(extra) = &binding.varargs {
+        enc.hasher.name("*args");
+        enc.hasher.begin(Tag::Tuple, extra.len());
+        for (i, a) in extra.iter().enumerate() {
+            enc.value(a, &format!("*args[{i}]"), 0)?;
+        }
+    }
+    for p in named {
+        param(&mut enc, p)?;
+    }
+    if !binding.varkw.is_empty() {
+        enc.hasher.name("**kwargs");
+        for p in &binding.varkw {
+            param(&mut enc, p)?;
+        }
+    }
+    Ok(Some(hasher.finish()))
 }
 
 /// Whether a class defines its own `__eq__` (then even an attribute-less instance has a

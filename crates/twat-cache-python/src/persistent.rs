@@ -10,12 +10,12 @@ use std::time::Duration;
 use parking_lot::Mutex;
 use pyo3::prelude::*;
 use pyo3::sync::MutexExt;
-use pyo3::types::{PyDict, PyString, PyTuple};
+use pyo3::types::{PyDict, PyTuple};
 use twat_cache::{
-    Claim, Compression, DiskConfig, Flights, KeyDigest, KeyHasher, Lead, Policy, Signer, Tag,
+    Claim, Compression, DiskConfig, Flights, KeyDigest, KeyHasher, Lead, Policy, Signer,
 };
 
-use crate::canonical::Encoder;
+use crate::canonical::call_digest;
 use crate::disk_engine::{DiskEngine, ValueOptions};
 use crate::errors::to_py_err;
 use crate::key::{KeyBuilder, ParamSpec};
@@ -298,48 +298,7 @@ impl PersistentFunction {
         args: &Bound<'_, PyTuple>,
         kwargs: Option<&Bound<'_, PyDict>>,
     ) -> PyResult<Option<KeyDigest>> {
-        let mut hasher = KeyHasher::new(self.secure);
-        hasher.str(&self.identity);
-        let mut enc = Encoder {
-            hasher: &mut hasher,
-            typed: self.keys.typed(),
-        };
-        if let Some(key_fn) = self.keys.key_fn() {
-            let raw = key_fn.bind(args.py()).call(args, kwargs)?;
-            enc.hasher.name("key()");
-            enc.value(&raw, "key()", 0)?;
-            return Ok(Some(hasher.finish()));
-        }
-        let Some(binding) = self.keys.bind_all(args, kwargs, 0)? else {
-            return Ok(None);
-        };
-        let mut named = binding.named.iter();
-        let param = |enc: &mut Encoder<'_>,
-                     (name, value): &(Bound<'_, PyString>, Bound<'_, PyAny>)| {
-            let name = name.to_str()?;
-            enc.hasher.name(name);
-            enc.value(value, name, 0)
-        };
-        for p in named.by_ref().take(binding.n_positional) {
-            param(&mut enc, p)?;
-        }
-        if let Some(extra) = &binding.varargs {
-            enc.hasher.name("*args");
-            enc.hasher.begin(Tag::Tuple, extra.len());
-            for (i, a) in extra.iter().enumerate() {
-                enc.value(a, &format!("*args[{i}]"), 0)?;
-            }
-        }
-        for p in named {
-            param(&mut enc, p)?;
-        }
-        if !binding.varkw.is_empty() {
-            enc.hasher.name("**kwargs");
-            for p in &binding.varkw {
-                param(&mut enc, p)?;
-            }
-        }
-        Ok(Some(hasher.finish()))
+        call_digest(&self.keys, &self.identity, self.secure, args, kwargs)
     }
 
     fn bound_digest(
