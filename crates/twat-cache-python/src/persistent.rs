@@ -4,7 +4,7 @@
 //! processes, the store's transactions keep entries whole.
 
 use std::path::PathBuf;
-use std::sync::atomic::Ordering;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
 use parking_lot::Mutex;
@@ -32,6 +32,9 @@ pub struct PersistentFunction {
     secure: bool,
     engine: DiskEngine,
     flights: Mutex<Flights<KeyDigest, Outcome>>,
+    /// Flights finished in this process: a leader re-reads the store only if one ended
+    /// since its own lookup (then another thread may have just stored the value).
+    finished: AtomicU64,
     kind: &'static str,
     disabled: bool,
 }
@@ -127,6 +130,7 @@ impl PersistentFunction {
             secure,
             engine,
             flights: Mutex::new(Flights::default()),
+            finished: AtomicU64::new(0),
             kind,
             disabled,
         })
@@ -146,12 +150,13 @@ impl PersistentFunction {
             // The call does not bind: let the function raise its own TypeError.
             return Ok(self.func.bind(py).call(args, kwargs)?.unbind());
         };
+        let seen = self.finished.load(Ordering::Acquire);
         if let Some(value) = self.engine.load(py, key) {
             self.engine.hits.fetch_add(1, Ordering::Relaxed);
             return Ok(value);
         }
         self.engine.misses.fetch_add(1, Ordering::Relaxed);
-        self.compute(py, key, || {
+        self.compute(py, key, Some(seen), || {
             Ok(self.func.bind(py).call(args, kwargs)?.unbind())
         })
     }
@@ -315,7 +320,13 @@ impl PersistentFunction {
 
     /// Computes a missing value once per key in this process; concurrent callers of the
     /// same key wait for it (with the GIL released) and share the value or exception.
-    fn compute(&self, py: Python<'_>, key: KeyDigest, call: impl FnOnce() -> Outcome) -> Outcome {
+    fn compute(
+        &self,
+        py: Python<'_>,
+        key: KeyDigest,
+        mut seen: Option<u64>,
+        call: impl FnOnce() -> Outcome,
+    ) -> Outcome {
         loop {
             let claim = self.flights.lock_py_attached(py).claim_by(
                 key as u64,
@@ -328,9 +339,14 @@ impl PersistentFunction {
                         owner: self,
                         lead: Some(lead),
                     };
-                    // Another process (or a leader that just finished here) may have
-                    // stored it meanwhile.
-                    let outcome = match self.engine.load(py, key) {
+                    // A leader that finished here after our lookup may have stored it.
+                    let quiet = seen == Some(self.finished.load(Ordering::Acquire));
+                    let stored = if quiet {
+                        None
+                    } else {
+                        self.engine.load(py, key)
+                    };
+                    let outcome = match stored {
                         Some(v) => Ok(v),
                         None => {
                             let outcome = call();
@@ -360,6 +376,7 @@ impl PersistentFunction {
                     if let Some(v) = self.engine.load(py, key) {
                         return Ok(v);
                     }
+                    seen = None; // the next leader re-reads the store first
                 }
             }
         }
@@ -376,6 +393,9 @@ struct Leader<'a> {
 impl Leader<'_> {
     fn finish(mut self, py: Python<'_>, outcome: &Outcome) {
         let Some(lead) = self.lead.take() else { return };
+        // After the value is stored and before the flight ends: a thread that missed
+        // before this point and leads next re-reads the store.
+        self.owner.finished.fetch_add(1, Ordering::Release);
         let finished = self.owner.flights.lock_py_attached(py).remove(&lead);
         if let Some((_, Some(flight))) = finished {
             flight.complete(match outcome {
