@@ -35,12 +35,13 @@ test: build ## Build once, then run cargo test and pytest
 bench: build ## Benchmark our engines against the anchors, write docs/benchmarks.md
 	$(PY) benches/run.py --write docs/benchmarks.md
 
-lint: $(STAMP) ## cargo fmt --check, clippy -D warnings, ruff, mypy
+lint: build ## cargo fmt --check, clippy -D warnings, ruff, mypy, stubtest
 	cargo fmt --all -- --check
 	cargo clippy --workspace --all-targets -- -D warnings
 	$(VENV)/bin/ruff check $(PYDIRS)
 	$(VENV)/bin/ruff format --check $(PYDIRS)
 	$(VENV)/bin/mypy python/twat_cache tests/test_typing.py
+	$(PY) -m mypy.stubtest twat_cache._core --allowlist stubtest-allowlist.txt
 
 fmt: $(STAMP) ## Format Rust and Python code
 	cargo fmt --all

@@ -450,3 +450,15 @@ def test_twat_cache_disable_calls_straight_through(cache_dir, calls, monkeypatch
     f(1), f(1)
     assert calls.count == 2
     assert f.cache_info().currsize == 0
+
+
+def test_cache_set_takes_the_value_first_and_passes_every_keyword_on(cache_dir, calls):
+    @bcache
+    def scale(value, factor=2):
+        calls(value)
+        return value * factor
+
+    assert scale.cache_set(100, 3, factor=2) is True
+    assert scale.cache_set(7, value=4) is True  # "value" here is scale's own parameter
+    assert scale(3) == 100 and scale(value=4) == 7
+    assert calls.count == 0

@@ -173,7 +173,7 @@ impl CachedFunction {
     }
 
     /// Stores `value` as the result of a call with these arguments.
-    #[pyo3(signature = (value, *args, **kwargs))]
+    #[pyo3(signature = (value, /, *args, **kwargs))]
     fn cache_set(
         &self,
         value: Py<PyAny>,
@@ -285,7 +285,7 @@ impl BoundCachedFunction {
         }
     }
 
-    #[pyo3(signature = (value, *args, **kwargs))]
+    #[pyo3(signature = (value, /, *args, **kwargs))]
     fn cache_set(
         &self,
         value: Py<PyAny>,

@@ -274,7 +274,7 @@ impl PersistentFunction {
 
     /// Stores `value` as the result of a call with these arguments; `False` if it could
     /// not be stored (a warning says why).
-    #[pyo3(signature = (value, *args, **kwargs))]
+    #[pyo3(signature = (value, /, *args, **kwargs))]
     fn cache_set(
         &self,
         value: &Bound<'_, PyAny>,
