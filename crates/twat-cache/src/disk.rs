@@ -33,7 +33,7 @@
 
 use std::collections::HashMap;
 use std::fs::{self, File};
-use std::io::{BufWriter, Read, Seek};
+use std::io::BufWriter;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
@@ -43,11 +43,12 @@ use rusqlite::{params, Connection, OptionalExtension, TransactionBehavior};
 
 use crate::background::{self, Job};
 use crate::codec::{write_frame, Compression, Payload, Signer};
+use crate::entry::{data_name, make_private_dir, remove_stale_tmp, unique};
+pub use crate::entry::{Entry, EntrySource};
 use crate::index::{
     adjust_total, delete_returning, key_blob, policy_order, row_id, write_touches, SCHEMA,
 };
 use crate::keyhash::KeyDigest;
-use crate::reader::FrameReader;
 use crate::{Error, Policy};
 
 /// The default size limit of a persistent cache: 1 GiB.
@@ -60,8 +61,6 @@ pub const DEFAULT_BUSY_TIMEOUT: Duration = Duration::from_secs(10);
 const TOUCH_FLUSH: usize = 256;
 /// Expired entries removed per insert (the rest go with later inserts).
 const PURGE_BATCH: i64 = 32;
-/// Temporary files older than this belong to writers that died; `open` removes them.
-const STALE_TMP: Duration = Duration::from_secs(3600);
 
 /// How a [`DiskStore`] behaves.
 #[derive(Clone, Debug)]
@@ -134,67 +133,6 @@ fn select_entry(db: &Connection, key: KeyDigest) -> Result<Option<Row>, Error> {
             Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?))
         })
         .optional()?)
-}
-
-/// Where a found entry's bytes are.
-#[derive(Debug)]
-pub enum EntrySource {
-    /// Inside the index.
-    Inline(Vec<u8>),
-    /// In a file of its own (open, so a concurrent replacement cannot pull it away).
-    File {
-        /// The open file.
-        file: File,
-        /// Its path.
-        path: PathBuf,
-    },
-}
-
-/// An entry found by [`DiskStore::get`]: read it with [`Entry::reader`].
-#[derive(Debug)]
-pub struct Entry {
-    /// Its bytes.
-    pub source: EntrySource,
-    /// Its length as recorded in the index.
-    pub len: u64,
-}
-
-impl Entry {
-    /// A reader over the entry's bytes, for [`FrameReader::open`] or
-    /// [`crate::read_frame`]. A file shorter or longer than the index says is refused.
-    pub fn reader(&self) -> Result<Box<dyn Read + Send + '_>, Error> {
-        match &self.source {
-            EntrySource::Inline(bytes) => Ok(Box::new(&bytes[..])),
-            EntrySource::File { file, .. } => {
-                if file.metadata()?.len() != self.len {
-                    return Err(Error::Corrupt(
-                        "the entry's file has the wrong length".into(),
-                    ));
-                }
-                // Each reader starts at the beginning, even if an earlier one read on.
-                let mut file = file;
-                file.seek(std::io::SeekFrom::Start(0))?;
-                Ok(Box::new(std::io::BufReader::with_capacity(
-                    256 * 1024,
-                    file,
-                )))
-            }
-        }
-    }
-
-    /// Opens a [`FrameReader`] over the entry.
-    pub fn frame(
-        &self,
-        signer: Option<&Signer>,
-    ) -> Result<FrameReader<Box<dyn Read + Send + '_>>, Error> {
-        let reader = FrameReader::open(self.reader()?, signer)?;
-        if reader.header().entry_len() != self.len {
-            return Err(Error::Corrupt(
-                "the entry's length does not match its header".into(),
-            ));
-        }
-        Ok(reader)
-    }
 }
 
 fn now_us() -> i64 {
@@ -670,53 +608,6 @@ impl Drop for DiskStore {
                     let _ = tx.commit();
                 }
             }
-        }
-    }
-}
-
-/// A name no other writer (thread or process) uses at the same moment.
-fn unique() -> String {
-    static COUNTER: AtomicU64 = AtomicU64::new(0);
-    let n = COUNTER.fetch_add(1, Ordering::Relaxed);
-    let nanos = SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map_or(0, |d| d.as_nanos());
-    format!("{}-{n}-{nanos:x}", std::process::id())
-}
-
-/// `ab/abcdef...-<unique>.twc`: a fresh name for every write, so a reader holding the
-/// previous file keeps reading a whole entry while it is replaced.
-fn data_name(key: KeyDigest) -> String {
-    let hex = format!("{key:032x}");
-    let salt = twox_hash::XxHash3_64::oneshot(unique().as_bytes());
-    format!("{}/{hex}-{salt:016x}.twc", &hex[..2])
-}
-
-fn make_private_dir(path: &Path) -> Result<(), Error> {
-    let mut builder = fs::DirBuilder::new();
-    builder.recursive(true);
-    #[cfg(unix)]
-    {
-        use std::os::unix::fs::DirBuilderExt;
-        builder.mode(0o700);
-    }
-    builder.create(path)?;
-    Ok(())
-}
-
-fn remove_stale_tmp(tmp: &Path) {
-    let Ok(entries) = fs::read_dir(tmp) else {
-        return;
-    };
-    for e in entries.flatten() {
-        let stale = e
-            .metadata()
-            .and_then(|m| m.modified())
-            .ok()
-            .and_then(|t| t.elapsed().ok())
-            .is_some_and(|age| age > STALE_TMP);
-        if stale {
-            let _ = fs::remove_file(e.path());
         }
     }
 }

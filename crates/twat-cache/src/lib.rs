@@ -39,6 +39,7 @@ mod background;
 mod checksum;
 mod codec;
 mod disk;
+mod entry;
 mod error;
 mod eviction;
 mod index;
