@@ -140,3 +140,17 @@ def test_values_with_several_arrays_and_plain_objects(cache_dir):
     np.testing.assert_array_equal(again["a"], first["a"])
     np.testing.assert_array_equal(again["b"][0], first["b"][0])
     assert again["b"][1] == "text" and again["n"] == 10_000
+
+
+def test_durable_entries_are_flushed_before_they_are_placed(cache_dir, calls):
+    @fcache(folder_name="durable", durable=True)
+    def ones(n):
+        calls(n)
+        return np.ones(n)
+
+    np.testing.assert_array_equal(ones(50_000), ones(50_000))
+    assert calls.count == 1
+    assert ones.cache_parameters()["durable"] is True
+    assert len(entry_files("durable")) == 1
+    with pytest.raises(ConfigurationError, match="durable='yes'"):
+        fcache(durable="yes")

@@ -24,6 +24,7 @@ def persistent_decorator(
     policy: object,
     compress: object,
     mmap: object,
+    durable: object,
     secret: object,
     key: Callable[..., Any] | None,
     ignore: Iterable[str],
@@ -40,6 +41,7 @@ def persistent_decorator(
     policy_name = _options.check_disk_policy(kind, policy)
     codec = _options.check_compress(kind, compress)
     use_mmap = _options.check_flag(kind, "mmap", mmap)
+    sync_first = _options.check_flag(kind, "durable", durable)
     if use_mmap and codec != "none":
         raise ConfigurationError(
             f"{kind}: invalid mmap=True with compress={compress!r}: expected compress=False, "
@@ -77,6 +79,7 @@ def persistent_decorator(
             key=key,
             secure=secure,
             disabled=_decorate.disabled_by_env(),
+            durable=sync_first,
         )
 
     def decorate(fn: Any) -> Any:

@@ -23,6 +23,7 @@ def bcache(
     policy: str = "lru",
     compress: bool | str = False,
     secret: str | bytes | None = None,
+    durable: bool = False,
     key: Callable[..., Any] | None = None,
     ignore: Iterable[str] = (),
     typed: bool = False,
@@ -42,6 +43,7 @@ def bcache(
     policy: Any = "lru",
     compress: Any = False,
     secret: Any = None,
+    durable: Any = False,
     key: Callable[..., Any] | None = None,
     ignore: Iterable[str] = (),
     typed: bool = False,
@@ -62,6 +64,9 @@ def bcache(
     - ``ttl``: seconds (or a ``timedelta``) an entry lives, on the wall clock.
     - ``policy``: what makes room: ``"lru"``, ``"lfu"`` or ``"fifo"``.
     - ``compress``: ``True``/``"zstd"`` or ``"lz4"``; data that does not compress is stored raw.
+    - ``durable``: flush each value file to the device before it is renamed into place
+      (the default flushes it in the background right after; a power cut in between can
+      only lose the entry, never return a damaged one).
     - ``secret``: sign entries with HMAC-SHA256 (default ``$TWAT_CACHE_SECRET``); an entry
       that fails verification is never unpickled.
     - ``version``: part of every key; ``None`` uses a fingerprint of the function's code,
@@ -89,6 +94,7 @@ def bcache(
         compress=compress,
         mmap=False,
         secret=secret,
+        durable=durable,
         key=key,
         ignore=ignore,
         typed=typed,

@@ -53,7 +53,7 @@ fn bad_config(py: Python<'_>, param: &'static str, value: String, accepted: &'st
 #[pymethods]
 impl PersistentFunction {
     #[new]
-    #[pyo3(signature = (func, params, *, kind, folder, name, version, maxsize, ttl, policy, compress, mmap, secret, typed, key, secure, disabled))]
+    #[pyo3(signature = (func, params, *, kind, folder, name, version, maxsize, ttl, policy, compress, mmap, secret, typed, key, secure, disabled, durable=false))]
     #[allow(clippy::too_many_arguments)]
     fn new(
         py: Python<'_>,
@@ -73,6 +73,7 @@ impl PersistentFunction {
         key: Option<Py<PyAny>>,
         secure: bool,
         disabled: bool,
+        durable: bool,
     ) -> PyResult<Self> {
         let kind = match kind {
             "bcache" => "bcache",
@@ -110,7 +111,7 @@ impl PersistentFunction {
             } else {
                 twat_cache::DEFAULT_INLINE_MAX
             },
-            durable: false,
+            durable,
             busy_timeout: twat_cache::DEFAULT_BUSY_TIMEOUT,
         };
         let options = ValueOptions {
@@ -246,6 +247,7 @@ impl PersistentFunction {
         d.set_item("policy", c.policy.name())?;
         d.set_item("typed", self.keys.typed())?;
         d.set_item("secure", self.secure)?;
+        d.set_item("durable", c.durable)?;
         Ok(d)
     }
 
