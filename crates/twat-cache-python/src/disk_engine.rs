@@ -11,8 +11,8 @@ use pyo3::prelude::*;
 use pyo3::sync::PyOnceLock;
 use pyo3::types::{PyBytes, PyDict, PyList, PyMemoryView, PySlice};
 use twat_cache::{
-    read_frame, write_frame, Compression, DiskConfig, DiskStore, Entry, EntrySource, Error,
-    KeyDigest, Payload, Signer,
+    read_frame, small_stream, write_frame, Compression, DiskConfig, DiskStore, Entry, EntrySource,
+    Error, KeyDigest, Payload, Signer,
 };
 
 use crate::buffer::{Fresh, Held};
@@ -192,6 +192,11 @@ impl DiskEngine {
                 Err(e) => return Err((e, None)),
             };
             let small = (|| {
+                if let (EntrySource::Inline(bytes), None) = (&entry.source, signer) {
+                    if let Some(stream) = small_stream(bytes)? {
+                        return Ok(Some(stream.to_vec()));
+                    }
+                }
                 let mut reader = entry.frame(signer)?;
                 let layout = reader.layout()?;
                 if !layout.buffer_lens.is_empty() {

@@ -75,9 +75,30 @@ impl ChunkSum {
     }
 }
 
+/// The checksum of a whole body in memory (equal to a [`ChunkSum`] fed the same
+/// bytes); a body of one chunk or less costs two one-shot hashes and no allocation.
+pub(crate) fn checksum_of(bytes: &[u8]) -> u64 {
+    if bytes.is_empty() || bytes.len() > CHUNK {
+        let mut sum = ChunkSum::default();
+        sum.update(bytes);
+        return sum.digest();
+    }
+    XxHash3_64::oneshot(&XxHash3_64::oneshot(bytes).to_le_bytes())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_one_shot_checksum_equals_the_running_one() {
+        let data: Vec<u8> = (0..(CHUNK + 10)).map(|i| (i % 241) as u8).collect();
+        for len in [0, 1, 64, 4096, CHUNK - 1, CHUNK, CHUNK + 1, CHUNK + 10] {
+            let mut sum = ChunkSum::default();
+            sum.update(&data[..len]);
+            assert_eq!(checksum_of(&data[..len]), sum.digest(), "length {len}");
+        }
+    }
 
     #[test]
     fn the_checksum_does_not_depend_on_how_bytes_arrive() {

@@ -63,7 +63,7 @@ pub use error::Error;
 pub use keyhash::{KeyDigest, KeyHasher, Tag, KEY_FORMAT};
 pub use memory::{MemoryCache, MemoryCacheBuilder, DEFAULT_MAX_SIZE};
 pub use policy::Policy;
-pub use reader::{read_frame, FrameReader, Layout, Loaded};
+pub use reader::{read_frame, small_stream, FrameReader, Layout, Loaded};
 pub use single_flight::{Claim, Flight, Flights, Lead};
 pub use stats::Stats;
 pub use store::{Removed, Store};

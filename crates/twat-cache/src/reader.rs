@@ -206,6 +206,40 @@ impl<R: Read + Send> FrameReader<R> {
     }
 }
 
+/// The checked main stream of a small entry held whole in memory: the fast path for
+/// most values, with no reader, no buffers and no copies. `Ok(None)` when the entry
+/// needs [`FrameReader`] (compressed, signed, or with out-of-band buffers); a signed
+/// cache must always use `FrameReader`, which refuses unsigned entries.
+pub fn small_stream(entry: &[u8]) -> Result<Option<&[u8]>, Error> {
+    if entry.len() < HEADER_LEN {
+        return Err(corrupt("the entry is truncated"));
+    }
+    if &entry[..4] != MAGIC {
+        return Err(corrupt("not a twat-cache entry (bad magic)"));
+    }
+    if entry[4] != 0 || entry[5] & SIGNED != 0 {
+        return Ok(None);
+    }
+    let field = |at: usize| u64::from_le_bytes(entry[at..at + 8].try_into().expect("8 bytes"));
+    let (payload_len, body_len, sum) = (field(8), field(16), field(24));
+    let body = &entry[HEADER_LEN..];
+    if body.len() as u64 != body_len || payload_len != body_len || body.len() < 16 {
+        return Err(corrupt("the entry's payload has the wrong length"));
+    }
+    if crate::checksum::checksum_of(body) != sum {
+        return Err(corrupt("checksum mismatch"));
+    }
+    if u32::from_le_bytes(body[..4].try_into().expect("4 bytes")) != 0 {
+        return Ok(None);
+    }
+    let stream_len = u64::from_le_bytes(body[8..16].try_into().expect("8 bytes"));
+    let start = align(16);
+    if stream_len > body_len || (start + align(stream_len as usize)) as u64 != body_len {
+        return Err(corrupt("the entry's layout does not fit its length"));
+    }
+    Ok(Some(&body[start..start + stream_len as usize]))
+}
+
 /// A whole entry read into memory.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Loaded {
@@ -360,6 +394,53 @@ mod tests {
                 assert!(read_frame(&bad[..], signer).is_err(), "flip at {at}");
             }
         }
+    }
+
+    #[test]
+    fn small_entries_read_the_same_on_the_fast_path() {
+        let big = compressible();
+        for (stream, buffers, c) in [
+            (&b"tiny"[..], vec![], Compression::None),
+            (&b""[..], vec![], Compression::None),
+            (&big[..300], vec![], Compression::None),
+            (&b"s"[..], vec![&big[..10]], Compression::None),
+            (&big[..], vec![], Compression::Zstd),
+        ] {
+            let payload = Payload { stream, buffers };
+            let bytes = entry(&payload, c, None);
+            match small_stream(&bytes).unwrap() {
+                Some(fast) => assert_eq!(fast, read_frame(&bytes[..], None).unwrap().stream),
+                None => assert!(!payload.buffers.is_empty() || c != Compression::None),
+            }
+            for at in [0, 9, 17, 30, 70, bytes.len() - 1] {
+                let mut bad = bytes.clone();
+                bad[at] ^= 0x10;
+                assert!(
+                    small_stream(&bad).is_err() || read_frame(&bad[..], None).is_err(),
+                    "flip at {at}"
+                );
+                if let Ok(Some(_)) = small_stream(&bad) {
+                    panic!("a damaged entry passed the fast path (flip at {at})");
+                }
+            }
+            if small_stream(&bytes).unwrap().is_some() {
+                assert!(small_stream(&bytes[..bytes.len() - 1]).is_err());
+            }
+        }
+        let key = Signer::new(b"k");
+        let signed = entry(
+            &Payload {
+                stream: b"x",
+                buffers: vec![],
+            },
+            Compression::None,
+            Some(&key),
+        );
+        assert_eq!(
+            small_stream(&signed).unwrap(),
+            None,
+            "signed entries take the full path"
+        );
     }
 
     #[test]
