@@ -182,69 +182,39 @@ impl DiskEngine {
     /// The value stored for `key`, or `None` (missing, expired, unreadable). A damaged
     /// entry is removed and logged.
     pub fn load(&self, py: Python<'_>, key: KeyDigest) -> Option<Py<PyAny>> {
-        let signer = self.options.signer.as_ref();
-        // Reads the entry and, when it has no buffers (most small values), checks it
-        // and returns its pickle stream.
-        let examine = |found: Result<Option<Entry>, Error>| {
-            let entry = match found {
-                Ok(Some(entry)) => entry,
-                Ok(None) => return Ok(None),
-                Err(e) => return Err((e, None)),
-            };
-            let small = (|| {
-                if let (EntrySource::Inline(bytes), None) = (&entry.source, signer) {
-                    if let Some(stream) = small_stream(bytes)? {
-                        return Ok(Some(stream.to_vec()));
-                    }
-                }
-                let mut reader = entry.frame(signer)?;
-                let layout = reader.layout()?;
-                if !layout.buffer_lens.is_empty() {
-                    return Ok(None);
-                }
-                reader.finish()?;
-                Ok(Some(layout.stream))
-            })();
-            match small {
-                Ok(stream) => Ok(Some((entry, stream))),
-                Err(e) => Err((e, Some(entry))),
-            }
-        };
         // A lookup that needs no waiting takes a microsecond or two: done with the GIL
-        // held (releasing and taking it back costs more than the lookup). Anything that
-        // might wait - a busy connection or index, a file to read - runs without it.
-        let fetched = match self.store.try_get(key) {
-            Some(Ok(Some(entry))) if matches!(entry.source, EntrySource::File { .. }) => {
-                py.detach(|| examine(Ok(Some(entry))))
-            }
-            Some(found) => examine(found),
-            None => py.detach(|| examine(self.store.get(key))),
+        // held (releasing and taking it back costs more than the lookup). One that
+        // might wait (a busy connection or index) runs without it.
+        let found = match self.store.try_get(key) {
+            Some(found) => found,
+            None => py.detach(|| self.store.get(key)),
         };
-        let result = match fetched {
+        let entry = match found {
+            Ok(Some(entry)) => entry,
             Ok(None) => return None,
-            Ok(Some((entry, Some(stream)))) => {
-                let value = loads(py, &stream, Vec::new()).map_err(LoadFail::Python);
-                (entry, value)
-            }
-            Ok(Some((entry, None))) => {
-                let value = self.decode(py, &entry);
-                (entry, value)
-            }
-            Err((e, None)) => {
-                warn(
-                    py,
-                    &format!(
-                        "twat_cache: {}: lookup failed, treated as a miss: {e}",
-                        self.ns
-                    ),
+            Err(e) => {
+                let why = format!(
+                    "twat_cache: {}: lookup failed, treated as a miss: {e}",
+                    self.ns
                 );
+                warn(py, &why);
                 return None;
             }
-            Err((e, Some(entry))) => (entry, Err(LoadFail::Store(e))),
         };
-        match result {
-            (_, Ok(value)) => Some(value),
-            (entry, Err(fail)) => {
+        let value = match &entry.source {
+            // Most small values: checked and unpickled straight from the index row.
+            EntrySource::Inline(bytes) if self.options.signer.is_none() => {
+                match small_stream(bytes) {
+                    Ok(Some(stream)) => loads(py, stream, Vec::new()).map_err(LoadFail::Python),
+                    Ok(None) => self.decode(py, &entry),
+                    Err(e) => Err(LoadFail::Store(e)),
+                }
+            }
+            _ => self.decode(py, &entry),
+        };
+        match value {
+            Ok(value) => Some(value),
+            Err(fail) => {
                 let why = match fail {
                     LoadFail::Store(e) => e.to_string(),
                     LoadFail::Python(e) => format!("it cannot be unpickled: {e}"),
@@ -262,8 +232,9 @@ impl DiskEngine {
         }
     }
 
-    /// Reads an entry with out-of-band buffers: each into fresh memory (one copy), or,
-    /// with `mmap`, as read-only views of the mapped file (no copy).
+    /// Reads an entry through the general reader, with the GIL released for the I/O:
+    /// each out-of-band buffer into fresh memory (one copy), or, with `mmap`, as
+    /// read-only views of the mapped file (no copy).
     fn decode(&self, py: Python<'_>, entry: &Entry) -> Result<Py<PyAny>, LoadFail> {
         let signer = self.options.signer.as_ref();
         let (mut reader, layout) = py.detach(|| {
@@ -274,7 +245,9 @@ impl DiskEngine {
         let header = *reader.header();
         let f = py3(py)?;
         let mut buffers: Vec<Bound<'_, PyAny>> = Vec::with_capacity(layout.buffer_lens.len());
-        let mappable = self.options.mmap && header.codec == Compression::None;
+        let mappable = self.options.mmap
+            && header.codec == Compression::None
+            && !layout.buffer_lens.is_empty();
         match (&entry.source, mappable) {
             (EntrySource::File { file, .. }, true) => {
                 // Only a signed entry is read through (to verify it); otherwise the

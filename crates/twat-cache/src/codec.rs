@@ -255,7 +255,10 @@ impl<W: Write + Send> Write for Checked<W> {
     /// machines we measured).
     fn write_all(&mut self, buf: &[u8]) -> io::Result<()> {
         if buf.len() < 2 * PIPELINE_PIECE {
-            return io::Write::write_all(&mut WriteOnce(self), buf);
+            // A failed write abandons the entry, so the bytes can be checked after.
+            self.inner.write_all(buf)?;
+            self.sums.see(buf);
+            return Ok(());
         }
         let Checked { inner, sums } = self;
         let mut previous: Option<&[u8]> = None;
@@ -276,19 +279,6 @@ impl<W: Write + Send> Write for Checked<W> {
 
     fn flush(&mut self) -> io::Result<()> {
         self.inner.flush()
-    }
-}
-
-/// `Write` for a [`Checked`] by its plain `write` (the default `write_all` loop).
-struct WriteOnce<'a, W>(&'a mut Checked<W>);
-
-impl<W: Write + Send> Write for WriteOnce<'_, W> {
-    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
-        self.0.write(buf)
-    }
-
-    fn flush(&mut self) -> io::Result<()> {
-        self.0.flush()
     }
 }
 

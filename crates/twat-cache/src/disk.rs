@@ -186,24 +186,10 @@ impl DiskStore {
         &self.config
     }
 
-    /// Opens the index, retrying while other processes set it up: SQLite answers "busy"
-    /// at once, without waiting, to a connection that changes the journal mode or
-    /// creates tables while another does the same (it would otherwise deadlock).
+    /// Opens the index. Another process setting up a fresh index makes SQLite answer
+    /// "busy" at once (it changes the journal mode or creates tables): that is an
+    /// [`Error::Busy`] like any other, retried by `with_conn`.
     fn connect(&self) -> Result<Connection, Error> {
-        let started = std::time::Instant::now();
-        let mut pause = Duration::from_millis(1);
-        loop {
-            match self.try_connect() {
-                Err(Error::Busy) if started.elapsed() < self.config.busy_timeout => {
-                    std::thread::sleep(pause);
-                    pause = (pause * 2).min(Duration::from_millis(50));
-                }
-                other => return other,
-            }
-        }
-    }
-
-    fn try_connect(&self) -> Result<Connection, Error> {
         let db = Connection::open(self.dir.join("index.sqlite"))?;
         // SQLite never sleeps on a lock: `with_conn` retries instead, so that a lookup
         // can also be tried without any waiting (`try_get`).
