@@ -43,14 +43,6 @@ def test_unknown_keyword_is_a_type_error():
         mcache(max_size=3)  # type: ignore[call-overload]
 
 
-def test_async_functions_are_refused_until_supported():
-    async def coro(x):
-        return x
-
-    with pytest.raises(TypeError, match="async function"):
-        mcache(coro)
-
-
 def test_policy_names_are_case_insensitive():
     @mcache(policy="TinyLFU")
     def f(x):

@@ -227,7 +227,14 @@ def test_cache_controls(calls):
     assert f.cache_delete(2) is False
     assert f(2) == 2
     assert calls.count == 2
-    assert f.cache_parameters() == {"engine": "memory", "maxsize": 10, "ttl": 60.0, "policy": "lfu", "typed": False}
+    assert f.cache_parameters() == {
+        "engine": "memory",
+        "is_async": False,
+        "maxsize": 10,
+        "ttl": 60.0,
+        "policy": "lfu",
+        "typed": False,
+    }
     stats = f.cache_stats()
     assert stats["hits"] == 2 and stats["misses"] == 2 and stats["entries"] == 2
     assert stats["hit_ratio"] == 0.5 and stats["store_errors"] == 0

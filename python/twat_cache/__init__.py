@@ -16,6 +16,7 @@ from ._core import __version__
 from ._paths import get_cache_path
 from ._registry import clear_cache, get_stats, list_caches
 from ._types import CachedFunction, CacheInfo
+from .async_memory import acache
 from .disk import bcache
 from .exceptions import ConfigurationError, EngineNotAvailableError, SerializationError, TwatCacheError
 from .files import fcache
@@ -29,6 +30,7 @@ __all__ = [
     "SerializationError",
     "TwatCacheError",
     "__version__",
+    "acache",
     "bcache",
     "clear_cache",
     "fcache",

@@ -27,14 +27,10 @@ def refuse_generators(decorator: str, func: Callable[..., Any]) -> None:
         )
 
 
-def refuse_async(decorator: str, func: Callable[..., Any]) -> None:
-    """Until async support lands, caching a coroutine function would cache a coroutine
-    object, which can be awaited only once: refused."""
-    if inspect.iscoroutinefunction(func):
-        raise TypeError(
-            f"{decorator} cannot cache async function {func.__qualname__!r} yet: it would cache "
-            "the coroutine object, which can be awaited only once"
-        )
+def is_async(func: Callable[..., Any]) -> bool:
+    """An ``async def`` function (or a partial of one): its calls return awaitables, and
+    the cache stores what they return when awaited, never the coroutine."""
+    return inspect.iscoroutinefunction(func)
 
 
 def default_name(func: Callable[..., Any]) -> str:

@@ -59,7 +59,6 @@ def persistent_decorator(
 
     def make(fn: Callable[..., Any]) -> Any:
         _decorate.refuse_generators(kind, fn)
-        _decorate.refuse_async(kind, fn)
         cache_name = name or _decorate.default_name(fn)
         path = get_cache_path(folder if folder is not None else folder_for_name(cache_name))
         return PersistentFunction(
@@ -80,6 +79,7 @@ def persistent_decorator(
             secure=secure,
             disabled=_decorate.disabled_by_env(),
             durable=sync_first,
+            is_async=_decorate.is_async(fn),
         )
 
     def decorate(fn: Any) -> Any:

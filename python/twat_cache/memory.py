@@ -47,7 +47,8 @@ def mcache(
     """Cache a function's results in memory.
 
     Works bare (``@mcache``) and called (``@mcache(maxsize=256, ttl=60)``), on functions,
-    methods (one cache per instance, held weakly), classmethods and staticmethods.
+    methods (one cache per instance, held weakly), classmethods and staticmethods, sync
+    or ``async def`` (then the awaited result is cached; see ``acache``).
 
     - ``maxsize``: at most this many entries (``None``: unbounded; ``0``: cache nothing).
     - ``ttl``: seconds (or a ``timedelta``) an entry lives after it is stored.
@@ -72,28 +73,59 @@ def mcache(
     >>> square.cache_info()
     CacheInfo(hits=2, misses=1, maxsize=2, currsize=1)
     """
-    maxsize = _options.check_maxsize("mcache", maxsize)
-    ttl_seconds = _options.check_ttl("mcache", ttl)
-    policy = _options.check_policy("mcache", policy)
-    key = _options.check_key("mcache", key)
-    ignored = _options.check_ignore("mcache", ignore)
-    typed = _options.check_flag("mcache", "typed", typed)
-    _options.check_flag("mcache", "secure", secure)
-    _options.check_version("mcache", version)
-    name = _options.check_name("mcache", name)
+    return memory_decorator(
+        "mcache",
+        func,
+        maxsize=maxsize,
+        ttl=ttl,
+        policy=policy,
+        key=key,
+        ignore=ignore,
+        typed=typed,
+        name=name,
+        version=version,
+        secure=secure,
+    )
+
+
+def memory_decorator(
+    decorator: str,
+    func: Any,
+    *,
+    maxsize: object,
+    ttl: object,
+    policy: object,
+    key: Callable[..., Any] | None,
+    ignore: Iterable[str],
+    typed: object,
+    name: str | None,
+    version: object,
+    secure: object,
+) -> Any:
+    """What ``mcache`` and ``acache`` share: every option checked now (decoration time),
+    then ``func`` cached in a native memory engine (or the decorator returned)."""
+    max_entries = _options.check_maxsize(decorator, maxsize)
+    ttl_seconds = _options.check_ttl(decorator, ttl)
+    policy_name = _options.check_policy(decorator, policy)
+    key = _options.check_key(decorator, key)
+    ignored = _options.check_ignore(decorator, ignore)
+    is_typed = _options.check_flag(decorator, "typed", typed)
+    _options.check_flag(decorator, "secure", secure)
+    _options.check_version(decorator, version)
+    name = _options.check_name(decorator, name)
 
     def make(fn: Callable[..., Any]) -> Any:
-        _decorate.refuse_generators("mcache", fn)
-        _decorate.refuse_async("mcache", fn)
+        _decorate.refuse_generators(decorator, fn)
         return _NativeCachedFunction(
             fn,
-            param_specs(fn, ignored, "mcache"),
-            maxsize=maxsize,
+            param_specs(fn, ignored, decorator),
+            maxsize=max_entries,
             ttl=ttl_seconds,
-            policy=policy,
-            typed=typed,
+            policy=policy_name,
+            typed=is_typed,
             key=key,
             disabled=_decorate.disabled_by_env(),
+            is_async=_decorate.is_async(fn),
         )
 
     def decorate(fn: Any) -> Any:

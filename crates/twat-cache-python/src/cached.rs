@@ -10,10 +10,12 @@ use pyo3::sync::PyOnceLock;
 use pyo3::types::{PyDict, PyTuple};
 use twat_cache::{Policy, Stats};
 
+use crate::async_slot::{miss_coroutine, MemorySlot};
 use crate::engine::{EngineConfig, MemoryEngine};
 use crate::errors::{to_py_err, warn};
 use crate::instances::InstanceCaches;
 use crate::key::{KeyBuilder, ParamSpec};
+use crate::ready::Ready;
 
 /// A function cached in memory. Made by `twat_cache.mcache`; see its documentation.
 #[pyclass(frozen, dict, weakref, module = "twat_cache._core")]
@@ -24,13 +26,15 @@ pub struct CachedFunction {
     engine: Arc<MemoryEngine>,
     instances: InstanceCaches,
     disabled: bool,
+    /// An `async def` function: calls return awaitables (see `async_call`).
+    is_async: bool,
     warned_no_weakref: AtomicBool,
 }
 
 #[pymethods]
 impl CachedFunction {
     #[new]
-    #[pyo3(signature = (func, params, *, maxsize, ttl, policy, typed, key, disabled))]
+    #[pyo3(signature = (func, params, *, maxsize, ttl, policy, typed, key, disabled, is_async=false))]
     #[allow(clippy::too_many_arguments)]
     fn new(
         py: Python<'_>,
@@ -42,6 +46,7 @@ impl CachedFunction {
         typed: bool,
         key: Option<Py<PyAny>>,
         disabled: bool,
+        is_async: bool,
     ) -> PyResult<Self> {
         let policy: Policy = policy.parse().map_err(|e| to_py_err(py, e))?;
         let ttl = match ttl {
@@ -70,6 +75,7 @@ impl CachedFunction {
             engine: MemoryEngine::new(config),
             instances: InstanceCaches::new(config),
             disabled,
+            is_async,
             warned_no_weakref: AtomicBool::new(false),
         })
     }
@@ -82,6 +88,9 @@ impl CachedFunction {
     ) -> PyResult<Py<PyAny>> {
         if self.disabled {
             return invoke(&self.func, None, args, kwargs);
+        }
+        if self.is_async {
+            return async_call(&self.engine, &self.func, &self.keys, None, args, kwargs);
         }
         cached_call(&self.engine, &self.func, &self.keys, None, args, kwargs)
     }
@@ -145,6 +154,7 @@ impl CachedFunction {
     fn cache_parameters<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyDict>> {
         let d = PyDict::new(py);
         d.set_item("engine", "memory")?;
+        d.set_item("is_async", self.is_async)?;
         d.set_item("maxsize", self.config.max_size)?;
         d.set_item("ttl", self.config.ttl.map(|t| t.as_secs_f64()))?;
         d.set_item("policy", self.config.policy.name())?;
@@ -222,6 +232,14 @@ impl BoundCachedFunction {
         let owner = self.owner.get();
         let instance = self.instance.bind(py);
         match &self.engine {
+            Some(engine) if owner.is_async => async_call(
+                engine,
+                &owner.func,
+                &owner.keys,
+                Some(instance),
+                args,
+                kwargs,
+            ),
             Some(engine) => cached_call(
                 engine,
                 &owner.func,
@@ -331,6 +349,46 @@ fn cached_call(
     engine.get_or_call(&key, hash, || invoke(func, instance, args, kwargs))
 }
 
+/// The async hit path: key, lookup, and an awaitable that is already done. A miss
+/// returns the coroutine that computes the value once across tasks, threads and loops.
+#[inline]
+fn async_call(
+    engine: &Arc<MemoryEngine>,
+    func: &Py<PyAny>,
+    keys: &KeyBuilder,
+    instance: Option<&Bound<'_, PyAny>>,
+    args: &Bound<'_, PyTuple>,
+    kwargs: Option<&Bound<'_, PyDict>>,
+) -> PyResult<Py<PyAny>> {
+    let py = args.py();
+    let offset = usize::from(instance.is_some());
+    let Some((key, hash)) = keys.build(args, kwargs, offset)? else {
+        return invoke(func, instance, args, kwargs);
+    };
+    if let Some(value) = engine.get(&key, hash)? {
+        return Ready::wrap(py, value);
+    }
+    let slot = Bound::new(py, MemorySlot::new(Arc::clone(engine), key.unbind(), hash))?;
+    let args = with_instance(instance, args)?;
+    miss_coroutine(py, slot.into_any(), func, args, kwargs)
+}
+
+/// The call's positional arguments, with the instance first for a bound method.
+fn with_instance<'py>(
+    instance: Option<&Bound<'py, PyAny>>,
+    args: &Bound<'py, PyTuple>,
+) -> PyResult<Bound<'py, PyTuple>> {
+    match instance {
+        None => Ok(args.clone()),
+        Some(inst) => {
+            let mut all = Vec::with_capacity(args.len() + 1);
+            all.push(inst.clone());
+            all.extend(args.iter());
+            PyTuple::new(args.py(), all)
+        }
+    }
+}
+
 /// Calls the wrapped function, with the instance first for a bound method.
 fn invoke(
     func: &Py<PyAny>,
@@ -342,12 +400,7 @@ fn invoke(
     let func = func.bind(py);
     let result = match instance {
         None => func.call(args, kwargs)?,
-        Some(inst) => {
-            let mut all = Vec::with_capacity(args.len() + 1);
-            all.push(inst.clone());
-            all.extend(args.iter());
-            func.call(PyTuple::new(py, all)?, kwargs)?
-        }
+        Some(_) => func.call(with_instance(instance, args)?, kwargs)?,
     };
     Ok(result.unbind())
 }

@@ -112,6 +112,28 @@ impl MemoryEngine {
         (stats, self.store_errors.load(Ordering::Relaxed))
     }
 
+    /// Looks `key` up, counting a hit or a miss; no flight is joined (the async path
+    /// keeps its own flights, see `python/twat_cache/_async.py`).
+    #[inline]
+    pub fn get(&self, key: &Bound<'_, PyAny>, hash: isize) -> PyResult<Option<Py<PyAny>>> {
+        let py = key.py();
+        self.with_store(py, |store| {
+            Ok(store
+                .get_by(hash as u64, |k| k.matches(key))?
+                .map(|v| v.clone_ref(py)))
+        })
+    }
+
+    /// Looks `key` up without counting it or touching the policy.
+    pub fn peek(&self, key: &Bound<'_, PyAny>, hash: isize) -> PyResult<Option<Py<PyAny>>> {
+        let py = key.py();
+        self.with_store(py, |store| {
+            Ok(store
+                .peek_by(hash as u64, |k| k.matches(key))?
+                .map(|v| v.clone_ref(py)))
+        })
+    }
+
     /// The value for `key`: from the store, or computed by `call` in exactly one thread
     /// (single flight) and shared with every concurrent caller of the same key.
     #[inline]

@@ -3,6 +3,7 @@
 //! A thin binding over the `twat-cache` crate: argument-to-key conversion, the cached
 //! callable whose hit path runs without Python bytecode, and error mapping.
 
+mod async_slot;
 mod buffer;
 mod cached;
 mod canonical;
@@ -13,6 +14,7 @@ mod errors;
 mod instances;
 mod key;
 mod persistent;
+mod ready;
 
 use pyo3::prelude::*;
 
@@ -24,6 +26,9 @@ fn _core(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_class::<cached::BoundCachedFunction>()?;
     m.add_class::<content::KeyTag>()?;
     m.add_class::<persistent::PersistentFunction>()?;
+    m.add_class::<ready::Ready>()?;
+    m.add_class::<async_slot::MemorySlot>()?;
+    m.add_class::<async_slot::DiskSlot>()?;
     m.add(
         "POLICIES",
         twat_cache::Policy::ALL.map(|p| p.name()).to_vec(),

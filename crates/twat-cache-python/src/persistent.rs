@@ -15,6 +15,7 @@ use twat_cache::{
     Claim, Compression, DiskConfig, Flights, KeyDigest, KeyHasher, Lead, Policy, Signer,
 };
 
+use crate::async_slot::{miss_coroutine, DiskSlot};
 use crate::canonical::call_digest;
 use crate::disk_engine::{DiskEngine, ValueOptions};
 use crate::errors::to_py_err;
@@ -37,6 +38,8 @@ pub struct PersistentFunction {
     finished: AtomicU64,
     kind: &'static str,
     disabled: bool,
+    /// An `async def` function: its I/O runs in the event loop's executor.
+    is_async: bool,
 }
 
 fn bad_config(py: Python<'_>, param: &'static str, value: String, accepted: &'static str) -> PyErr {
@@ -53,7 +56,7 @@ fn bad_config(py: Python<'_>, param: &'static str, value: String, accepted: &'st
 #[pymethods]
 impl PersistentFunction {
     #[new]
-    #[pyo3(signature = (func, params, *, kind, folder, name, version, maxsize, ttl, policy, compress, mmap, secret, typed, key, secure, disabled, durable=false))]
+    #[pyo3(signature = (func, params, *, kind, folder, name, version, maxsize, ttl, policy, compress, mmap, secret, typed, key, secure, disabled, durable=false, is_async=false))]
     #[allow(clippy::too_many_arguments)]
     fn new(
         py: Python<'_>,
@@ -74,6 +77,7 @@ impl PersistentFunction {
         secure: bool,
         disabled: bool,
         durable: bool,
+        is_async: bool,
     ) -> PyResult<Self> {
         let kind = match kind {
             "bcache" => "bcache",
@@ -134,32 +138,32 @@ impl PersistentFunction {
             finished: AtomicU64::new(0),
             kind,
             disabled,
+            is_async,
         })
     }
 
     #[pyo3(signature = (*args, **kwargs))]
     fn __call__(
-        &self,
+        slf: &Bound<'_, Self>,
         args: &Bound<'_, PyTuple>,
         kwargs: Option<&Bound<'_, PyDict>>,
     ) -> PyResult<Py<PyAny>> {
         let py = args.py();
-        if self.disabled {
-            return Ok(self.func.bind(py).call(args, kwargs)?.unbind());
+        let this = slf.get();
+        if this.disabled {
+            return Ok(this.func.bind(py).call(args, kwargs)?.unbind());
         }
-        let Some(key) = self.digest(args, kwargs)? else {
+        let Some(key) = this.digest(args, kwargs)? else {
             // The call does not bind: let the function raise its own TypeError.
-            return Ok(self.func.bind(py).call(args, kwargs)?.unbind());
+            return Ok(this.func.bind(py).call(args, kwargs)?.unbind());
         };
-        let seen = self.finished.load(Ordering::Acquire);
-        if let Some(value) = self.engine.load(py, key) {
-            self.engine.hits.fetch_add(1, Ordering::Relaxed);
-            return Ok(value);
+        if this.is_async {
+            // Hashing the arguments is CPU work and stays here; every lookup and store
+            // runs in the loop's executor (see `twat_cache._async`).
+            let slot = Bound::new(py, DiskSlot::new(slf.clone().unbind(), key))?;
+            return miss_coroutine(py, slot.into_any(), &this.func, args.clone(), kwargs);
         }
-        self.engine.misses.fetch_add(1, Ordering::Relaxed);
-        self.compute(py, key, Some(seen), || {
-            Ok(self.func.bind(py).call(args, kwargs)?.unbind())
-        })
+        this.sync_call(py, key, args, kwargs)
     }
 
     /// On an instance: a bound method whose calls pass the instance first (it is keyed
@@ -248,6 +252,7 @@ impl PersistentFunction {
         d.set_item("typed", self.keys.typed())?;
         d.set_item("secure", self.secure)?;
         d.set_item("durable", c.durable)?;
+        d.set_item("is_async", self.is_async)?;
         Ok(d)
     }
 
@@ -299,6 +304,30 @@ impl PersistentFunction {
 }
 
 impl PersistentFunction {
+    pub fn engine(&self) -> &DiskEngine {
+        &self.engine
+    }
+
+    /// A synchronous call: the stored value, or one computation per key in this
+    /// process, then stored.
+    fn sync_call(
+        &self,
+        py: Python<'_>,
+        key: KeyDigest,
+        args: &Bound<'_, PyTuple>,
+        kwargs: Option<&Bound<'_, PyDict>>,
+    ) -> PyResult<Py<PyAny>> {
+        let seen = self.finished.load(Ordering::Acquire);
+        if let Some(value) = self.engine.load(py, key) {
+            self.engine.hits.fetch_add(1, Ordering::Relaxed);
+            return Ok(value);
+        }
+        self.engine.misses.fetch_add(1, Ordering::Relaxed);
+        self.compute(py, key, Some(seen), || {
+            Ok(self.func.bind(py).call(args, kwargs)?.unbind())
+        })
+    }
+
     /// The 128-bit key of a call; `None` when the call does not bind.
     fn digest(
         &self,

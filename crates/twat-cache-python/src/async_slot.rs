@@ -1,0 +1,144 @@
+//! The miss path of async cached functions. The hit path stays native (a [`Ready`]
+//! awaitable); a miss hands a *slot* (one engine and one key) to the coroutine
+//! `twat_cache._async.cached_call`, which runs the single flight across tasks, threads
+//! and event loops in Python, where `asyncio` lives. Nothing loop-bound is stored in an
+//! engine: the slot only reads and writes values.
+//!
+//! [`Ready`]: crate::ready::Ready
+
+use std::sync::atomic::Ordering;
+use std::sync::Arc;
+
+use pyo3::prelude::*;
+use pyo3::sync::PyOnceLock;
+use pyo3::types::{PyDict, PyTuple};
+use twat_cache::KeyDigest;
+
+use crate::engine::MemoryEngine;
+use crate::persistent::PersistentFunction;
+
+/// One key of a memory engine, for the async miss path. Lookups are cheap and never
+/// wait, so they run on the event loop (`blocking` is false).
+#[pyclass(frozen, module = "twat_cache._core")]
+pub struct MemorySlot {
+    engine: Arc<MemoryEngine>,
+    key: Py<PyAny>,
+    hash: isize,
+}
+
+#[pymethods]
+impl MemorySlot {
+    /// Identifies the (engine, key) pair among all flights of the process.
+    #[getter]
+    fn flight_key(&self, py: Python<'_>) -> (usize, Py<PyAny>) {
+        (Arc::as_ptr(&self.engine) as usize, self.key.clone_ref(py))
+    }
+
+    #[getter]
+    fn blocking(&self) -> bool {
+        false
+    }
+
+    /// `(True, value)` when the engine has the key (a flight may have stored it since
+    /// the native lookup); not counted.
+    fn peek(&self, py: Python<'_>) -> PyResult<(bool, Py<PyAny>)> {
+        Ok(unwrap_found(
+            py,
+            self.engine.peek(self.key.bind(py), self.hash)?,
+        ))
+    }
+
+    /// Nothing to count: the native call counted this call's hit or miss.
+    fn tally(&self, hit: bool) {
+        let _ = hit;
+    }
+
+    fn store(&self, py: Python<'_>, value: Py<PyAny>) -> bool {
+        self.engine.set(self.key.bind(py), self.hash, value);
+        true
+    }
+}
+
+/// One key of a disk or file store. Its methods do I/O (with the GIL released), so the
+/// coroutine runs them in the loop's executor, off the loop (`blocking` is true).
+#[pyclass(frozen, module = "twat_cache._core")]
+pub struct DiskSlot {
+    owner: Py<PersistentFunction>,
+    key: KeyDigest,
+}
+
+#[pymethods]
+impl DiskSlot {
+    #[getter]
+    fn flight_key(&self) -> (usize, KeyDigest) {
+        (self.owner.as_ptr() as usize, self.key)
+    }
+
+    #[getter]
+    fn blocking(&self) -> bool {
+        true
+    }
+
+    /// `(True, value)` when the store has the key; not counted (see `tally`).
+    fn peek(&self, py: Python<'_>) -> (bool, Py<PyAny>) {
+        unwrap_found(py, self.owner.get().engine().load(py, self.key))
+    }
+
+    /// Counts one call: a hit (served from the store) or a miss.
+    fn tally(&self, hit: bool) {
+        let engine = self.owner.get().engine();
+        let counter = if hit { &engine.hits } else { &engine.misses };
+        counter.fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// `False` when the value could not be stored (a warning said why).
+    fn store(&self, value: &Bound<'_, PyAny>) -> bool {
+        self.owner.get().engine().save(value, self.key)
+    }
+}
+
+impl DiskSlot {
+    pub fn new(owner: Py<PersistentFunction>, key: KeyDigest) -> Self {
+        Self { owner, key }
+    }
+}
+
+impl MemorySlot {
+    pub fn new(engine: Arc<MemoryEngine>, key: Py<PyAny>, hash: isize) -> Self {
+        Self { engine, key, hash }
+    }
+}
+
+fn unwrap_found(py: Python<'_>, value: Option<Py<PyAny>>) -> (bool, Py<PyAny>) {
+    match value {
+        Some(v) => (true, v),
+        None => (false, py.None()),
+    }
+}
+
+/// The coroutine that serves a call the native side could not answer:
+/// `cached_call(slot, func, args, kwargs)`.
+pub fn miss_coroutine(
+    py: Python<'_>,
+    slot: Bound<'_, PyAny>,
+    func: &Py<PyAny>,
+    args: Bound<'_, PyTuple>,
+    kwargs: Option<&Bound<'_, PyDict>>,
+) -> PyResult<Py<PyAny>> {
+    static CACHED_CALL: PyOnceLock<Py<PyAny>> = PyOnceLock::new();
+    let cached_call = CACHED_CALL.get_or_try_init(py, || {
+        Ok::<_, PyErr>(
+            py.import("twat_cache._async")?
+                .getattr("cached_call")?
+                .unbind(),
+        )
+    })?;
+    let kwargs = match kwargs {
+        Some(k) => k.clone().into_any(),
+        None => PyDict::new(py).into_any(),
+    };
+    Ok(cached_call
+        .bind(py)
+        .call1((slot, func.clone_ref(py), args, kwargs))?
+        .unbind())
+}

@@ -1,0 +1,86 @@
+"""``acache``: caching async functions in memory, shared by every task, thread and event
+loop of the process."""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable, Iterable
+from typing import Any, overload
+
+from ._types import CachedFunction, P, R
+from .memory import memory_decorator
+
+__all__ = ["acache"]
+
+
+@overload
+def acache(func: Callable[P, Awaitable[R]], /) -> CachedFunction[P, Awaitable[R]]: ...
+@overload
+def acache(
+    *,
+    maxsize: int | None = 128,
+    ttl: float | None = None,
+    policy: str = "lru",
+    key: Callable[..., Any] | None = None,
+    ignore: Iterable[str] = (),
+    typed: bool = False,
+    name: str | None = None,
+    version: str | int | None = None,
+    secure: bool = True,
+) -> Callable[[Callable[P, Awaitable[R]]], CachedFunction[P, Awaitable[R]]]: ...
+
+
+def acache(
+    func: Any = None,
+    /,
+    *,
+    maxsize: int | None = 128,
+    ttl: Any = None,
+    policy: str = "lru",
+    key: Callable[..., Any] | None = None,
+    ignore: Iterable[str] = (),
+    typed: bool = False,
+    name: str | None = None,
+    version: str | int | None = None,
+    secure: bool = True,
+) -> Any:
+    """Cache an ``async def`` function's results in memory.
+
+    The awaited result is cached, never the coroutine. A hit returns an awaitable that is
+    already done (no coroutine is created). On a miss, concurrent callers of one key run
+    the function once and share its value or exception (which is not cached). If the
+    first caller is cancelled while others wait, they still get the value; if every
+    caller is cancelled, the computation is cancelled too. Values are shared across
+    event loops and threads (nothing bound to a loop is stored) and TTL needs no timers.
+
+    Options are those of ``mcache`` (``maxsize``, ``ttl``, ``policy``, ``key``,
+    ``ignore``, ``typed``, ``name``). A plain (sync) function is cached as ``mcache``
+    would cache it, so ``acache`` can stand in for it.
+
+    >>> import asyncio
+    >>> calls = []
+    >>> @acache(ttl=300)
+    ... async def fetch(user_id):
+    ...     calls.append(user_id)
+    ...     await asyncio.sleep(0)
+    ...     return {"id": user_id}
+    >>> async def main():
+    ...     return await asyncio.gather(*(fetch(7) for _ in range(8)))
+    >>> results = asyncio.run(main())
+    >>> results[0], len(calls)
+    ({'id': 7}, 1)
+    >>> asyncio.run(fetch(7)), len(calls)  # another event loop: still a hit
+    ({'id': 7}, 1)
+    """
+    return memory_decorator(
+        "acache",
+        func,
+        maxsize=maxsize,
+        ttl=ttl,
+        policy=policy,
+        key=key,
+        ignore=ignore,
+        typed=typed,
+        name=name,
+        version=version,
+        secure=secure,
+    )
