@@ -40,6 +40,8 @@ def fmt(value: float, unit: str) -> str:
         return f"{value * 1000:.0f} us"
     if unit in ("us", "ms"):
         return f"{value:,.1f} {unit}" if value < 1000 else f"{value:,.0f} {unit}"
+    if unit == "runs":
+        return f"{value:.0f}"
     if unit == "calls/s":
         return f"{value / 1e6:.2f} M/s"
     return f"{value:,.0f} ns" if value >= 100 else f"{value:.1f} ns"

@@ -6,7 +6,7 @@ throughput). With --write PATH it also writes the table as Markdown. Targets are
 of SPEC.md ("Performance").
 
     make bench            # or: python benches/run.py --write docs/benchmarks.md
-    python benches/run.py --only disk    # one group: memory, disk or files
+    python benches/run.py --only disk    # one group: memory, async, disk or files
 """
 
 from __future__ import annotations
@@ -17,6 +17,9 @@ import os
 import platform
 import sys
 
+import aiocache
+import async_lru
+import bench_async
 import bench_disk
 import bench_memory
 import cachebox
@@ -26,7 +29,12 @@ import joblib
 import numpy as np
 from common import Row, table
 
-GROUPS = {"memory": bench_memory.STEPS, "disk": bench_disk.DISK_STEPS, "files": bench_disk.FILE_STEPS}
+GROUPS = {
+    "memory": bench_memory.STEPS,
+    "async": bench_async.STEPS,
+    "disk": bench_disk.DISK_STEPS,
+    "files": bench_disk.FILE_STEPS,
+}
 
 
 def main() -> None:
@@ -55,7 +63,8 @@ def main() -> None:
             f"- when: {when}\n"
             f"- machine: {platform.machine()}, {os.cpu_count()} cores, {platform.platform()}\n"
             f"- Python {platform.python_version()}; cachetools {cachetools.__version__}, "
-            f"cachebox {cachebox.__version__}, diskcache {diskcache.__version__}, joblib {joblib.__version__}, "
+            f"cachebox {cachebox.__version__}, async-lru {async_lru.__version__}, aiocache {aiocache.__version__}, "
+            f"diskcache {diskcache.__version__}, joblib {joblib.__version__}, "
             f"numpy {np.__version__}\n\n"
         )
         with open(args.write, "w") as f:
