@@ -43,6 +43,7 @@ def test_docs_block_runs(page, code, cache_dir):
     [
         "twat_cache",
         "twat_cache.memory",
+        "twat_cache.async_memory",
         "twat_cache.disk",
         "twat_cache.files",
         "twat_cache._paths",
