@@ -17,12 +17,18 @@ from ._paths import get_cache_path
 from ._registry import clear_cache, get_stats, list_caches
 from ._types import CachedFunction, CacheInfo
 from .async_memory import acache
+from .config import CacheConfig, create_cache_config
+from .context import Cache, CacheContext, engine_context
 from .disk import bcache
 from .exceptions import ConfigurationError, EngineNotAvailableError, SerializationError, TwatCacheError
 from .files import fcache
 from .memory import mcache
+from .universal import ucache
 
 __all__ = [
+    "Cache",
+    "CacheConfig",
+    "CacheContext",
     "CacheInfo",
     "CachedFunction",
     "ConfigurationError",
@@ -33,9 +39,12 @@ __all__ = [
     "acache",
     "bcache",
     "clear_cache",
+    "create_cache_config",
+    "engine_context",
     "fcache",
     "get_cache_path",
     "get_stats",
     "list_caches",
     "mcache",
+    "ucache",
 ]

@@ -3,7 +3,7 @@ building the native ``PersistentFunction``."""
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable
+from collections.abc import Callable
 from typing import Any
 
 from . import _decorate, _options
@@ -13,47 +13,49 @@ from ._paths import folder_for_name, get_cache_path
 from ._signature import param_specs
 from .exceptions import ConfigurationError
 
+# The options of the persistent decorators and their defaults.
+BCACHE_DEFAULTS: dict[str, Any] = {
+    "folder_name": None,
+    "maxsize": None,
+    "ttl": None,
+    "policy": "lru",
+    "compress": False,
+    "secret": None,
+    "durable": False,
+    "key": None,
+    "ignore": (),
+    "typed": False,
+    "name": None,
+    "version": None,
+    "secure": True,
+}
+FCACHE_DEFAULTS: dict[str, Any] = {**BCACHE_DEFAULTS, "mmap": False}
 
-def persistent_decorator(
-    kind: str,
-    func: Any,
-    *,
-    folder_name: object,
-    maxsize: object,
-    ttl: object,
-    policy: object,
-    compress: object,
-    mmap: object,
-    durable: object,
-    secret: object,
-    key: Callable[..., Any] | None,
-    ignore: Iterable[str],
-    typed: bool,
-    name: str | None,
-    version: str | int | None,
-    secure: bool,
-) -> Any:
+
+def persistent_decorator(kind: str, func: Any, options: dict[str, Any]) -> Any:
     """Checks every option now (decoration time), then caches ``func`` (or returns the
     decorator when used with arguments)."""
-    folder = _options.check_folder(kind, folder_name)
-    max_bytes = _options.check_bytes(kind, maxsize)
-    ttl_seconds = _options.check_ttl(kind, ttl)
-    policy_name = _options.check_disk_policy(kind, policy)
+    o = {**FCACHE_DEFAULTS, **options}
+    compress = o["compress"]
+    folder = _options.check_folder(kind, o["folder_name"])
+    max_bytes = _options.check_bytes(kind, o["maxsize"])
+    ttl_seconds = _options.check_ttl(kind, o["ttl"])
+    policy_name = _options.check_disk_policy(kind, o["policy"])
     codec = _options.check_compress(kind, compress)
-    use_mmap = _options.check_flag(kind, "mmap", mmap)
-    sync_first = _options.check_flag(kind, "durable", durable)
+    use_mmap = _options.check_flag(kind, "mmap", o["mmap"])
+    sync_first = _options.check_flag(kind, "durable", o["durable"])
     if use_mmap and codec != "none":
         raise ConfigurationError(
             f"{kind}: invalid mmap=True with compress={compress!r}: expected compress=False, "
             "since only a raw entry can be memory-mapped"
         )
-    signing_key = _options.check_secret(kind, secret)
-    key = _options.check_key(kind, key)
-    ignored = _options.check_ignore(kind, ignore)
-    typed = _options.check_flag(kind, "typed", typed)
-    secure = _options.check_flag(kind, "secure", secure)
-    version = _options.check_version(kind, version)
-    name = _options.check_name(kind, name)
+    signing_key = _options.check_secret(kind, o["secret"])
+    key = _options.check_key(kind, o["key"])
+    ignored = _options.check_ignore(kind, o["ignore"])
+    typed = _options.check_flag(kind, "typed", o["typed"])
+    secure = _options.check_flag(kind, "secure", o["secure"])
+    version = _options.check_version(kind, o["version"])
+    name = _options.check_name(kind, o["name"])
     if folder is not None:
         get_cache_path(folder)  # a bad folder_name fails now, not at the first call
 

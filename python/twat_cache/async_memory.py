@@ -7,7 +7,8 @@ from collections.abc import Awaitable, Callable, Iterable
 from typing import Any, overload
 
 from ._types import CachedFunction, P, R
-from .memory import memory_decorator
+from .config import CacheConfig, settle
+from .memory import MEMORY_DEFAULTS, memory_decorator
 
 __all__ = ["acache"]
 
@@ -26,23 +27,11 @@ def acache(
     name: str | None = None,
     version: str | int | None = None,
     secure: bool = True,
+    config: CacheConfig | None = None,
 ) -> Callable[[Callable[P, Awaitable[R]]], CachedFunction[P, Awaitable[R]]]: ...
 
 
-def acache(
-    func: Any = None,
-    /,
-    *,
-    maxsize: int | None = 128,
-    ttl: Any = None,
-    policy: str = "lru",
-    key: Callable[..., Any] | None = None,
-    ignore: Iterable[str] = (),
-    typed: bool = False,
-    name: str | None = None,
-    version: str | int | None = None,
-    secure: bool = True,
-) -> Any:
+def acache(func: Any = None, /, *, config: CacheConfig | None = None, **options: Any) -> Any:
     """Cache an ``async def`` function's results in memory.
 
     The awaited result is cached, never the coroutine. A hit returns an awaitable that is
@@ -53,7 +42,7 @@ def acache(
     event loops and threads (nothing bound to a loop is stored) and TTL needs no timers.
 
     Options are those of ``mcache`` (``maxsize``, ``ttl``, ``policy``, ``key``,
-    ``ignore``, ``typed``, ``name``). A plain (sync) function is cached as ``mcache``
+    ``ignore``, ``typed``, ``name``, ``config``). A plain (sync) function is cached as ``mcache``
     would cache it, so ``acache`` can stand in for it.
 
     >>> import asyncio
@@ -71,16 +60,4 @@ def acache(
     >>> asyncio.run(fetch(7)), len(calls)  # another event loop: still a hit
     ({'id': 7}, 1)
     """
-    return memory_decorator(
-        "acache",
-        func,
-        maxsize=maxsize,
-        ttl=ttl,
-        policy=policy,
-        key=key,
-        ignore=ignore,
-        typed=typed,
-        name=name,
-        version=version,
-        secure=secure,
-    )
+    return memory_decorator("acache", func, settle("acache", config, MEMORY_DEFAULTS, options))

@@ -6,8 +6,9 @@ import os
 from collections.abc import Callable, Iterable
 from typing import Any, overload
 
-from ._persistent import persistent_decorator
+from ._persistent import BCACHE_DEFAULTS, persistent_decorator
 from ._types import CachedFunction, P, R
+from .config import CacheConfig, settle
 
 __all__ = ["bcache"]
 
@@ -30,27 +31,11 @@ def bcache(
     name: str | None = None,
     version: str | int | None = None,
     secure: bool = True,
+    config: CacheConfig | None = None,
 ) -> Callable[[Callable[P, R]], CachedFunction[P, R]]: ...
 
 
-def bcache(
-    func: Any = None,
-    /,
-    *,
-    folder_name: Any = None,
-    maxsize: Any = None,
-    ttl: Any = None,
-    policy: Any = "lru",
-    compress: Any = False,
-    secret: Any = None,
-    durable: Any = False,
-    key: Callable[..., Any] | None = None,
-    ignore: Iterable[str] = (),
-    typed: bool = False,
-    name: str | None = None,
-    version: str | int | None = None,
-    secure: bool = True,
-) -> Any:
+def bcache(func: Any = None, /, *, config: CacheConfig | None = None, **options: Any) -> Any:
     """Cache a function's results on disk: they survive restarts and are shared by every
     process that uses the same folder.
 
@@ -73,6 +58,7 @@ def bcache(
       so editing the body starts afresh. ``secure``: BLAKE3 keys (else XXH3-128).
     - ``key``, ``ignore``, ``typed``, ``name``: as for ``mcache``. ``self`` of a method is
       keyed by value (or left out with ``ignore=("self",)``).
+    - ``config``: a ``CacheConfig`` supplying options not given here.
 
     >>> import tempfile
     >>> folder = tempfile.mkdtemp()
@@ -84,21 +70,4 @@ def bcache(
     >>> slow_square.cache_info().hits
     1
     """
-    return persistent_decorator(
-        "bcache",
-        func,
-        folder_name=folder_name,
-        maxsize=maxsize,
-        ttl=ttl,
-        policy=policy,
-        compress=compress,
-        mmap=False,
-        secret=secret,
-        durable=durable,
-        key=key,
-        ignore=ignore,
-        typed=typed,
-        name=name,
-        version=version,
-        secure=secure,
-    )
+    return persistent_decorator("bcache", func, settle("bcache", config, BCACHE_DEFAULTS, options))

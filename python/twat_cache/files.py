@@ -6,8 +6,9 @@ import os
 from collections.abc import Callable, Iterable
 from typing import Any, overload
 
-from ._persistent import persistent_decorator
+from ._persistent import FCACHE_DEFAULTS, persistent_decorator
 from ._types import CachedFunction, P, R
+from .config import CacheConfig, settle
 
 __all__ = ["fcache"]
 
@@ -31,28 +32,11 @@ def fcache(
     name: str | None = None,
     version: str | int | None = None,
     secure: bool = True,
+    config: CacheConfig | None = None,
 ) -> Callable[[Callable[P, R]], CachedFunction[P, R]]: ...
 
 
-def fcache(
-    func: Any = None,
-    /,
-    *,
-    folder_name: Any = None,
-    maxsize: Any = None,
-    ttl: Any = None,
-    compress: Any = False,
-    mmap: Any = False,
-    policy: Any = "lru",
-    secret: Any = None,
-    durable: Any = False,
-    key: Callable[..., Any] | None = None,
-    ignore: Iterable[str] = (),
-    typed: bool = False,
-    name: str | None = None,
-    version: str | int | None = None,
-    secure: bool = True,
-) -> Any:
+def fcache(func: Any = None, /, *, config: CacheConfig | None = None, **options: Any) -> Any:
     """Cache large results, such as numpy arrays, each in a file of its own.
 
     An array is written raw at an aligned offset beside a small pickle, so loading it
@@ -71,21 +55,4 @@ def fcache(
     >>> bool((first == again).all()), again.flags.writeable
     (True, False)
     """
-    return persistent_decorator(
-        "fcache",
-        func,
-        folder_name=folder_name,
-        maxsize=maxsize,
-        ttl=ttl,
-        policy=policy,
-        compress=compress,
-        mmap=mmap,
-        secret=secret,
-        durable=durable,
-        key=key,
-        ignore=ignore,
-        typed=typed,
-        name=name,
-        version=version,
-        secure=secure,
-    )
+    return persistent_decorator("fcache", func, settle("fcache", config, FCACHE_DEFAULTS, options))

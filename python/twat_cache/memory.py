@@ -9,6 +9,7 @@ from . import _decorate, _options
 from ._core import CachedFunction as _NativeCachedFunction
 from ._signature import param_specs
 from ._types import CachedFunction, P, R
+from .config import CacheConfig, settle
 
 __all__ = ["mcache"]
 
@@ -27,23 +28,11 @@ def mcache(
     name: str | None = None,
     version: str | int | None = None,
     secure: bool = True,
+    config: CacheConfig | None = None,
 ) -> Callable[[Callable[P, R]], CachedFunction[P, R]]: ...
 
 
-def mcache(
-    func: Any = None,
-    /,
-    *,
-    maxsize: int | None = 128,
-    ttl: Any = None,
-    policy: str = "lru",
-    key: Callable[..., Any] | None = None,
-    ignore: Iterable[str] = (),
-    typed: bool = False,
-    name: str | None = None,
-    version: str | int | None = None,
-    secure: bool = True,
-) -> Any:
+def mcache(func: Any = None, /, *, config: CacheConfig | None = None, **options: Any) -> Any:
     """Cache a function's results in memory.
 
     Works bare (``@mcache``) and called (``@mcache(maxsize=256, ttl=60)``), on functions,
@@ -60,6 +49,7 @@ def mcache(
     - ``name``: the registry name (default ``module.qualname``).
     - ``version`` and ``secure`` concern persistent engines; they are accepted here so
       that the decorators are interchangeable.
+    - ``config``: a ``CacheConfig`` supplying options not given here.
 
     >>> calls = []
     >>> @mcache(maxsize=2)
@@ -73,46 +63,35 @@ def mcache(
     >>> square.cache_info()
     CacheInfo(hits=2, misses=1, maxsize=2, currsize=1)
     """
-    return memory_decorator(
-        "mcache",
-        func,
-        maxsize=maxsize,
-        ttl=ttl,
-        policy=policy,
-        key=key,
-        ignore=ignore,
-        typed=typed,
-        name=name,
-        version=version,
-        secure=secure,
-    )
+    return memory_decorator("mcache", func, settle("mcache", config, MEMORY_DEFAULTS, options))
 
 
-def memory_decorator(
-    decorator: str,
-    func: Any,
-    *,
-    maxsize: object,
-    ttl: object,
-    policy: object,
-    key: Callable[..., Any] | None,
-    ignore: Iterable[str],
-    typed: object,
-    name: str | None,
-    version: object,
-    secure: object,
-) -> Any:
+# The options of the memory decorators and their defaults.
+MEMORY_DEFAULTS: dict[str, Any] = {
+    "maxsize": 128,
+    "ttl": None,
+    "policy": "lru",
+    "key": None,
+    "ignore": (),
+    "typed": False,
+    "name": None,
+    "version": None,
+    "secure": True,
+}
+
+
+def memory_decorator(decorator: str, func: Any, options: dict[str, Any]) -> Any:
     """What ``mcache`` and ``acache`` share: every option checked now (decoration time),
     then ``func`` cached in a native memory engine (or the decorator returned)."""
-    max_entries = _options.check_maxsize(decorator, maxsize)
-    ttl_seconds = _options.check_ttl(decorator, ttl)
-    policy_name = _options.check_policy(decorator, policy)
-    key = _options.check_key(decorator, key)
-    ignored = _options.check_ignore(decorator, ignore)
-    is_typed = _options.check_flag(decorator, "typed", typed)
-    _options.check_flag(decorator, "secure", secure)
-    _options.check_version(decorator, version)
-    name = _options.check_name(decorator, name)
+    max_entries = _options.check_maxsize(decorator, options["maxsize"])
+    ttl_seconds = _options.check_ttl(decorator, options["ttl"])
+    policy_name = _options.check_policy(decorator, options["policy"])
+    key = _options.check_key(decorator, options["key"])
+    ignored = _options.check_ignore(decorator, options["ignore"])
+    is_typed = _options.check_flag(decorator, "typed", options["typed"])
+    _options.check_flag(decorator, "secure", options["secure"])
+    _options.check_version(decorator, options["version"])
+    name = _options.check_name(decorator, options["name"])
 
     def make(fn: Callable[..., Any]) -> Any:
         _decorate.refuse_generators(decorator, fn)

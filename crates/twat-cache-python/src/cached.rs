@@ -3,18 +3,18 @@
 
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
-use std::time::Duration;
 
 use pyo3::prelude::*;
 use pyo3::sync::PyOnceLock;
 use pyo3::types::{PyDict, PyTuple};
-use twat_cache::{Policy, Stats};
+use twat_cache::Stats;
 
 use crate::async_slot::{miss_coroutine, MemorySlot};
 use crate::engine::{EngineConfig, MemoryEngine};
-use crate::errors::{to_py_err, warn};
+use crate::errors::warn;
 use crate::instances::InstanceCaches;
 use crate::key::{KeyBuilder, ParamSpec};
+use crate::options;
 use crate::ready::Ready;
 
 /// A function cached in memory. Made by `twat_cache.mcache`; see its documentation.
@@ -48,21 +48,8 @@ impl CachedFunction {
         disabled: bool,
         is_async: bool,
     ) -> PyResult<Self> {
-        let policy: Policy = policy.parse().map_err(|e| to_py_err(py, e))?;
-        let ttl = match ttl {
-            None => None,
-            Some(t) if t.is_finite() && t > 0.0 => Some(Duration::from_secs_f64(t)),
-            Some(t) => {
-                return Err(to_py_err(
-                    py,
-                    twat_cache::Error::InvalidConfig {
-                        param: "ttl",
-                        value: t.to_string(),
-                        accepted: "a positive number of seconds, or None",
-                    },
-                ))
-            }
-        };
+        let policy = options::policy(py, policy)?;
+        let ttl = options::ttl(py, ttl)?;
         let config = EngineConfig {
             max_size: maxsize,
             ttl,
@@ -489,7 +476,7 @@ fn cache_info(
         .unbind())
 }
 
-fn cache_stats<'py>(
+pub fn cache_stats<'py>(
     py: Python<'py>,
     engines: &[Arc<MemoryEngine>],
 ) -> PyResult<Bound<'py, PyDict>> {

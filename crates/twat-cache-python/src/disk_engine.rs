@@ -282,6 +282,16 @@ impl DiskEngine {
     /// Stores `value` under `key`; on failure the caller still has its value: the
     /// failure is counted and logged (once per kind), and `false` returned.
     pub fn save(&self, value: &Bound<'_, PyAny>, key: KeyDigest) -> bool {
+        self.save_expiring(value, key, None)
+    }
+
+    /// [`DiskEngine::save`] with a TTL of its own (`None`: the store's).
+    pub fn save_expiring(
+        &self,
+        value: &Bound<'_, PyAny>,
+        key: KeyDigest,
+        ttl: Option<std::time::Duration>,
+    ) -> bool {
         let py = value.py();
         let pickled = match dumps(value) {
             Ok(p) => p,
@@ -304,7 +314,10 @@ impl DiskEngine {
             buffers: pickled.buffers.iter().map(Held::bytes).collect(),
         };
         let (compression, signer) = (self.options.compression, self.options.signer.as_ref());
-        match py.detach(|| self.store.put(&self.ns, key, &payload, compression, signer)) {
+        match py.detach(|| {
+            self.store
+                .put_expiring(&self.ns, key, &payload, compression, signer, ttl)
+        }) {
             Ok(_) => true,
             Err(e @ Error::TooLarge { .. }) => {
                 self.store_failed(py, Failure::TooLarge, &format!("not stored: {e}"));
@@ -327,6 +340,37 @@ impl DiskEngine {
         if first {
             warn(py, &format!("twat_cache: {}: {message}", self.ns));
         }
+    }
+
+    /// Counters as a dict: hits, misses, hit_ratio, evictions, expirations, entries,
+    /// bytes, store_errors. Evictions and expirations happen in every process that
+    /// shares the folder, so they are not counted here (`None`).
+    pub fn stats<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyDict>> {
+        let (entries, bytes) = self
+            .usage(py)
+            .map_err(|e| crate::errors::to_py_err(py, e))?;
+        let (hits, misses) = (
+            self.hits.load(Ordering::Relaxed),
+            self.misses.load(Ordering::Relaxed),
+        );
+        let d = PyDict::new(py);
+        d.set_item("hits", hits)?;
+        d.set_item("misses", misses)?;
+        let total = hits + misses;
+        d.set_item(
+            "hit_ratio",
+            if total == 0 {
+                0.0
+            } else {
+                hits as f64 / total as f64
+            },
+        )?;
+        d.set_item("evictions", py.None())?;
+        d.set_item("expirations", py.None())?;
+        d.set_item("entries", entries)?;
+        d.set_item("bytes", bytes)?;
+        d.set_item("store_errors", self.store_errors.load(Ordering::Relaxed))?;
+        Ok(d)
     }
 
     /// Removes this cache's entries (not other caches' in the same folder) and resets

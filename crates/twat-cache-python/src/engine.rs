@@ -74,7 +74,23 @@ impl MemoryEngine {
     /// Stores a value; a failing key comparison is counted and logged, not raised (the
     /// caller already has its value).
     pub fn set(&self, key: &Bound<'_, PyAny>, hash: isize, value: Py<PyAny>) {
-        let stored = self.with_store(key.py(), |store| insert(store, key, hash, value));
+        self.set_expiring(key, hash, value, None);
+    }
+
+    /// [`MemoryEngine::set`] with a TTL of its own (`None`: the engine's).
+    pub fn set_expiring(
+        &self,
+        key: &Bound<'_, PyAny>,
+        hash: isize,
+        value: Py<PyAny>,
+        ttl: Option<Duration>,
+    ) {
+        let stored = self.with_store(key.py(), |store| {
+            let entry = PyKey {
+                obj: key.clone().unbind(),
+            };
+            store.insert_expiring_by(hash as u64, entry, value, ttl, |old, _| old.matches(key))
+        });
         if let Err(e) = stored {
             self.store_failed(key.py(), &e);
         }

@@ -11,8 +11,10 @@ mod content;
 mod disk_engine;
 mod engine;
 mod errors;
+mod handle;
 mod instances;
 mod key;
+mod options;
 mod persistent;
 mod ready;
 
@@ -27,6 +29,8 @@ fn _core(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_class::<content::KeyTag>()?;
     m.add_class::<persistent::PersistentFunction>()?;
     m.add_class::<ready::Ready>()?;
+    m.add_class::<handle::MemoryHandle>()?;
+    m.add_class::<handle::DiskHandle>()?;
     m.add_class::<async_slot::MemorySlot>()?;
     m.add_class::<async_slot::DiskSlot>()?;
     m.add(

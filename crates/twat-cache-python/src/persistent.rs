@@ -5,21 +5,19 @@
 
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::time::Duration;
 
 use parking_lot::Mutex;
 use pyo3::prelude::*;
 use pyo3::sync::MutexExt;
 use pyo3::types::{PyDict, PyTuple};
-use twat_cache::{
-    Claim, Compression, DiskConfig, Flights, KeyDigest, KeyHasher, Lead, Policy, Signer,
-};
+use twat_cache::{Claim, Flights, KeyDigest, KeyHasher, Lead};
 
 use crate::async_slot::{miss_coroutine, DiskSlot};
 use crate::canonical::call_digest;
-use crate::disk_engine::{DiskEngine, ValueOptions};
+use crate::disk_engine::DiskEngine;
 use crate::errors::to_py_err;
 use crate::key::{KeyBuilder, ParamSpec};
+use crate::options::DiskSpec;
 
 type Outcome = Result<Py<PyAny>, PyErr>;
 
@@ -40,17 +38,6 @@ pub struct PersistentFunction {
     disabled: bool,
     /// An `async def` function: its I/O runs in the event loop's executor.
     is_async: bool,
-}
-
-fn bad_config(py: Python<'_>, param: &'static str, value: String, accepted: &'static str) -> PyErr {
-    to_py_err(
-        py,
-        twat_cache::Error::InvalidConfig {
-            param,
-            value,
-            accepted,
-        },
-    )
 }
 
 #[pymethods]
@@ -79,52 +66,20 @@ impl PersistentFunction {
         durable: bool,
         is_async: bool,
     ) -> PyResult<Self> {
-        let kind = match kind {
-            "bcache" => "bcache",
-            "fcache" => "fcache",
-            other => {
-                return Err(bad_config(
-                    py,
-                    "kind",
-                    format!("{other:?}"),
-                    "'bcache' or 'fcache'",
-                ))
-            }
-        };
-        let policy: Policy = policy.parse().map_err(|e| to_py_err(py, e))?;
-        let compression: Compression = compress.parse().map_err(|e| to_py_err(py, e))?;
-        let ttl = match ttl {
-            None => None,
-            Some(t) if t.is_finite() && t > 0.0 => Some(Duration::from_secs_f64(t)),
-            Some(t) => {
-                return Err(bad_config(
-                    py,
-                    "ttl",
-                    t.to_string(),
-                    "a positive number of seconds, or None",
-                ))
-            }
-        };
-        let config = DiskConfig {
-            max_bytes: maxsize.unwrap_or(twat_cache::DEFAULT_MAX_BYTES),
+        let kind = DiskSpec::kind(py, kind)?;
+        let engine = DiskSpec {
+            kind,
+            folder,
+            ns: name.clone(),
+            maxsize,
             ttl,
-            policy,
-            // fcache gives every entry a file of its own, in the raw layout that maps.
-            inline_max: if kind == "fcache" {
-                0
-            } else {
-                twat_cache::DEFAULT_INLINE_MAX
-            },
-            durable,
-            busy_timeout: twat_cache::DEFAULT_BUSY_TIMEOUT,
-        };
-        let options = ValueOptions {
-            compression,
-            signer: secret.map(|s| Signer::new(&s)),
+            policy: policy.to_owned(),
+            compress: compress.to_owned(),
             mmap,
-        };
-        let engine = DiskEngine::open(py, folder, name.clone(), config, options)
-            .map_err(|e| to_py_err(py, e))?;
+            secret,
+            durable,
+        }
+        .open(py)?;
         // The hasher's first use pays one-time CPU setup (tens of microseconds for the
         // SIMD unit BLAKE3 uses): at decoration time, not in the first call.
         KeyHasher::new(secure).finish();
@@ -208,29 +163,7 @@ impl PersistentFunction {
     /// bytes, store_errors. Evictions and expirations happen in every process that
     /// shares the folder, so they are not counted here (`None`).
     fn cache_stats<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyDict>> {
-        let (entries, bytes) = self.engine.usage(py).map_err(|e| to_py_err(py, e))?;
-        let e = &self.engine;
-        let (hits, misses) = (
-            e.hits.load(Ordering::Relaxed),
-            e.misses.load(Ordering::Relaxed),
-        );
-        let d = PyDict::new(py);
-        d.set_item("hits", hits)?;
-        d.set_item("misses", misses)?;
-        d.set_item(
-            "hit_ratio",
-            if hits + misses == 0 {
-                0.0
-            } else {
-                hits as f64 / (hits + misses) as f64
-            },
-        )?;
-        d.set_item("evictions", py.None())?;
-        d.set_item("expirations", py.None())?;
-        d.set_item("entries", entries)?;
-        d.set_item("bytes", bytes)?;
-        d.set_item("store_errors", e.store_errors.load(Ordering::Relaxed))?;
-        Ok(d)
+        self.engine.stats(py)
     }
 
     /// The options this cache was built with.

@@ -347,6 +347,20 @@ impl DiskStore {
         compression: Compression,
         signer: Option<&Signer>,
     ) -> Result<u64, Error> {
+        self.put_expiring(ns, key, payload, compression, signer, None)
+    }
+
+    /// [`DiskStore::put`] with a TTL of its own for this entry (`None`: the store's).
+    pub fn put_expiring(
+        &self,
+        ns: &str,
+        key: KeyDigest,
+        payload: &Payload<'_>,
+        compression: Compression,
+        signer: Option<&Signer>,
+        ttl: Option<Duration>,
+    ) -> Result<u64, Error> {
+        let ttl = ttl.or(self.config.ttl);
         let limit = self.config.max_bytes;
         let estimate = payload.len() as u64 + crate::codec::HEADER_LEN as u64;
         if compression == Compression::None && estimate > limit {
@@ -358,7 +372,7 @@ impl DiskStore {
         if payload.len() <= self.config.inline_max {
             let mut bytes = std::io::Cursor::new(Vec::with_capacity(estimate as usize));
             let size = write_frame(&mut bytes, payload, compression, signer)?;
-            self.commit(ns, key, size, None, Some(bytes.into_inner()))?;
+            self.commit(ns, key, size, ttl, None, Some(bytes.into_inner()))?;
             return Ok(size);
         }
         let (tmp, file) = self.temp_file()?;
@@ -394,7 +408,7 @@ impl DiskStore {
             let _ = fs::remove_file(&tmp);
             return Err(e.into());
         }
-        if let Err(e) = self.commit(ns, key, size, Some(&rel), None) {
+        if let Err(e) = self.commit(ns, key, size, ttl, Some(&rel), None) {
             let _ = fs::remove_file(&dest);
             return Err(e);
         }
@@ -421,6 +435,7 @@ impl DiskStore {
         ns: &str,
         key: KeyDigest,
         size: u64,
+        ttl: Option<Duration>,
         file: Option<&str>,
         value: Option<Vec<u8>>,
     ) -> Result<(), Error> {
@@ -430,9 +445,9 @@ impl DiskStore {
         }
         let touches = std::mem::take(&mut *self.touches.lock());
         let now = now_us();
-        let expires = self.config.ttl.map(|t| now + t.as_micros() as i64);
+        let expires = ttl.map(|t| now + t.as_micros() as i64);
         let order = policy_order(self.config.policy).0;
-        let purge = self.config.ttl.is_some() || self.commits.load(Ordering::Relaxed) % 16 == 0;
+        let purge = ttl.is_some() || self.commits.load(Ordering::Relaxed) % 16 == 0;
         let dead = self.with_conn(|db| {
             let tx = db.transaction_with_behavior(TransactionBehavior::Immediate)?;
             write_touches(&tx, &touches)?;

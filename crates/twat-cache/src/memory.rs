@@ -95,6 +95,25 @@ impl<K: Hash + Eq, V: Clone> MemoryCache<K, V> {
         });
     }
 
+    /// Stores `value` under `key` with a TTL of its own (`None`: the cache's default).
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use twat_cache::MemoryCache;
+    ///
+    /// let cache: MemoryCache<&str, u32> = MemoryCache::builder().max_size(8).build().unwrap();
+    /// cache.insert_with_ttl("token", 7, Some(Duration::from_millis(20)));
+    /// assert_eq!(cache.get("token"), Some(7));
+    /// std::thread::sleep(Duration::from_millis(30));
+    /// assert_eq!(cache.get("token"), None);
+    /// ```
+    pub fn insert_with_ttl(&self, key: K, value: V, ttl: Option<Duration>) {
+        let hash = self.hash(&key);
+        self.with_store(|store| {
+            infallible(store.insert_expiring_by(hash, key, value, ttl, |old, new| Ok(old == new)))
+        });
+    }
+
     /// Removes `key`; `true` if a live entry was there.
     pub fn remove<Q>(&self, key: &Q) -> bool
     where

@@ -62,6 +62,10 @@ pub struct Store<K, V> {
     policy: Policy,
     max_size: Option<usize>,
     ttl: Option<Duration>,
+    /// Some entry may have a deadline (a default TTL, or one given to an insert): reads
+    /// must look at the clock. Entries with a deadline, and only they, are chained in
+    /// write order for the sweeps.
+    expiring: bool,
     expiry_links: Links,
     expiry: Chain,
     stats: Stats,
@@ -126,6 +130,7 @@ impl<K, V> Store<K, V> {
             policy,
             max_size,
             ttl,
+            expiring: ttl.is_some(),
             expiry_links: Links::default(),
             expiry: Chain::default(),
             stats: Stats::default(),
@@ -178,7 +183,7 @@ impl<K, V> Store<K, V> {
     }
 
     fn now_if_ttl(&self) -> Option<Instant> {
-        self.ttl.map(|_| Instant::now())
+        self.expiring.then(Instant::now)
     }
 
     fn find<E>(
@@ -262,25 +267,46 @@ impl<K, V> Store<K, V> {
         hash: u64,
         key: K,
         value: V,
+        eq: impl FnMut(&K, &K) -> Result<bool, E>,
+    ) -> Result<(), E> {
+        self.insert_expiring_by(hash, key, value, None, eq)
+    }
+
+    /// [`Store::insert_by`] with a TTL of its own for this entry (`None`: the store's).
+    ///
+    /// Sweeps reclaim expired entries in write order, stopping at the first live one, so
+    /// with mixed TTLs an expired entry may wait in memory for those written before it
+    /// (it is never returned meanwhile, and the size bound still holds).
+    pub fn insert_expiring_by<E>(
+        &mut self,
+        hash: u64,
+        key: K,
+        value: V,
+        ttl: Option<Duration>,
         mut eq: impl FnMut(&K, &K) -> Result<bool, E>,
     ) -> Result<(), E> {
         if self.max_size == Some(0) {
             self.removed.push((key, value));
             return Ok(());
         }
+        let ttl = ttl.or(self.ttl);
+        self.expiring |= ttl.is_some();
         let now = self.now_if_ttl();
-        let expires = now.zip(self.ttl).map(|(n, t)| n + t);
+        let expires = now.zip(ttl).map(|(n, t)| n + t);
         let existing = self.find(hash, |k| eq(k, &key))?;
         if let Some(id) = existing {
             let slot = &mut self.slots[id as usize];
+            let was_chained = slot.expires.is_some();
             slot.expires = expires;
             if let Some((_, old)) = slot.entry.as_mut() {
                 let old = std::mem::replace(old, value);
                 self.removed.push((key, old));
             }
             self.eviction.on_hit(id);
-            if self.ttl.is_some() {
+            if was_chained {
                 self.expiry_links.unlink(&mut self.expiry, id);
+            }
+            if expires.is_some() {
                 self.expiry_links.push_front(&mut self.expiry, id);
             }
         } else {
@@ -308,7 +334,7 @@ impl<K, V> Store<K, V> {
             self.table
                 .insert_unique(spread(hash), id, |&i| spread(slots[i as usize].hash));
             self.eviction.on_insert(id, hash);
-            if self.ttl.is_some() {
+            if expires.is_some() {
                 self.expiry_links.push_front(&mut self.expiry, id);
             }
         }
@@ -390,7 +416,7 @@ impl<K, V> Store<K, V> {
             entry.remove();
         }
         self.eviction.on_remove(id);
-        if self.ttl.is_some() {
+        if self.slots[id as usize].expires.is_some() {
             self.expiry_links.unlink(&mut self.expiry, id);
         }
         let slot = &mut self.slots[id as usize];

@@ -291,3 +291,48 @@ fn a_failing_key_comparison_propagates_its_error() {
     assert_eq!(r, Err("__eq__ raised"));
     assert_eq!(store.get_by(7, |k| Ok::<_, ()>(*k == 1)), Ok(Some(&1)));
 }
+
+#[test]
+fn an_entry_may_have_a_ttl_of_its_own_under_every_policy() {
+    for policy in Policy::ALL {
+        let c: MemoryCache<u64, u64> = MemoryCache::builder()
+            .max_size(8)
+            .ttl(Duration::from_secs(60))
+            .policy(policy)
+            .build()
+            .unwrap();
+        c.insert(1, 10);
+        c.insert_with_ttl(2, 20, Some(Duration::from_millis(20)));
+        c.insert_with_ttl(3, 30, None); // the default: 60 s
+        thread::sleep(Duration::from_millis(40));
+        assert_eq!(c.get(&2), None, "{policy}: its own TTL passed");
+        assert_eq!((c.get(&1), c.get(&3)), (Some(10), Some(30)), "{policy}");
+        // Replacing an entry gives it the new TTL.
+        c.insert_with_ttl(1, 11, Some(Duration::from_millis(20)));
+        thread::sleep(Duration::from_millis(40));
+        assert_eq!(c.get(&1), None, "{policy}");
+        assert_eq!(c.len(), 1, "{policy}: only key 3 is left");
+    }
+}
+
+#[test]
+fn a_store_without_default_ttl_expires_entries_given_one_and_sweeps_them() {
+    let mut s: Store<u64, u64> = Store::new(Some(100), None, Policy::Lru);
+    let eq = |a: &u64, b: &u64| Ok::<_, Infallible>(a == b);
+    s.insert_by(1, 1, 10, eq).unwrap();
+    s.insert_expiring_by(2, 2, 20, Some(Duration::from_millis(10)), eq)
+        .unwrap();
+    s.insert_expiring_by(3, 3, 30, Some(Duration::from_millis(10)), eq)
+        .unwrap();
+    thread::sleep(Duration::from_millis(20));
+    assert_eq!(
+        s.purge_expired(),
+        2,
+        "both deadlines passed; key 1 has none"
+    );
+    assert_eq!(s.len(), 1);
+    assert_eq!(
+        s.get_by(1, |k| Ok::<_, Infallible>(*k == 1)).unwrap(),
+        Some(&10)
+    );
+}

@@ -1,0 +1,249 @@
+//! Engines used directly as key-value stores: what `CacheContext` hands out
+//! (python/twat_cache/context.py wraps them). Keys go through the same key builder as
+//! a cached function's single argument, so any value a decorator accepts as an
+//! argument is a key (lists and dicts by content, `1 == 1.0` unless `typed`).
+
+use std::path::PathBuf;
+use std::sync::atomic::Ordering;
+use std::sync::Arc;
+
+use pyo3::prelude::*;
+use pyo3::types::{PyDict, PyString, PyTuple};
+use twat_cache::KeyDigest;
+
+use crate::cached::cache_stats;
+use crate::canonical::call_digest;
+use crate::disk_engine::DiskEngine;
+use crate::engine::{EngineConfig, MemoryEngine};
+use crate::errors::to_py_err;
+use crate::key::KeyBuilder;
+use crate::options::{self, DiskSpec};
+
+/// A key builder for one positional parameter, `key`.
+fn one_key(py: Python<'_>, typed: bool) -> KeyBuilder {
+    let param = (
+        PyString::intern(py, "key").unbind(),
+        1,
+        false,
+        py.None(),
+        false,
+    );
+    KeyBuilder::new(vec![param], typed, None)
+}
+
+/// A memory engine used directly.
+#[pyclass(frozen, module = "twat_cache._core")]
+pub struct MemoryHandle {
+    engine: Arc<MemoryEngine>,
+    keys: KeyBuilder,
+}
+
+impl MemoryHandle {
+    fn key<'py>(&self, key: &Bound<'py, PyAny>) -> PyResult<(Bound<'py, PyAny>, isize)> {
+        let args = PyTuple::new(key.py(), [key])?;
+        let built = self.keys.build(&args, None, 0)?;
+        Ok(built.expect("one positional argument always binds to (key)"))
+    }
+}
+
+#[pymethods]
+impl MemoryHandle {
+    #[new]
+    #[pyo3(signature = (*, maxsize, ttl, policy, typed))]
+    fn new(
+        py: Python<'_>,
+        maxsize: Option<usize>,
+        ttl: Option<f64>,
+        policy: &str,
+        typed: bool,
+    ) -> PyResult<Self> {
+        let config = EngineConfig {
+            max_size: maxsize,
+            ttl: options::ttl(py, ttl)?,
+            policy: options::policy(py, policy)?,
+        };
+        Ok(Self {
+            engine: MemoryEngine::new(config),
+            keys: one_key(py, typed),
+        })
+    }
+
+    /// `(True, value)` when `key` is stored (counted as a hit), else `(False, None)`.
+    fn lookup(&self, key: &Bound<'_, PyAny>) -> PyResult<(bool, Py<PyAny>)> {
+        let (key, hash) = self.key(key)?;
+        Ok(match self.engine.get(&key, hash)? {
+            Some(v) => (true, v),
+            None => (false, key.py().None()),
+        })
+    }
+
+    /// Stores `value`; `ttl` seconds overrides the handle's TTL for this entry.
+    #[pyo3(signature = (key, value, ttl=None))]
+    fn set(&self, key: &Bound<'_, PyAny>, value: Py<PyAny>, ttl: Option<f64>) -> PyResult<bool> {
+        let ttl = options::ttl(key.py(), ttl)?;
+        let (key, hash) = self.key(key)?;
+        self.engine.set_expiring(&key, hash, value, ttl);
+        Ok(true)
+    }
+
+    fn delete(&self, key: &Bound<'_, PyAny>) -> PyResult<bool> {
+        let (key, hash) = self.key(key)?;
+        self.engine.delete(&key, hash)
+    }
+
+    /// Whether `key` is stored (not counted).
+    fn contains(&self, key: &Bound<'_, PyAny>) -> PyResult<bool> {
+        let (key, hash) = self.key(key)?;
+        Ok(self.engine.peek(&key, hash)?.is_some())
+    }
+
+    fn __len__(&self, py: Python<'_>) -> usize {
+        self.engine.stats(py).0.entries
+    }
+
+    fn clear(&self, py: Python<'_>) {
+        self.engine.clear(py);
+    }
+
+    fn stats<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyDict>> {
+        cache_stats(py, std::slice::from_ref(&self.engine))
+    }
+
+    /// Entries of a memory handle live as long as it is open.
+    fn close(&self, py: Python<'_>) {
+        self.engine.clear(py);
+    }
+}
+
+/// A folder (the `disk` or `file` engine) used directly. Entries of one handle name
+/// are shared by every process that opens the folder with that name.
+#[pyclass(frozen, module = "twat_cache._core")]
+pub struct DiskHandle {
+    engine: DiskEngine,
+    keys: KeyBuilder,
+    identity: String,
+    secure: bool,
+}
+
+impl DiskHandle {
+    fn key(&self, key: &Bound<'_, PyAny>) -> PyResult<KeyDigest> {
+        let args = PyTuple::new(key.py(), [key])?;
+        let digest = call_digest(&self.keys, &self.identity, self.secure, &args, None)?;
+        Ok(digest.expect("one positional argument always binds to (key)"))
+    }
+}
+
+#[pymethods]
+impl DiskHandle {
+    #[new]
+    #[pyo3(signature = (*, kind, folder, name, maxsize, ttl, policy, compress, mmap, secret, typed, secure, durable))]
+    #[allow(clippy::too_many_arguments)]
+    fn new(
+        py: Python<'_>,
+        kind: &str,
+        folder: PathBuf,
+        name: String,
+        maxsize: Option<u64>,
+        ttl: Option<f64>,
+        policy: &str,
+        compress: &str,
+        mmap: bool,
+        secret: Option<Vec<u8>>,
+        typed: bool,
+        secure: bool,
+        durable: bool,
+    ) -> PyResult<Self> {
+        let engine = DiskSpec {
+            kind: DiskSpec::kind(py, kind)?,
+            folder,
+            ns: name.clone(),
+            maxsize,
+            ttl,
+            policy: policy.to_owned(),
+            compress: compress.to_owned(),
+            mmap,
+            secret,
+            durable,
+        }
+        .open(py)?;
+        Ok(Self {
+            engine,
+            keys: one_key(py, typed),
+            identity: format!("{name}\0context"),
+            secure,
+        })
+    }
+
+    /// `(True, value)` when `key` is stored (counted as a hit), else `(False, None)`.
+    fn lookup(&self, key: &Bound<'_, PyAny>) -> PyResult<(bool, Py<PyAny>)> {
+        let py = key.py();
+        let digest = self.key(key)?;
+        let e = &self.engine;
+        Ok(match e.load(py, digest) {
+            Some(v) => {
+                e.hits.fetch_add(1, Ordering::Relaxed);
+                (true, v)
+            }
+            None => {
+                e.misses.fetch_add(1, Ordering::Relaxed);
+                (false, py.None())
+            }
+        })
+    }
+
+    /// Stores `value`; `False` if it could not be (a warning says why). `ttl` seconds
+    /// overrides the handle's TTL for this entry.
+    #[pyo3(signature = (key, value, ttl=None))]
+    fn set(
+        &self,
+        key: &Bound<'_, PyAny>,
+        value: &Bound<'_, PyAny>,
+        ttl: Option<f64>,
+    ) -> PyResult<bool> {
+        let ttl = options::ttl(key.py(), ttl)?;
+        let digest = self.key(key)?;
+        Ok(self.engine.save_expiring(value, digest, ttl))
+    }
+
+    fn delete(&self, key: &Bound<'_, PyAny>) -> PyResult<bool> {
+        let py = key.py();
+        let digest = self.key(key)?;
+        self.engine.delete(py, digest).map_err(|e| to_py_err(py, e))
+    }
+
+    /// Whether `key` is stored and live; reads the index only, not the value.
+    fn contains(&self, key: &Bound<'_, PyAny>) -> PyResult<bool> {
+        let py = key.py();
+        let digest = self.key(key)?;
+        let store = self.engine.store();
+        let found = py
+            .detach(|| store.get(digest))
+            .map_err(|e| to_py_err(py, e))?;
+        Ok(found.is_some())
+    }
+
+    fn __len__(&self, py: Python<'_>) -> PyResult<usize> {
+        let (entries, _) = self.engine.usage(py).map_err(|e| to_py_err(py, e))?;
+        Ok(entries as usize)
+    }
+
+    /// Removes this handle's entries (other names in the folder keep theirs).
+    fn clear(&self, py: Python<'_>) -> PyResult<u64> {
+        self.engine.clear(py).map_err(|e| to_py_err(py, e))
+    }
+
+    fn stats<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyDict>> {
+        self.engine.stats(py)
+    }
+
+    /// Writes pending access records; the entries stay on disk.
+    fn close(&self, py: Python<'_>) -> PyResult<()> {
+        let store = self.engine.store();
+        py.detach(|| store.flush()).map_err(|e| to_py_err(py, e))
+    }
+
+    #[getter]
+    fn folder(&self) -> PathBuf {
+        self.engine.store().dir().to_path_buf()
+    }
+}
