@@ -25,7 +25,17 @@ else:
 
 import asyncio
 
-from twat_cache import acache, bcache, fcache, get_cache_path, get_stats, list_caches, mcache
+from twat_cache import (
+    CacheContext,
+    acache,
+    bcache,
+    fcache,
+    get_cache_path,
+    get_stats,
+    list_caches,
+    mcache,
+    ucache,
+)
 
 
 def timed(fn: Callable[..., Any], *args: Any, repeat: int = 1) -> tuple[Any, float]:
@@ -89,6 +99,13 @@ async def fetch_demo() -> None:
     print(f"  cache_info: {fetch.cache_info()} (8 misses waited for one execution)")
 
 
+@ucache(folder_name="demo_reports", compress=True, name="demo.report")
+def yearly_report(year: int) -> list[float]:
+    """ucache picks the file engine (compress=True)."""
+    time.sleep(0.05)
+    return [year * 0.5] * 100_000
+
+
 class Report:
     def __init__(self, scale: float) -> None:
         self.scale = scale
@@ -150,12 +167,23 @@ def main() -> None:
     )
     print(f"  cache_info: {simulation.cache_info()}")
 
+    print("\nucache (engine picked for you) and CacheContext:")
+    value, cold = timed(yearly_report, 2024)
+    _, warm = timed(yearly_report, 2024, repeat=100)
+    print(
+        f"yearly_report(2024) -> {len(value):,} floats on the {yearly_report.cache_engine!r} engine: "
+        f"cold {fmt(cold)}, cached {fmt(warm)}"
+    )
+    with CacheContext(engine_name="diskcache", folder_name="demo_session", ttl=600) as cache:
+        visits = cache.get("visits", default=0) + 1
+        cache.set("visits", visits)
+        print(f"CacheContext(engine_name='diskcache'): visits={visits}, {len(cache)} entry, kept on disk")
+
     print("\nregistry:")
     for name in list_caches():
         if name.startswith(("__main__", "demo.")):
             s = get_stats(name)
             print(f"  {name}: hits={s['hits']} misses={s['misses']} entries={s['entries']}")
-    print("\nucache is not built yet (see the open issues).")
     if _TEMPORARY:
         shutil.rmtree(os.environ["TWAT_CACHE_DIR"], ignore_errors=True)
 

@@ -31,6 +31,11 @@ fn one_key(py: Python<'_>, typed: bool) -> KeyBuilder {
     KeyBuilder::new(vec![param], typed, None)
 }
 
+/// One positional argument always binds to `(key)`; this is only a guard.
+fn unbound() -> PyErr {
+    pyo3::exceptions::PyTypeError::new_err("a cache key must be one value")
+}
+
 /// A memory engine used directly.
 #[pyclass(frozen, module = "twat_cache._core")]
 pub struct MemoryHandle {
@@ -41,8 +46,7 @@ pub struct MemoryHandle {
 impl MemoryHandle {
     fn key<'py>(&self, key: &Bound<'py, PyAny>) -> PyResult<(Bound<'py, PyAny>, isize)> {
         let args = PyTuple::new(key.py(), [key])?;
-        let built = self.keys.build(&args, None, 0)?;
-        Ok(built.expect("one positional argument always binds to (key)"))
+        self.keys.build(&args, None, 0)?.ok_or_else(unbound)
     }
 }
 
@@ -128,8 +132,7 @@ pub struct DiskHandle {
 impl DiskHandle {
     fn key(&self, key: &Bound<'_, PyAny>) -> PyResult<KeyDigest> {
         let args = PyTuple::new(key.py(), [key])?;
-        let digest = call_digest(&self.keys, &self.identity, self.secure, &args, None)?;
-        Ok(digest.expect("one positional argument always binds to (key)"))
+        call_digest(&self.keys, &self.identity, self.secure, &args, None)?.ok_or_else(unbound)
     }
 }
 
