@@ -431,3 +431,17 @@ def test_persistent_async_exceptions_are_not_stored(cache_dir, calls):
     with pytest.raises(KeyError):
         asyncio.run(fails(1))
     assert calls.count == 2
+
+
+def test_an_object_with_an_async_call_is_cached_as_async(calls):
+    class Base:
+        async def __call__(self, x):
+            calls(x)
+            return x * 2
+
+    class Fetcher(Base):
+        pass
+
+    fetch = acache(Fetcher())
+    assert asyncio.run(fetch(2)) == asyncio.run(fetch(2)) == 4  # the value, not a spent coroutine
+    assert calls.count == 1

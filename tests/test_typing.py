@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
+import asyncio
 import tempfile
 from typing import TYPE_CHECKING
 
-from twat_cache import CacheInfo, bcache, fcache, mcache
+from twat_cache import Cache, CacheContext, CacheInfo, acache, bcache, create_cache_config, fcache, mcache, ucache
 
 
 @mcache
@@ -49,3 +50,27 @@ def test_signatures_survive_decoration() -> None:
         # mypy must reject these; they never run.
         greet(1)  # type: ignore[arg-type]
         scale("x")  # type: ignore[arg-type]
+
+
+@acache(ttl=5)
+async def shout(word: str) -> str:
+    return word.upper()
+
+
+@ucache(config=create_cache_config(ttl=10))
+def halve(x: int) -> float:
+    return x / 2
+
+
+def test_async_and_universal_signatures_survive_decoration() -> None:
+    loud: str = asyncio.run(shout("hi"))
+    half: float = halve(3)
+    assert loud == "HI" and half == 1.5
+    assert halve.cache_info().misses == 1
+    with CacheContext(engine_name="memory") as cache:
+        handle: Cache = cache
+        handle.set("k", 1)
+        assert handle.get("k") == 1
+    if TYPE_CHECKING:
+        shout(1)  # type: ignore[arg-type,unused-coroutine]
+        halve("x")  # type: ignore[arg-type]

@@ -28,9 +28,15 @@ def refuse_generators(decorator: str, func: Callable[..., Any]) -> None:
 
 
 def is_async(func: Callable[..., Any]) -> bool:
-    """An ``async def`` function (or a partial of one): its calls return awaitables, and
-    the cache stores what they return when awaited, never the coroutine."""
-    return inspect.iscoroutinefunction(func)
+    """An ``async def`` function, a partial of one, or an object whose ``__call__`` is
+    ``async def``: its calls return awaitables, and the cache stores what they return
+    when awaited, never the coroutine."""
+    if inspect.iscoroutinefunction(func):
+        return True
+    if inspect.isfunction(func) or inspect.isclass(func):
+        return False
+    # A callable object: look at its class's __call__ (what a call runs).
+    return inspect.iscoroutinefunction(inspect.getattr_static(type(func), "__call__", None))
 
 
 def default_name(func: Callable[..., Any]) -> str:

@@ -3,7 +3,7 @@ loop of the process."""
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable, Iterable
+from collections.abc import Callable, Coroutine, Iterable
 from typing import Any, overload
 
 from ._types import CachedFunction, P, R
@@ -14,7 +14,7 @@ __all__ = ["acache"]
 
 
 @overload
-def acache(func: Callable[P, Awaitable[R]], /) -> CachedFunction[P, Awaitable[R]]: ...
+def acache(func: Callable[P, Coroutine[Any, Any, R]], /) -> CachedFunction[P, Coroutine[Any, Any, R]]: ...
 @overload
 def acache(
     *,
@@ -28,7 +28,7 @@ def acache(
     version: str | int | None = None,
     secure: bool = True,
     config: CacheConfig | None = None,
-) -> Callable[[Callable[P, Awaitable[R]]], CachedFunction[P, Awaitable[R]]]: ...
+) -> Callable[[Callable[P, Coroutine[Any, Any, R]]], CachedFunction[P, Coroutine[Any, Any, R]]]: ...
 
 
 def acache(func: Any = None, /, *, config: CacheConfig | None = None, **options: Any) -> Any:
@@ -41,7 +41,9 @@ def acache(func: Any = None, /, *, config: CacheConfig | None = None, **options:
     caller is cancelled, the computation is cancelled too. Values are shared across
     event loops and threads (nothing bound to a loop is stored) and TTL needs no timers.
 
-    Options are those of ``mcache`` (``maxsize``, ``ttl``, ``policy``, ``key``,
+    A hit returns an awaitable that is not a coroutine object, but asyncio takes it
+    wherever it takes one (``asyncio.run``, ``create_task``, ``gather``), so the typing
+    says ``Coroutine``. Options are those of ``mcache`` (``maxsize``, ``ttl``, ``policy``, ``key``,
     ``ignore``, ``typed``, ``name``, ``config``). A plain (sync) function is cached as ``mcache``
     would cache it, so ``acache`` can stand in for it.
 
