@@ -185,57 +185,51 @@ class CacheContext:
             engine_name = "file" if o["compress"] or o["mmap"] else "disk" if o["folder_name"] is not None else "memory"
         self.engine = check_engine("CacheContext", "engine_name", engine_name)
         require_available("CacheContext", self.engine)
-        self._check()
+        self._checked = self._check()
         self._open: list[Cache] = []
 
-    def _check(self) -> None:
-        """Every option checked now, before the block runs."""
+    def _check(self) -> dict[str, Any]:
+        """Every option checked now, before the block runs; returns the normalized
+        options the engine is opened with."""
         o, where = self.options, "CacheContext"
-        _options.check_ttl(where, o["ttl"])
-        _options.check_flag(where, "typed", o["typed"])
-        _options.check_name(where, o["name"])
+        common = {
+            "ttl": _options.check_ttl(where, o["ttl"]),
+            "typed": _options.check_flag(where, "typed", o["typed"]),
+            "name": _options.check_name(where, o["name"]),
+        }
         if self.engine in ("memory", "async"):
-            _options.check_maxsize(where, o["maxsize"])
-            _options.check_policy(where, o["policy"])
-            return
-        _options.check_folder(where, o["folder_name"])
-        _options.check_bytes(where, o["maxsize"])
-        _options.check_disk_policy(where, o["policy"])
-        _options.check_compress(where, o["compress"])
-        _options.check_flag(where, "mmap", o["mmap"])
-        _options.check_flag(where, "durable", o["durable"])
-        _options.check_flag(where, "secure", o["secure"])
-        _options.check_secret(where, o["secret"])
+            return {
+                **common,
+                "maxsize": _options.check_maxsize(where, o["maxsize"]),
+                "policy": _options.check_policy(where, o["policy"]),
+            }
+        folder = _options.check_folder(where, o["folder_name"])
+        get_cache_path(folder)  # a bad folder_name fails now, not when the block starts
+        return {
+            **common,
+            "folder_name": folder,
+            "maxsize": _options.check_bytes(where, o["maxsize"]),
+            "policy": _options.check_disk_policy(where, o["policy"]),
+            "compress": _options.check_compress(where, o["compress"]),
+            "mmap": _options.check_flag(where, "mmap", o["mmap"]),
+            "durable": _options.check_flag(where, "durable", o["durable"]),
+            "secure": _options.check_flag(where, "secure", o["secure"]),
+            "secret": _options.check_secret(where, o["secret"]),
+        }
 
     def open(self) -> Cache:
         """Opens a new handle on the engine (``with`` does this for you)."""
-        o, where = self.options, "CacheContext"
+        o = dict(self._checked)
+        name = o.pop("name")
         if self.engine in ("memory", "async"):
-            native: MemoryHandle | DiskHandle = MemoryHandle(
-                maxsize=o["maxsize"],
-                ttl=_options.check_ttl(where, o["ttl"]),
-                policy=_options.check_policy(where, o["policy"]),
-                typed=o["typed"],
-            )
-            name = o["name"] or f"context.{self.engine}.{_next()}"
+            native: MemoryHandle | DiskHandle = MemoryHandle(**o)
+            name = name or f"context.{self.engine}.{_next()}"
         else:
-            folder = o["folder_name"] if o["folder_name"] is not None else "context"
-            path = get_cache_path(folder)
-            name = o["name"] or f"context.{os.path.basename(path)}"
-            native = DiskHandle(
-                kind="fcache" if self.engine == "file" else "bcache",
-                folder=path,
-                name=name,
-                maxsize=_options.check_bytes(where, o["maxsize"]),
-                ttl=_options.check_ttl(where, o["ttl"]),
-                policy=_options.check_disk_policy(where, o["policy"]),
-                compress=_options.check_compress(where, o["compress"]),
-                mmap=o["mmap"],
-                secret=_options.check_secret(where, o["secret"]),
-                typed=o["typed"],
-                secure=o["secure"],
-                durable=o["durable"],
-            )
+            folder = o.pop("folder_name")
+            path = get_cache_path(folder if folder is not None else "context")
+            name = name or f"context.{os.path.basename(path)}"
+            kind = "fcache" if self.engine == "file" else "bcache"
+            native = DiskHandle(kind=kind, folder=path, name=name, **o)
         cache = Cache(self.engine, native, name)
         _registry.register(name, cache)
         return cache

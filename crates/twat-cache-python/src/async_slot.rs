@@ -6,7 +6,6 @@
 //!
 //! [`Ready`]: crate::ready::Ready
 
-use std::sync::atomic::Ordering;
 use std::sync::Arc;
 
 use pyo3::prelude::*;
@@ -86,9 +85,7 @@ impl DiskSlot {
 
     /// Counts one call: a hit (served from the store) or a miss.
     fn tally(&self, hit: bool) {
-        let engine = self.owner.get().engine();
-        let counter = if hit { &engine.hits } else { &engine.misses };
-        counter.fetch_add(1, Ordering::Relaxed);
+        self.owner.get().engine().count(hit);
     }
 
     /// `False` when the value could not be stored (a warning said why).

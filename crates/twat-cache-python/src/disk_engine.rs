@@ -279,6 +279,19 @@ impl DiskEngine {
         Ok(loads(py, &layout.stream, buffers)?)
     }
 
+    /// Counts one call as a hit or a miss.
+    pub fn count(&self, hit: bool) {
+        let counter = if hit { &self.hits } else { &self.misses };
+        counter.fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// [`DiskEngine::load`], counted as a hit or a miss.
+    pub fn load_counted(&self, py: Python<'_>, key: KeyDigest) -> Option<Py<PyAny>> {
+        let value = self.load(py, key);
+        self.count(value.is_some());
+        value
+    }
+
     /// Stores `value` under `key`; on failure the caller still has its value: the
     /// failure is counted and logged (once per kind), and `false` returned.
     pub fn save(&self, value: &Bound<'_, PyAny>, key: KeyDigest) -> bool {

@@ -4,7 +4,6 @@
 //! argument is a key (lists and dicts by content, `1 == 1.0` unless `typed`).
 
 use std::path::PathBuf;
-use std::sync::atomic::Ordering;
 use std::sync::Arc;
 
 use pyo3::prelude::*;
@@ -181,16 +180,9 @@ impl DiskHandle {
     fn lookup(&self, key: &Bound<'_, PyAny>) -> PyResult<(bool, Py<PyAny>)> {
         let py = key.py();
         let digest = self.key(key)?;
-        let e = &self.engine;
-        Ok(match e.load(py, digest) {
-            Some(v) => {
-                e.hits.fetch_add(1, Ordering::Relaxed);
-                (true, v)
-            }
-            None => {
-                e.misses.fetch_add(1, Ordering::Relaxed);
-                (false, py.None())
-            }
+        Ok(match self.engine.load_counted(py, digest) {
+            Some(v) => (true, v),
+            None => (false, py.None()),
         })
     }
 

@@ -251,11 +251,9 @@ impl PersistentFunction {
         kwargs: Option<&Bound<'_, PyDict>>,
     ) -> PyResult<Py<PyAny>> {
         let seen = self.finished.load(Ordering::Acquire);
-        if let Some(value) = self.engine.load(py, key) {
-            self.engine.hits.fetch_add(1, Ordering::Relaxed);
+        if let Some(value) = self.engine.load_counted(py, key) {
             return Ok(value);
         }
-        self.engine.misses.fetch_add(1, Ordering::Relaxed);
         self.compute(py, key, Some(seen), || {
             Ok(self.func.bind(py).call(args, kwargs)?.unbind())
         })
