@@ -445,3 +445,31 @@ def test_an_object_with_an_async_call_is_cached_as_async(calls):
     fetch = acache(Fetcher())
     assert asyncio.run(fetch(2)) == asyncio.run(fetch(2)) == 4  # the value, not a spent coroutine
     assert calls.count == 1
+
+
+def test_persistent_async_methods_key_self_by_value(cache_dir, calls):
+    class Account:
+        def __init__(self, owner):
+            self.owner = owner
+
+        def __eq__(self, other):
+            return isinstance(other, Account) and other.owner == self.owner
+
+        __hash__ = None  # keyed by content (its __dict__), as bcache does for self
+
+        @bcache(folder_name="async_methods")
+        async def balance(self, currency):
+            calls(self.owner, currency)
+            await asyncio.sleep(0)
+            return {"owner": self.owner, "currency": currency}
+
+    async def main():
+        first = await Account("ada").balance("EUR")
+        again = await Account("ada").balance("EUR")  # an equal instance: a hit on disk
+        other = await Account("bob").balance("EUR")
+        return first, again, other
+
+    first, again, other = asyncio.run(main())
+    assert first == again == {"owner": "ada", "currency": "EUR"}
+    assert other["owner"] == "bob"
+    assert calls.per_args() == {("ada", "EUR"): 1, ("bob", "EUR"): 1}
