@@ -473,3 +473,23 @@ def test_persistent_async_methods_key_self_by_value(cache_dir, calls):
     assert first == again == {"owner": "ada", "currency": "EUR"}
     assert other["owner"] == "bob"
     assert calls.per_args() == {("ada", "EUR"): 1, ("bob", "EUR"): 1}
+
+
+def test_cached_async_functions_say_they_are_async_and_stack(cache_dir, calls):
+    @acache
+    @bcache(folder_name="stacked")
+    async def load(x):
+        calls(x)
+        return {"x": x}
+
+    assert asyncio.iscoroutinefunction(load) and asyncio.iscoroutinefunction(load.__wrapped__)
+    assert asyncio.run(load(1)) == asyncio.run(load(1)) == {"x": 1}  # values, never coroutines
+    assert calls.count == 1
+    assert load.cache_info().hits == 1 and load.__wrapped__.cache_info().misses == 1
+
+    class Client:
+        @mcache
+        async def get(self, x):
+            return x
+
+    assert asyncio.iscoroutinefunction(Client().get)

@@ -4,6 +4,7 @@ and registering the cache."""
 
 from __future__ import annotations
 
+import asyncio
 import functools
 import inspect
 import os
@@ -31,12 +32,32 @@ def is_async(func: Callable[..., Any]) -> bool:
     """An ``async def`` function, a partial of one, or an object whose ``__call__`` is
     ``async def``: its calls return awaitables, and the cache stores what they return
     when awaited, never the coroutine."""
-    if inspect.iscoroutinefunction(func):
+    if inspect.iscoroutinefunction(func) or _marked_async(func):
         return True
     if inspect.isfunction(func) or inspect.isclass(func):
         return False
     # A callable object: look at its class's __call__ (what a call runs).
     return inspect.iscoroutinefunction(inspect.getattr_static(type(func), "__call__", None))
+
+
+# asyncio's marker for objects that are not functions but are called like coroutine
+# functions (Python 3.11; 3.12 adds inspect.markcoroutinefunction).
+_ASYNCIO_MARK = getattr(asyncio.coroutines, "_is_coroutine", None)
+
+
+def _marked_async(func: Any) -> bool:
+    return _ASYNCIO_MARK is not None and getattr(func, "_is_coroutine", None) is _ASYNCIO_MARK
+
+
+def mark_async(cached: Any) -> None:
+    """Marks a cached async function so that ``asyncio.iscoroutinefunction`` (and, on
+    3.12+, ``inspect.iscoroutinefunction``) says so: frameworks that decide whether to
+    await a callable, and another of our decorators stacked on top, look at that."""
+    if _ASYNCIO_MARK is not None:
+        cached._is_coroutine = _ASYNCIO_MARK
+    mark = getattr(inspect, "markcoroutinefunction", None)
+    if mark is not None:
+        mark(cached)
 
 
 def default_name(func: Callable[..., Any]) -> str:
@@ -60,5 +81,7 @@ def apply(
         raise TypeError(f"expected a function to cache, got {func!r}")
     cached = make(func)
     functools.update_wrapper(cached, func)
+    if is_async(func):
+        mark_async(cached)
     _registry.register(name or default_name(func), cached)
     return cached
