@@ -493,3 +493,39 @@ def test_cached_async_functions_say_they_are_async_and_stack(cache_dir, calls):
             return x
 
     assert asyncio.iscoroutinefunction(Client().get)
+
+
+def test_many_loops_and_cancellations_leave_no_flight_behind(calls):
+    import random
+
+    from twat_cache import _async
+
+    @acache(maxsize=4)  # small: keys are evicted and computed again
+    async def slow(x):
+        calls(x)
+        await asyncio.sleep(random.random() * 0.01)
+        return x * 3
+
+    def worker(seed):
+        rng = random.Random(seed)
+
+        async def one(x):
+            task = asyncio.ensure_future(slow(x))
+            if rng.random() < 0.3:
+                await asyncio.sleep(rng.random() * 0.005)
+                task.cancel()
+            try:
+                return x, await task
+            except asyncio.CancelledError:
+                return x, None
+
+        async def main():
+            return await asyncio.gather(*(one(rng.randrange(8)) for _ in range(200)))
+
+        return asyncio.run(main())
+
+    with concurrent.futures.ThreadPoolExecutor(4) as pool:
+        results = [r for rs in pool.map(worker, range(4)) for r in rs]
+    assert all(value in (None, x * 3) for x, value in results)
+    assert sum(value is not None for _, value in results) > 400
+    assert _async._FLIGHTS.by_key == {}  # every flight ended and was removed
