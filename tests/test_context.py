@@ -197,3 +197,17 @@ def test_config_and_registry(cache_dir):
         cache.get("k")
         assert get_stats("ctx.configured")["hits"] == 1
     assert (cache_dir / "configured" / "index.sqlite").exists()
+
+
+def test_a_closed_context_leaves_the_registry_and_memory_ttl_is_swept():
+    from twat_cache import list_caches
+
+    with CacheContext(engine_name="memory", ttl=0.02, name="ctx.swept") as cache:
+        assert "ctx.swept" in list_caches()
+        assert cache.cache_parameters() == {"engine": "memory", "ttl": 0.02}
+        cache.set("a", 1)
+        cache.set("b", 2)
+        time.sleep(0.05)
+        assert cache.purge_expired() == 2  # what the registry's sweeper thread calls
+        assert len(cache) == 0
+    assert "ctx.swept" not in list_caches()

@@ -37,6 +37,14 @@ def register(name: str, cache: Any) -> None:
                 _sweeper.start()
 
 
+def unregister(name: str, cache: Any) -> None:
+    """Takes ``cache`` out of the registry (if ``name`` still lists it)."""
+    with _lock:
+        if _caches.get(name) is cache:
+            del _caches[name]
+        _ttl_caches.discard(cache)
+
+
 def _sweep_forever() -> None:
     stop = threading.Event()
     while not stop.wait(_SWEEP_EVERY):

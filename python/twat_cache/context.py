@@ -55,10 +55,11 @@ class Cache:
     content); values are any object in memory, any picklable one on disk.
     """
 
-    def __init__(self, engine: str, native: MemoryHandle | DiskHandle, name: str) -> None:
+    def __init__(self, engine: str, native: MemoryHandle | DiskHandle, name: str, ttl: float | None = None) -> None:
         self.engine = engine
         self.name = name
         self._native: MemoryHandle | DiskHandle | None = native
+        self._ttl = ttl
 
     def _open(self) -> MemoryHandle | DiskHandle:
         if self._native is None:
@@ -98,6 +99,7 @@ class Cache:
         them). Using the handle afterwards raises ``TwatCacheError``; closing twice is fine."""
         native, self._native = self._native, None
         if native is not None:
+            _registry.unregister(self.name, self)
             native.close()
 
     def __contains__(self, key: Any) -> bool:
@@ -140,7 +142,7 @@ class Cache:
         result: bool = await self._run("delete", key)
         return result
 
-    # What the registry calls (get_stats, clear_cache).
+    # What the registry calls (get_stats, clear_cache, and the TTL sweeper for memory).
     def cache_stats(self) -> dict[str, Any]:
         return self.stats() if not self.closed else {}
 
@@ -149,7 +151,12 @@ class Cache:
             self.clear()
 
     def cache_parameters(self) -> dict[str, Any]:
-        return {"engine": self.engine}
+        memory = self.engine in ("memory", "async")
+        return {"engine": "memory" if memory else self.engine, "ttl": self._ttl}
+
+    def purge_expired(self) -> int:
+        native = self._native
+        return native.purge_expired() if isinstance(native, MemoryHandle) else 0
 
 
 class CacheContext:
@@ -230,7 +237,7 @@ class CacheContext:
             name = name or f"context.{os.path.basename(path)}"
             kind = "fcache" if self.engine == "file" else "bcache"
             native = DiskHandle(kind=kind, folder=path, name=name, **o)
-        cache = Cache(self.engine, native, name)
+        cache = Cache(self.engine, native, name, o["ttl"])
         _registry.register(name, cache)
         return cache
 

@@ -112,6 +112,11 @@ impl MemoryHandle {
         cache_stats(py, std::slice::from_ref(&self.engine))
     }
 
+    /// Reclaims expired entries now; returns how many (the registry's sweeper calls it).
+    fn purge_expired(&self, py: Python<'_>) -> usize {
+        self.engine.purge_expired(py)
+    }
+
     /// Entries of a memory handle live as long as it is open.
     fn close(&self, py: Python<'_>) {
         self.engine.clear(py);
