@@ -161,6 +161,41 @@ fn entries_expire_on_the_wall_clock() {
 }
 
 #[test]
+fn an_entry_may_have_a_ttl_of_its_own() {
+    let dir = temp_dir("ttl-per-entry");
+    let store = DiskStore::open(&dir, config(1 << 20, Policy::Lru)).unwrap();
+    let short = Some(Duration::from_millis(100));
+    store
+        .put_expiring(
+            "f",
+            1,
+            &payload_of(&[1u8; 10]),
+            Compression::None,
+            None,
+            short,
+        )
+        .unwrap();
+    store
+        .put_expiring(
+            "f",
+            2,
+            &payload_of(&[2u8; 5000]),
+            Compression::None,
+            None,
+            short,
+        )
+        .unwrap();
+    store
+        .put("f", 3, &payload_of(&[3u8; 10]), Compression::None, None)
+        .unwrap();
+    std::thread::sleep(Duration::from_millis(200));
+    assert!(load(&store, 1).is_none() && load(&store, 2).is_none());
+    assert_eq!(load(&store, 3).unwrap(), vec![3u8; 10], "no TTL: no expiry");
+    assert_eq!(store.purge_expired().unwrap(), 2);
+    assert!(walk(&dir.join("data")).is_empty());
+}
+
+#[test]
 fn a_damaged_file_is_detected_and_discarded() {
     let dir = temp_dir("damage");
     let store = DiskStore::open(&dir, config(1 << 20, Policy::Lru)).unwrap();
