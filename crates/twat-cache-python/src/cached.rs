@@ -5,11 +5,10 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 
 use pyo3::prelude::*;
-use pyo3::sync::PyOnceLock;
 use pyo3::types::{PyDict, PyTuple};
-use twat_cache::Stats;
 
 use crate::async_slot::{miss_coroutine, MemorySlot};
+use crate::counters::{cache_info, cache_stats};
 use crate::engine::{EngineConfig, MemoryEngine};
 use crate::errors::warn;
 use crate::instances::InstanceCaches;
@@ -436,60 +435,4 @@ fn set(
     let (key, hash) = bound_key(keys, offset, args, kwargs)?;
     engine.set(&key, hash, value);
     Ok(())
-}
-
-fn total(py: Python<'_>, engines: &[Arc<MemoryEngine>]) -> (Stats, u64) {
-    engines
-        .iter()
-        .fold((Stats::default(), 0), |(acc, errs), e| {
-            let (s, se) = e.stats(py);
-            (
-                Stats {
-                    hits: acc.hits + s.hits,
-                    misses: acc.misses + s.misses,
-                    evictions: acc.evictions + s.evictions,
-                    expirations: acc.expirations + s.expirations,
-                    entries: acc.entries + s.entries,
-                },
-                errs + se,
-            )
-        })
-}
-
-fn cache_info(
-    py: Python<'_>,
-    engines: &[Arc<MemoryEngine>],
-    config: EngineConfig,
-) -> PyResult<Py<PyAny>> {
-    static CACHE_INFO: PyOnceLock<Py<PyAny>> = PyOnceLock::new();
-    let class = CACHE_INFO.get_or_try_init(py, || {
-        Ok::<_, PyErr>(
-            py.import("twat_cache._types")?
-                .getattr("CacheInfo")?
-                .unbind(),
-        )
-    })?;
-    let (s, _) = total(py, engines);
-    Ok(class
-        .bind(py)
-        .call1((s.hits, s.misses, config.max_size, s.entries))?
-        .unbind())
-}
-
-pub fn cache_stats<'py>(
-    py: Python<'py>,
-    engines: &[Arc<MemoryEngine>],
-) -> PyResult<Bound<'py, PyDict>> {
-    let (s, store_errors) = total(py, engines);
-    let d = PyDict::new(py);
-    d.set_item("hits", s.hits)?;
-    d.set_item("misses", s.misses)?;
-    d.set_item("hit_ratio", s.hit_ratio())?;
-    d.set_item("evictions", s.evictions)?;
-    d.set_item("expirations", s.expirations)?;
-    d.set_item("entries", s.entries)?;
-    // The memory engine does not measure the size of Python objects.
-    d.set_item("bytes", py.None())?;
-    d.set_item("store_errors", store_errors)?;
-    Ok(d)
 }

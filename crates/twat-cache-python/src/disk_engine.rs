@@ -355,37 +355,6 @@ impl DiskEngine {
         }
     }
 
-    /// Counters as a dict: hits, misses, hit_ratio, evictions, expirations, entries,
-    /// bytes, store_errors. Evictions and expirations happen in every process that
-    /// shares the folder, so they are not counted here (`None`).
-    pub fn stats<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyDict>> {
-        let (entries, bytes) = self
-            .usage(py)
-            .map_err(|e| crate::errors::to_py_err(py, e))?;
-        let (hits, misses) = (
-            self.hits.load(Ordering::Relaxed),
-            self.misses.load(Ordering::Relaxed),
-        );
-        let d = PyDict::new(py);
-        d.set_item("hits", hits)?;
-        d.set_item("misses", misses)?;
-        let total = hits + misses;
-        d.set_item(
-            "hit_ratio",
-            if total == 0 {
-                0.0
-            } else {
-                hits as f64 / total as f64
-            },
-        )?;
-        d.set_item("evictions", py.None())?;
-        d.set_item("expirations", py.None())?;
-        d.set_item("entries", entries)?;
-        d.set_item("bytes", bytes)?;
-        d.set_item("store_errors", self.store_errors.load(Ordering::Relaxed))?;
-        Ok(d)
-    }
-
     /// Removes this cache's entries (not other caches' in the same folder) and resets
     /// its counters.
     pub fn clear(&self, py: Python<'_>) -> Result<u64, Error> {

@@ -10,8 +10,9 @@ use pyo3::prelude::*;
 use pyo3::types::{PyDict, PyString, PyTuple};
 use twat_cache::KeyDigest;
 
-use crate::cached::cache_stats;
 use crate::canonical::call_digest;
+use crate::counters::cache_stats;
+use crate::counters::disk_stats;
 use crate::disk_engine::DiskEngine;
 use crate::engine::{EngineConfig, MemoryEngine};
 use crate::errors::to_py_err;
@@ -233,7 +234,7 @@ impl DiskHandle {
     }
 
     fn stats<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyDict>> {
-        self.engine.stats(py)
+        disk_stats(py, &self.engine)
     }
 
     /// Writes pending access records; the entries stay on disk.

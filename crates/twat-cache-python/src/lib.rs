@@ -8,6 +8,7 @@ mod buffer;
 mod cached;
 mod canonical;
 mod content;
+mod counters;
 mod disk_engine;
 mod engine;
 mod errors;

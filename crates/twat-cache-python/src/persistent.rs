@@ -14,6 +14,7 @@ use twat_cache::{Claim, Flights, KeyDigest, KeyHasher, Lead};
 
 use crate::async_slot::{miss_coroutine, DiskSlot};
 use crate::canonical::call_digest;
+use crate::counters::disk_stats;
 use crate::disk_engine::DiskEngine;
 use crate::errors::to_py_err;
 use crate::key::{KeyBuilder, ParamSpec};
@@ -163,7 +164,7 @@ impl PersistentFunction {
     /// bytes, store_errors. Evictions and expirations happen in every process that
     /// shares the folder, so they are not counted here (`None`).
     fn cache_stats<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyDict>> {
-        self.engine.stats(py)
+        disk_stats(py, &self.engine)
     }
 
     /// The options this cache was built with.

@@ -1,0 +1,99 @@
+//! Counters as Python sees them: `cache_info()` (a `CacheInfo` named tuple) and
+//! `cache_stats()` (a dict), for memory engines and folders alike.
+
+use std::sync::atomic::Ordering;
+use std::sync::Arc;
+
+use pyo3::prelude::*;
+use pyo3::sync::PyOnceLock;
+use pyo3::types::PyDict;
+use twat_cache::Stats;
+
+use crate::disk_engine::DiskEngine;
+use crate::engine::{EngineConfig, MemoryEngine};
+use crate::errors::to_py_err;
+
+fn total(py: Python<'_>, engines: &[Arc<MemoryEngine>]) -> (Stats, u64) {
+    engines
+        .iter()
+        .fold((Stats::default(), 0), |(acc, errs), e| {
+            let (s, se) = e.stats(py);
+            (
+                Stats {
+                    hits: acc.hits + s.hits,
+                    misses: acc.misses + s.misses,
+                    evictions: acc.evictions + s.evictions,
+                    expirations: acc.expirations + s.expirations,
+                    entries: acc.entries + s.entries,
+                },
+                errs + se,
+            )
+        })
+}
+
+pub fn cache_info(
+    py: Python<'_>,
+    engines: &[Arc<MemoryEngine>],
+    config: EngineConfig,
+) -> PyResult<Py<PyAny>> {
+    static CACHE_INFO: PyOnceLock<Py<PyAny>> = PyOnceLock::new();
+    let class = CACHE_INFO.get_or_try_init(py, || {
+        Ok::<_, PyErr>(
+            py.import("twat_cache._types")?
+                .getattr("CacheInfo")?
+                .unbind(),
+        )
+    })?;
+    let (s, _) = total(py, engines);
+    Ok(class
+        .bind(py)
+        .call1((s.hits, s.misses, config.max_size, s.entries))?
+        .unbind())
+}
+
+pub fn cache_stats<'py>(
+    py: Python<'py>,
+    engines: &[Arc<MemoryEngine>],
+) -> PyResult<Bound<'py, PyDict>> {
+    let (s, store_errors) = total(py, engines);
+    let d = PyDict::new(py);
+    d.set_item("hits", s.hits)?;
+    d.set_item("misses", s.misses)?;
+    d.set_item("hit_ratio", s.hit_ratio())?;
+    d.set_item("evictions", s.evictions)?;
+    d.set_item("expirations", s.expirations)?;
+    d.set_item("entries", s.entries)?;
+    // The memory engine does not measure the size of Python objects.
+    d.set_item("bytes", py.None())?;
+    d.set_item("store_errors", store_errors)?;
+    Ok(d)
+}
+
+/// Counters as a dict: hits, misses, hit_ratio, evictions, expirations, entries,
+/// bytes, store_errors. Evictions and expirations happen in every process that
+/// shares the folder, so they are not counted here (`None`).
+pub fn disk_stats<'py>(py: Python<'py>, engine: &DiskEngine) -> PyResult<Bound<'py, PyDict>> {
+    let (entries, bytes) = engine.usage(py).map_err(|e| to_py_err(py, e))?;
+    let (hits, misses) = (
+        engine.hits.load(Ordering::Relaxed),
+        engine.misses.load(Ordering::Relaxed),
+    );
+    let d = PyDict::new(py);
+    d.set_item("hits", hits)?;
+    d.set_item("misses", misses)?;
+    let total = hits + misses;
+    d.set_item(
+        "hit_ratio",
+        if total == 0 {
+            0.0
+        } else {
+            hits as f64 / total as f64
+        },
+    )?;
+    d.set_item("evictions", py.None())?;
+    d.set_item("expirations", py.None())?;
+    d.set_item("entries", entries)?;
+    d.set_item("bytes", bytes)?;
+    d.set_item("store_errors", engine.store_errors.load(Ordering::Relaxed))?;
+    Ok(d)
+}
