@@ -11,7 +11,8 @@ use pyo3::exceptions::PyStopIteration;
 use pyo3::prelude::*;
 
 /// An awaitable whose value is already known (a cache hit of an async function).
-#[pyclass(frozen, module = "twat_cache._core")]
+// A free list: a hit allocates one of these, and reusing freed ones skips the allocator.
+#[pyclass(frozen, freelist = 64, module = "twat_cache._core")]
 pub struct Ready {
     value: Py<PyAny>,
 }
