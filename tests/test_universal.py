@@ -163,3 +163,16 @@ def test_config_and_methods(cache_dir, calls):
     assert calls.count == 1
     assert Repo.__dict__["count"].cache_engine == "disk"
     assert (cache_dir / "from_config").is_dir()
+
+
+def test_every_decorator_names_its_engine(cache_dir):
+    from twat_cache import acache, bcache, fcache, mcache
+
+    def f(x):
+        return x
+
+    async def g(x):
+        return x
+
+    engines = [mcache(f), mcache(g), acache(g), acache(f), bcache(f), bcache(g), fcache(f)]
+    assert [c.cache_engine for c in engines] == ["memory", "memory", "async", "memory", "disk", "disk", "file"]

@@ -71,16 +71,21 @@ def apply(
     func: Any,
     make: Callable[[Callable[..., Any]], Any],
     name: str | None,
+    engine: str,
 ) -> Any:
     """Caches ``func`` with ``make`` (which builds the engine-specific cached callable),
-    then copies the metadata of ``func`` onto it and registers it. A ``classmethod`` or
-    ``staticmethod`` is unwrapped, cached, and wrapped again."""
+    then copies the metadata of ``func`` onto it, names its ``engine`` in
+    ``cache_engine`` and registers it. A ``classmethod`` or ``staticmethod`` is
+    unwrapped, cached, and wrapped again (the wrapper gets ``cache_engine`` too)."""
     if isinstance(func, (classmethod, staticmethod)):
-        return type(func)(apply(func.__func__, make, name))
+        wrapped = type(func)(apply(func.__func__, make, name, engine))
+        wrapped.cache_engine = engine  # type: ignore[union-attr]
+        return wrapped
     if not callable(func):
         raise TypeError(f"expected a function to cache, got {func!r}")
     cached = make(func)
     functools.update_wrapper(cached, func)
+    cached.cache_engine = engine
     if is_async(func):
         mark_async(cached)
     _registry.register(name or default_name(func), cached)

@@ -85,7 +85,7 @@ def persistent_decorator(kind: str, func: Any, options: dict[str, Any]) -> Any:
         )
 
     def decorate(fn: Any) -> Any:
-        return _decorate.apply(fn, make, name)
+        return _decorate.apply(fn, make, name, "file" if kind == "fcache" else "disk")
 
     if func is None:
         return decorate

@@ -31,6 +31,7 @@ class CachedFunction(Protocol, Generic[P, R_co]):
     __wrapped__: Callable[..., Any]
     __name__: str
     __qualname__: str
+    cache_engine: str  # "memory", "async", "disk" or "file"
 
     def __call__(self, *args: P.args, **kwargs: P.kwargs) -> R_co: ...
     def __get__(self, instance: object, owner: type | None = None) -> Any: ...

@@ -108,7 +108,10 @@ def memory_decorator(decorator: str, func: Any, options: dict[str, Any]) -> Any:
         )
 
     def decorate(fn: Any) -> Any:
-        return _decorate.apply(fn, make, name)
+        target = fn.__func__ if isinstance(fn, (classmethod, staticmethod)) else fn
+        # acache on a plain function caches it like mcache: the memory engine.
+        engine = "async" if decorator == "acache" and _decorate.is_async(target) else "memory"
+        return _decorate.apply(fn, make, name, engine)
 
     if func is None:
         return decorate

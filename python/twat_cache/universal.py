@@ -147,8 +147,4 @@ def ucache(func: Any = None, /, *, config: CacheConfig | None = None, **options:
 def _build(engine: str, fn: Any, given: dict[str, Any]) -> Any:
     require_available("ucache", engine)
     decorator, accepted = _DECORATORS[engine]
-    cached = decorator(**{k: v for k, v in given.items() if k in accepted})(fn)
-    for obj in (cached, getattr(cached, "__func__", None)):
-        if obj is not None:
-            obj.cache_engine = engine
-    return cached
+    return decorator(**{k: v for k, v in given.items() if k in accepted})(fn)
