@@ -178,6 +178,8 @@ def test_engine_names(cache_dir):
         CacheContext(engine_name="redis")
     with pytest.raises(ConfigurationError, match="policy"):
         CacheContext(engine_name="disk", policy="rr")
+    with pytest.raises(ConfigurationError, match="mmap=True with compress"):
+        CacheContext(engine_name="file", mmap=True, compress=True)  # as fcache refuses it
     with pytest.raises(TypeError, match="unexpected keyword argument 'folder'"):
         CacheContext(engine_name="disk", folder="x")
 

@@ -13,6 +13,7 @@ from collections.abc import Callable, Iterable
 from typing import Any
 
 from ._core import POLICIES
+from ._paths import get_cache_path
 from .exceptions import ConfigurationError
 
 
@@ -137,3 +138,40 @@ def check_folder(decorator: str, folder_name: object) -> str | os.PathLike[str] 
     if folder_name is None or (isinstance(folder_name, (str, os.PathLike)) and str(folder_name)):
         return folder_name
     raise _fail(decorator, "folder_name", folder_name, "a folder name or absolute path, or None")
+
+
+def check_memory_options(where: str, options: dict[str, Any]) -> dict[str, Any]:
+    """The memory engine's own options (``maxsize`` in entries, ``ttl``, ``policy``),
+    checked and normalized; shared by ``mcache``/``acache`` and memory contexts."""
+    return {
+        "maxsize": check_maxsize(where, options["maxsize"]),
+        "ttl": check_ttl(where, options["ttl"]),
+        "policy": check_policy(where, options["policy"]),
+    }
+
+
+def check_store_options(where: str, options: dict[str, Any]) -> dict[str, Any]:
+    """The persistent store's own options (``folder_name``, ``maxsize`` in bytes,
+    ``ttl``, ``policy``, ``compress``, ``mmap``, ``durable``, ``secret``), checked and
+    normalized; shared by ``bcache``/``fcache`` and disk and file contexts. A bad
+    ``folder_name`` fails here, not at the first use."""
+    folder = check_folder(where, options["folder_name"])
+    codec = check_compress(where, options["compress"])
+    use_mmap = check_flag(where, "mmap", options.get("mmap", False))
+    if use_mmap and codec != "none":
+        raise ConfigurationError(
+            f"{where}: invalid mmap=True with compress={options['compress']!r}: expected compress=False, "
+            "since only a raw entry can be memory-mapped"
+        )
+    if folder is not None:
+        get_cache_path(folder)
+    return {
+        "folder_name": folder,
+        "maxsize": check_bytes(where, options["maxsize"]),
+        "ttl": check_ttl(where, options["ttl"]),
+        "policy": check_disk_policy(where, options["policy"]),
+        "compress": codec,
+        "mmap": use_mmap,
+        "durable": check_flag(where, "durable", options["durable"]),
+        "secret": check_secret(where, options["secret"]),
+    }

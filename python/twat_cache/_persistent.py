@@ -11,7 +11,6 @@ from ._core import PersistentFunction
 from ._fingerprint import code_version
 from ._paths import folder_for_name, get_cache_path
 from ._signature import param_specs
-from .exceptions import ConfigurationError
 
 # The options of the persistent decorators and their defaults.
 BCACHE_DEFAULTS: dict[str, Any] = {
@@ -36,28 +35,14 @@ def persistent_decorator(kind: str, func: Any, options: dict[str, Any]) -> Any:
     """Checks every option now (decoration time), then caches ``func`` (or returns the
     decorator when used with arguments)."""
     o = {**FCACHE_DEFAULTS, **options}
-    compress = o["compress"]
-    folder = _options.check_folder(kind, o["folder_name"])
-    max_bytes = _options.check_bytes(kind, o["maxsize"])
-    ttl_seconds = _options.check_ttl(kind, o["ttl"])
-    policy_name = _options.check_disk_policy(kind, o["policy"])
-    codec = _options.check_compress(kind, compress)
-    use_mmap = _options.check_flag(kind, "mmap", o["mmap"])
-    sync_first = _options.check_flag(kind, "durable", o["durable"])
-    if use_mmap and codec != "none":
-        raise ConfigurationError(
-            f"{kind}: invalid mmap=True with compress={compress!r}: expected compress=False, "
-            "since only a raw entry can be memory-mapped"
-        )
-    signing_key = _options.check_secret(kind, o["secret"])
+    store = _options.check_store_options(kind, o)
     key = _options.check_key(kind, o["key"])
     ignored = _options.check_ignore(kind, o["ignore"])
     typed = _options.check_flag(kind, "typed", o["typed"])
     secure = _options.check_flag(kind, "secure", o["secure"])
     version = _options.check_version(kind, o["version"])
     name = _options.check_name(kind, o["name"])
-    if folder is not None:
-        get_cache_path(folder)  # a bad folder_name fails now, not at the first call
+    folder = store["folder_name"]
 
     def make(fn: Callable[..., Any]) -> Any:
         _decorate.refuse_generators(kind, fn)
@@ -70,17 +55,17 @@ def persistent_decorator(kind: str, func: Any, options: dict[str, Any]) -> Any:
             folder=path,
             name=cache_name,
             version=str(version) if version is not None else code_version(fn),
-            maxsize=max_bytes,
-            ttl=ttl_seconds,
-            policy=policy_name,
-            compress=codec,
-            mmap=use_mmap,
-            secret=signing_key,
+            maxsize=store["maxsize"],
+            ttl=store["ttl"],
+            policy=store["policy"],
+            compress=store["compress"],
+            mmap=store["mmap"],
+            secret=store["secret"],
             typed=typed,
             key=key,
             secure=secure,
             disabled=_decorate.disabled_by_env(),
-            durable=sync_first,
+            durable=store["durable"],
             is_async=_decorate.is_async(fn),
         )
 

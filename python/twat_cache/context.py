@@ -200,28 +200,15 @@ class CacheContext:
         options the engine is opened with."""
         o, where = self.options, "CacheContext"
         common = {
-            "ttl": _options.check_ttl(where, o["ttl"]),
             "typed": _options.check_flag(where, "typed", o["typed"]),
             "name": _options.check_name(where, o["name"]),
         }
         if self.engine in ("memory", "async"):
-            return {
-                **common,
-                "maxsize": _options.check_maxsize(where, o["maxsize"]),
-                "policy": _options.check_policy(where, o["policy"]),
-            }
-        folder = _options.check_folder(where, o["folder_name"])
-        get_cache_path(folder)  # a bad folder_name fails now, not when the block starts
+            return {**common, **_options.check_memory_options(where, o)}
         return {
             **common,
-            "folder_name": folder,
-            "maxsize": _options.check_bytes(where, o["maxsize"]),
-            "policy": _options.check_disk_policy(where, o["policy"]),
-            "compress": _options.check_compress(where, o["compress"]),
-            "mmap": _options.check_flag(where, "mmap", o["mmap"]),
-            "durable": _options.check_flag(where, "durable", o["durable"]),
+            **_options.check_store_options(where, o),
             "secure": _options.check_flag(where, "secure", o["secure"]),
-            "secret": _options.check_secret(where, o["secret"]),
         }
 
     def open(self) -> Cache:

@@ -83,9 +83,7 @@ MEMORY_DEFAULTS: dict[str, Any] = {
 def memory_decorator(decorator: str, func: Any, options: dict[str, Any]) -> Any:
     """What ``mcache`` and ``acache`` share: every option checked now (decoration time),
     then ``func`` cached in a native memory engine (or the decorator returned)."""
-    max_entries = _options.check_maxsize(decorator, options["maxsize"])
-    ttl_seconds = _options.check_ttl(decorator, options["ttl"])
-    policy_name = _options.check_policy(decorator, options["policy"])
+    engine = _options.check_memory_options(decorator, options)
     key = _options.check_key(decorator, options["key"])
     ignored = _options.check_ignore(decorator, options["ignore"])
     is_typed = _options.check_flag(decorator, "typed", options["typed"])
@@ -98,9 +96,7 @@ def memory_decorator(decorator: str, func: Any, options: dict[str, Any]) -> Any:
         return _NativeCachedFunction(
             fn,
             param_specs(fn, ignored, decorator),
-            maxsize=max_entries,
-            ttl=ttl_seconds,
-            policy=policy_name,
+            **engine,
             typed=is_typed,
             key=key,
             disabled=_decorate.disabled_by_env(),
