@@ -1,15 +1,13 @@
 //! Raw bytes of objects that expose the buffer protocol (numpy arrays, memoryviews,
 //! pickle's out-of-band buffers), read in place.
 //!
-//! Memory keys hash them with XXH3-128 (GB/s; never pickle or md5) together with the
-//! element format and shape, so two arrays with the same bytes but another dtype or shape
-//! stay apart; persistent keys and values use [`Held`] and [`with_bytes`].
+//! Keys hash them (`arrays.rs` says which objects are keyed by their buffer) and
+//! persistent values write them, through [`Held`] and [`with_bytes`].
 
 use pyo3::buffer::PyUntypedBuffer;
 use pyo3::prelude::*;
 use pyo3::sync::PyOnceLock;
 use pyo3::types::{PyByteArray, PyBytes};
-use twox_hash::XxHash3_128;
 
 /// A C-contiguous buffer held open (the exporter keeps its memory in place and alive
 /// while the view exists), whose bytes can be read with the GIL released.
@@ -111,15 +109,4 @@ pub fn with_bytes<R>(
     }
     let raw = obj.call_method0(pyo3::intern!(obj.py(), "tobytes"))?;
     Ok(Some(f(&format, &shape, raw.cast::<PyBytes>()?.as_bytes())))
-}
-
-/// `(format, shape, digest)` of `obj`'s buffer, or `None` when it has no buffer.
-pub fn digest(obj: &Bound<'_, PyAny>) -> PyResult<Option<(String, Vec<usize>, u128)>> {
-    with_bytes(obj, |format, shape, bytes| {
-        (
-            format.to_string(),
-            shape.to_vec(),
-            XxHash3_128::oneshot(bytes),
-        )
-    })
 }

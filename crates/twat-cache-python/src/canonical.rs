@@ -11,14 +11,14 @@ use pyo3::exceptions::PyTypeError;
 use pyo3::prelude::*;
 use pyo3::sync::PyOnceLock;
 use pyo3::types::{
-    IntoPyDict, PyBool, PyByteArray, PyBytes, PyDict, PyFloat, PyFrozenSet, PyInt, PyList, PySet,
-    PyString, PyTuple, PyType,
+    IntoPyDict, PyBool, PyByteArray, PyBytes, PyComplex, PyDict, PyFloat, PyFrozenSet, PyInt,
+    PyList, PyRange, PySet, PySlice, PyString, PyTuple, PyType,
 };
 use twat_cache::{KeyDigest, KeyHasher, Tag};
 
+use crate::arrays::{ArrayValue, Found};
 use crate::key::KeyBuilder;
-
-use crate::buffer;
+use crate::state::Extra;
 
 /// Nesting deeper than this is refused (and ends self-containing values).
 const MAX_DEPTH: usize = 64;
@@ -37,6 +37,9 @@ struct Known {
     date: Py<PyType>,
     time: Py<PyType>,
     timedelta: Py<PyType>,
+    fraction: Py<PyType>,
+    ordered_dict: Py<PyType>,
+    default_dict: Py<PyType>,
 }
 
 fn known(py: Python<'_>) -> PyResult<&Known> {
@@ -56,6 +59,9 @@ fn known(py: Python<'_>) -> PyResult<&Known> {
             date: class("datetime", "date")?,
             time: class("datetime", "time")?,
             timedelta: class("datetime", "timedelta")?,
+            fraction: class("fractions", "Fraction")?,
+            ordered_dict: class("collections", "OrderedDict")?,
+            default_dict: class("collections", "defaultdict")?,
         })
     })
 }
@@ -80,7 +86,6 @@ fn unstable(obj: &Bound<'_, PyAny>, name: &str, why: &str) -> PyErr {
 impl Encoder<'_> {
     /// Writes one value; `name` says where it sits, for error messages.
     pub fn value(&mut self, obj: &Bound<'_, PyAny>, name: &str, depth: usize) -> PyResult<()> {
-        let py = obj.py();
         if depth > MAX_DEPTH {
             return Err(unstable(obj, name, "it nests too deep or contains itself"));
         }
@@ -95,63 +100,191 @@ impl Encoder<'_> {
             } else {
                 self.hasher.int(b.is_true() as i64);
             }
-        } else if let Ok(s) = obj.cast::<PyString>() {
-            // str subclasses too (StrEnum members equal their values).
+        } else if let Ok(s) = obj.cast_exact::<PyString>() {
             self.str(s)?;
-        } else if let Ok(i) = obj.cast::<PyInt>() {
-            // int subclasses too (IntEnum members equal their values).
+        } else if let Ok(i) = obj.cast_exact::<PyInt>() {
             self.int(i)?;
-        } else if let Ok(f) = obj.cast::<PyFloat>() {
+        } else if let Ok(f) = obj.cast_exact::<PyFloat>() {
             self.float(obj, f.value())?;
-        } else if obj.is_instance(known(py)?.enum_type.bind(py))? {
-            // By class and member name: a member's value may change, its name keys it.
+        } else if let Ok(b) = obj.cast_exact::<PyBytes>() {
+            self.hasher.bytes(b.as_bytes());
+        } else if let Ok(t) = obj.cast_exact::<PyTuple>() {
+            self.sequence(Tag::Tuple, t.iter(), t.len(), name, depth)?;
+        } else if let Ok(l) = obj.cast_exact::<PyList>() {
+            self.sequence(Tag::List, l.iter(), l.len(), name, depth)?;
+        } else if let Ok(d) = obj.cast_exact::<PyDict>() {
+            self.dict(d, false, name, depth)?;
+        } else {
+            self.other(obj, name, depth)?;
+        }
+        Ok(())
+    }
+
+    /// Values that are not of an exact builtin type: enums, numpy scalars and arrays,
+    /// subclasses of builtins (their class and attributes count too), then objects.
+    fn other(&mut self, obj: &Bound<'_, PyAny>, name: &str, depth: usize) -> PyResult<()> {
+        let py = obj.py();
+        if obj.is_instance(known(py)?.enum_type.bind(py))? {
+            // By class and member name: a member's value may change, its name keys it
+            // (a combination of flags has no name in older Pythons: its value then).
             self.hasher.begin(Tag::Object, 2);
             self.hasher.str(&type_name(&obj.get_type())?);
-            self.hasher.str(&obj.getattr("name")?.extract::<String>()?);
+            match obj.getattr("name")?.cast_into::<PyString>() {
+                Ok(member) => self.str(&member)?,
+                Err(_) => self.value(&obj.getattr("value")?, name, depth + 1)?,
+            }
+            return Ok(());
+        }
+        if crate::arrays::is_numpy_scalar(obj)? {
+            return self.numpy_scalar(obj, name, depth);
+        }
+        let base = if let Ok(s) = obj.cast::<PyString>() {
+            self.str(s)?;
+            py.get_type::<PyString>()
+        } else if let Ok(i) = obj.cast::<PyInt>() {
+            self.int(i)?;
+            py.get_type::<PyInt>()
+        } else if let Ok(f) = obj.cast::<PyFloat>() {
+            self.float(obj, f.value())?;
+            py.get_type::<PyFloat>()
         } else if let Ok(b) = obj.cast::<PyBytes>() {
             self.hasher.bytes(b.as_bytes());
+            py.get_type::<PyBytes>()
         } else if let Ok(b) = obj.cast::<PyByteArray>() {
             // bytearray(b"x") == b"x": one encoding.
             self.hasher.bytes(&b.to_vec());
+            py.get_type::<PyByteArray>()
         } else if let Ok(t) = obj.cast::<PyTuple>() {
-            self.hasher.begin(Tag::Tuple, t.len());
-            for (i, item) in t.iter().enumerate() {
-                self.value(&item, &format!("{name}[{i}]"), depth + 1)?;
-            }
+            self.sequence(Tag::Tuple, t.iter(), t.len(), name, depth)?;
+            py.get_type::<PyTuple>()
         } else if let Ok(l) = obj.cast::<PyList>() {
-            self.hasher.begin(Tag::List, l.len());
-            for (i, item) in l.iter().enumerate() {
-                self.value(&item, &format!("{name}[{i}]"), depth + 1)?;
-            }
+            self.sequence(Tag::List, l.iter(), l.len(), name, depth)?;
+            py.get_type::<PyList>()
+        } else if obj.is_instance(known(py)?.ordered_dict.bind(py))? {
+            // Order is part of an OrderedDict's value.
+            self.dict(obj.cast()?, true, name, depth)?;
+            known(py)?.ordered_dict.bind(py).clone()
+        } else if obj.is_instance(known(py)?.default_dict.bind(py))? {
+            self.hasher.begin(Tag::Object, 2);
+            self.hasher.str("collections.defaultdict");
+            let factory = obj.getattr("default_factory")?;
+            self.value(&factory, &format!("{name}.default_factory"), depth + 1)?;
+            self.dict(obj.cast()?, false, name, depth)?;
+            known(py)?.default_dict.bind(py).clone()
         } else if let Ok(d) = obj.cast::<PyDict>() {
-            let mut digests = Vec::with_capacity(d.len());
-            for (k, v) in d.iter() {
-                let mut h = self.hasher.child();
-                let mut e = Encoder {
-                    hasher: &mut h,
-                    typed: self.typed,
-                };
-                e.value(&k, &format!("{name} key"), depth + 1)?;
-                e.value(&v, &format!("{name}[{k}]"), depth + 1)?;
-                digests.push(h.finish());
-            }
-            self.hasher.unordered(Tag::Dict, digests);
+            self.dict(d, false, name, depth)?;
+            py.get_type::<PyDict>()
         } else if obj.cast::<PySet>().is_ok() || obj.cast::<PyFrozenSet>().is_ok() {
             let mut digests = Vec::new();
             for item in obj.try_iter()? {
-                let mut h = self.hasher.child();
-                Encoder {
-                    hasher: &mut h,
-                    typed: self.typed,
-                }
-                .value(&item?, &format!("{name} member"), depth + 1)?;
-                digests.push(h.finish());
+                digests.push(self.child_digest(&item?, None, &format!("{name} member"), depth)?);
             }
             self.hasher.unordered(Tag::Set, digests);
+            if obj.cast::<PySet>().is_ok() {
+                py.get_type::<PySet>()
+            } else {
+                py.get_type::<PyFrozenSet>()
+            }
         } else {
-            self.object(obj, name, depth)?;
+            return self.object(obj, name, depth);
+        };
+        self.extra(obj, &base, name, depth)
+    }
+
+    /// What a subclass instance adds to its builtin base: its class and attributes.
+    fn extra(
+        &mut self,
+        obj: &Bound<'_, PyAny>,
+        base: &Bound<'_, PyType>,
+        name: &str,
+        depth: usize,
+    ) -> PyResult<()> {
+        match crate::state::extra(obj, base)? {
+            Extra::None => Ok(()),
+            Extra::Attrs(attrs) => {
+                self.hasher.begin(Tag::Object, 2);
+                self.hasher.str(&type_name(&obj.get_type())?);
+                self.dict(&attrs, false, name, depth)
+            }
+            Extra::Hidden => Err(unstable(
+                obj,
+                name,
+                "its class keeps state in __slots__ or in C that the cache cannot see",
+            )),
+        }
+    }
+
+    fn sequence<'py>(
+        &mut self,
+        tag: Tag,
+        items: impl Iterator<Item = Bound<'py, PyAny>>,
+        len: usize,
+        name: &str,
+        depth: usize,
+    ) -> PyResult<()> {
+        self.hasher.begin(tag, len);
+        for (i, item) in items.enumerate() {
+            self.value(&item, &format!("{name}[{i}]"), depth + 1)?;
         }
         Ok(())
+    }
+
+    /// A dict: its (key, value) pairs in any order, or in their order (`ordered`).
+    fn dict(
+        &mut self,
+        d: &Bound<'_, PyDict>,
+        ordered: bool,
+        name: &str,
+        depth: usize,
+    ) -> PyResult<()> {
+        let mut digests = Vec::with_capacity(d.len());
+        for (k, v) in d.iter() {
+            digests.push(self.child_digest(&k, Some(&v), name, depth)?);
+        }
+        if ordered {
+            self.hasher.begin(Tag::List, digests.len());
+            for d in digests {
+                self.hasher.big_int(&d.to_le_bytes());
+            }
+        } else {
+            self.hasher.unordered(Tag::Dict, digests);
+        }
+        Ok(())
+    }
+
+    /// The digest of one member of an unordered collection (a dict's pair).
+    fn child_digest(
+        &mut self,
+        k: &Bound<'_, PyAny>,
+        v: Option<&Bound<'_, PyAny>>,
+        name: &str,
+        depth: usize,
+    ) -> PyResult<KeyDigest> {
+        let mut h = self.hasher.child();
+        let mut e = Encoder {
+            hasher: &mut h,
+            typed: self.typed,
+        };
+        match v {
+            Some(v) => {
+                e.value(k, &format!("{name} key"), depth + 1)?;
+                e.value(v, &format!("{name}[{k}]"), depth + 1)?;
+            }
+            None => e.value(k, name, depth + 1)?,
+        }
+        Ok(h.finish())
+    }
+
+    /// A numpy scalar: a number is the Python number it equals; a datetime, string or
+    /// record scalar is its dtype and its text.
+    fn numpy_scalar(&mut self, obj: &Bound<'_, PyAny>, name: &str, depth: usize) -> PyResult<()> {
+        let dtype = obj.getattr("dtype")?;
+        let kind: String = dtype.getattr("kind")?.extract()?;
+        if "biufcSU".contains(kind.as_str()) {
+            return self.value(&obj.call_method0("item")?, name, depth + 1);
+        }
+        let tname = type_name(&obj.get_type())?;
+        self.named_fields(&tname, &[&dtype.getattr("str")?.str()?, &obj.str()?])
     }
 
     fn str(&mut self, s: &Bound<'_, PyString>) -> PyResult<()> {
@@ -200,31 +333,88 @@ impl Encoder<'_> {
         let k = known(py)?;
         let t = obj.get_type();
         let tname = type_name(&t)?;
-        if tname.starts_with("numpy.") && tname != "numpy.ndarray" && tname != "numpy.matrix" {
-            // A numpy scalar is keyed as the Python number it equals.
-            if let Ok(item) = obj.call_method0("item") {
-                return self.value(&item, name, depth + 1);
+        match crate::arrays::classify(obj)? {
+            Found::Array(ArrayValue::Raw {
+                type_name,
+                format,
+                shape,
+                data,
+            }) => {
+                return crate::arrays::with_data(&data, |bytes| {
+                    if bytes.len() >= 1 << 20 {
+                        // Milliseconds of hashing: let other threads run Python meanwhile.
+                        let hasher = &mut *self.hasher;
+                        py.detach(|| hasher.array(type_name, &format, &shape, bytes));
+                    } else {
+                        self.hasher.array(type_name, &format, &shape, bytes);
+                    }
+                })
             }
+            Found::Array(ArrayValue::Masked {
+                data,
+                mask,
+                fill_value,
+                hard,
+            }) => {
+                self.hasher.begin(Tag::Object, 5);
+                self.hasher.str("numpy.ma.MaskedArray");
+                self.value(&data, &format!("{name}.data"), depth + 1)?;
+                self.value(&mask, &format!("{name}.mask"), depth + 1)?;
+                self.value(&fill_value, &format!("{name}.fill_value"), depth + 1)?;
+                self.hasher.bool(hard);
+                return Ok(());
+            }
+            Found::Refused(why) => return Err(unstable(obj, name, &why)),
+            Found::NotArray => {}
         }
-        let hashed = buffer::with_bytes(obj, |format, shape, bytes| {
-            if format.contains('O') {
-                return false;
+        if let Ok(c) = obj.cast::<PyComplex>() {
+            // complex(2, 0) == 2: a complex with no imaginary part is its real part.
+            if c.imag() == 0.0 && !self.typed {
+                return self.float(&PyFloat::new(py, c.real()), c.real());
             }
-            if bytes.len() >= 1 << 20 {
-                // Milliseconds of hashing: let other threads run Python meanwhile.
-                let hasher = &mut *self.hasher;
-                py.detach(|| hasher.array(&tname, format, shape, bytes));
-            } else {
-                self.hasher.array(&tname, format, shape, bytes);
+            self.hasher.begin(Tag::Object, 3);
+            self.hasher.str("complex");
+            self.hasher.float(c.real());
+            self.hasher.float(c.imag());
+            return Ok(());
+        }
+        if obj.is_instance(k.fraction.bind(py))? {
+            let (num, den) = (obj.getattr("numerator")?, obj.getattr("denominator")?);
+            if den.eq(1)? && !self.typed {
+                return self.int(num.cast::<PyInt>()?);
             }
-            true
-        })?;
-        match hashed {
-            Some(true) => return Ok(()),
-            Some(false) => {
-                return Err(unstable(obj, name, "it holds Python objects, not raw data"))
+            self.hasher.begin(Tag::Object, 3);
+            self.hasher.str("fractions.Fraction");
+            self.int(num.cast::<PyInt>()?)?;
+            return self.int(den.cast::<PyInt>()?);
+        }
+        if let Ok(r) = obj.cast::<PyRange>() {
+            // Ranges compare as the sequences they make: range(0, 3, 2) == range(0, 4, 2).
+            let len = r.len()?;
+            self.hasher.begin(Tag::Object, 3);
+            self.hasher.str("range");
+            self.hasher.int(len as i64);
+            if len > 0 {
+                self.value(&r.getattr("start")?, name, depth + 1)?;
             }
-            None => {}
+            if len > 1 {
+                self.value(&r.getattr("step")?, name, depth + 1)?;
+            }
+            return Ok(());
+        }
+        if let Ok(s) = obj.cast::<PySlice>() {
+            self.hasher.begin(Tag::Object, 4);
+            self.hasher.str("slice");
+            for part in ["start", "stop", "step"] {
+                self.value(&s.getattr(part)?, &format!("{name}.{part}"), depth + 1)?;
+            }
+            return Ok(());
+        }
+        if let Some(description) = crate::arrays::dtype_description(obj)? {
+            return self.named_fields("numpy.dtype", &[&PyString::new(py, &description)]);
+        }
+        if obj.is(py.Ellipsis()) || obj.is(py.NotImplemented()) {
+            return self.named_fields("builtins", &[&obj.repr()?]);
         }
         if obj.is_instance(k.decimal.bind(py))? {
             let integral: bool = obj.call_method0("is_finite")?.is_truthy()?
@@ -251,14 +441,12 @@ impl Encoder<'_> {
             };
             return self.named_fields(&tname, &[&text]);
         }
-        if let Ok(fields) = obj.getattr(pyo3::intern!(py, "__dataclass_fields__")) {
-            let fields = fields.cast::<PyDict>()?;
-            self.hasher.begin(Tag::Object, fields.len() + 1);
+        if let Some(items) = crate::state::dataclass_items(obj)? {
+            self.hasher.begin(Tag::Object, items.len() + 1);
             self.hasher.str(&tname);
-            for field in fields.keys() {
-                let field = field.cast_into::<PyString>()?;
+            for (field, value) in items {
                 self.hasher.name(field.to_str()?);
-                self.value(&obj.getattr(&field)?, &format!("{name}.{field}"), depth + 1)?;
+                self.value(&value, &format!("{name}.{field}"), depth + 1)?;
             }
             return Ok(());
         }
@@ -281,32 +469,23 @@ impl Encoder<'_> {
         }
         // An instance keyed by value: its class and its attributes (`self` of a method
         // in a persistent cache).
-        if let Ok(attrs) = obj.getattr(pyo3::intern!(py, "__dict__")) {
-            if let Ok(attrs) = attrs.cast::<PyDict>() {
-                if !attrs.is_empty() || has_custom_eq(&t)? {
-                    let mut digests = Vec::with_capacity(attrs.len());
-                    for (k, v) in attrs.iter() {
-                        let mut h = self.hasher.child();
-                        let mut e = Encoder {
-                            hasher: &mut h,
-                            typed: self.typed,
-                        };
-                        e.value(&k, name, depth + 1)?;
-                        e.value(&v, &format!("{name}.{k}"), depth + 1)?;
-                        digests.push(h.finish());
-                    }
-                    self.hasher.begin(Tag::Object, 1);
-                    self.hasher.str(&tname);
-                    self.hasher.unordered(Tag::Dict, digests);
-                    return Ok(());
-                }
+        match crate::state::extra(obj, &py.get_type::<PyAny>())? {
+            Extra::Hidden => Err(unstable(
+                obj,
+                name,
+                "its class keeps state in __slots__ or in C that the cache cannot see",
+            )),
+            Extra::Attrs(attrs) if !attrs.is_empty() || has_custom_eq(&t)? => {
+                self.hasher.begin(Tag::Object, 1);
+                self.hasher.str(&tname);
+                self.dict(&attrs, false, name, depth)
             }
+            _ => Err(unstable(
+                obj,
+                name,
+                "it has no value to encode, only its identity (its address)",
+            )),
         }
-        Err(unstable(
-            obj,
-            name,
-            "it has no value to encode, only its identity (its address)",
-        ))
     }
 
     fn named_fields(&mut self, tname: &str, fields: &[&Bound<'_, PyString>]) -> PyResult<()> {

@@ -1,7 +1,10 @@
 //! Content keys: hashable stand-ins for unhashable arguments, derived from their content.
 //!
-//! Lists, dicts (in any order), sets, bytearrays, buffers (numpy arrays: format, shape and
-//! an XXH3-128 digest of the raw bytes) and dataclasses are keyed by what they hold. A
+//! Lists, dicts (in any order; an `OrderedDict` in its order, a `defaultdict` with its
+//! factory), sets, bytearrays, arrays (see `arrays.rs`: element type, shape and an
+//! XXH3-128 digest of the raw bytes) and dataclasses (every field and attribute) are
+//! keyed by what they hold; a Python subclass of a container adds its class and
+//! attributes, and one that keeps state where the cache cannot see it is refused. A
 //! content key for a type that Python does not consider equal to its hashable twin (a
 //! list is never equal to a tuple) starts with a private [`KeyTag`], so the two cannot
 //! collide; `set` and `bytearray` become `frozenset` and `bytes`, which they equal.
@@ -9,7 +12,14 @@
 use pyo3::exceptions::PyTypeError;
 use pyo3::prelude::*;
 use pyo3::sync::PyOnceLock;
-use pyo3::types::{PyByteArray, PyBytes, PyDict, PyFrozenSet, PyList, PySet, PyString, PyTuple};
+use pyo3::types::{
+    PyBool, PyByteArray, PyBytes, PyDict, PyFloat, PyFrozenSet, PyList, PySet, PySlice, PyString,
+    PyTuple, PyType,
+};
+use twox_hash::XxHash3_128;
+
+use crate::arrays::{ArrayValue, Found};
+use crate::state::Extra;
 
 /// How deep content keys may nest before the argument is refused (cycles end here).
 const MAX_DEPTH: usize = 64;
@@ -32,6 +42,12 @@ pub(crate) struct Tags {
     dict: Py<KeyTag>,
     buffer: Py<KeyTag>,
     dataclass: Py<KeyTag>,
+    masked: Py<KeyTag>,
+    ordered: Py<KeyTag>,
+    defaultdict: Py<KeyTag>,
+    subclass: Py<KeyTag>,
+    nan: Py<KeyTag>,
+    slice: Py<KeyTag>,
     pub(crate) kwargs: Py<KeyTag>,
 }
 
@@ -44,25 +60,28 @@ pub(crate) fn tags(py: Python<'_>) -> PyResult<&Tags> {
             dict: tag("dict")?,
             buffer: tag("buffer")?,
             dataclass: tag("dataclass")?,
+            masked: tag("masked array")?,
+            ordered: tag("OrderedDict")?,
+            defaultdict: tag("defaultdict")?,
+            subclass: tag("subclass")?,
+            nan: tag("NaN")?,
+            slice: tag("slice")?,
             kwargs: tag("kwargs")?,
         })
     })
 }
 
-/// `obj` if it is hashable, else a hashable stand-in derived from its content.
+/// `obj` if it is hashable, else a hashable stand-in derived from its content (every
+/// NaN float becomes one stand-in, so that NaN arguments share an entry as they do in
+/// the persistent engines).
 pub fn hashable<'py>(
     obj: &Bound<'py, PyAny>,
     name: &Bound<'py, PyString>,
     depth: usize,
 ) -> PyResult<Bound<'py, PyAny>> {
     let py = obj.py();
-    if is_plain_scalar(obj) {
+    if is_plain_scalar(obj) && !is_nan(obj) {
         return Ok(obj.clone());
-    }
-    match obj.hash() {
-        Ok(_) => return Ok(obj.clone()),
-        Err(e) if !e.is_instance_of::<PyTypeError>(py) => return Err(e),
-        Err(_) => {}
     }
     if depth > MAX_DEPTH {
         return Err(PyTypeError::new_err(format!(
@@ -70,57 +89,182 @@ pub fn hashable<'py>(
              cannot be turned into a cache key; pass ignore=({name:?},) or key=..."
         )));
     }
-    let inner = |items: Vec<Bound<'py, PyAny>>| -> PyResult<Vec<Bound<'py, PyAny>>> {
-        items.iter().map(|x| hashable(x, name, depth + 1)).collect()
-    };
     let t = tags(py)?;
-    if let Ok(list) = obj.cast::<PyList>() {
-        let items = inner(list.iter().collect())?;
-        return tagged(py, &t.list, vec![PyTuple::new(py, items)?.into_any()]);
+    if is_nan(obj) {
+        return tagged(py, &t.nan, Vec::new());
     }
-    if let Ok(tuple) = obj.cast::<PyTuple>() {
-        return Ok(PyTuple::new(py, inner(tuple.iter().collect())?)?.into_any());
-    }
-    if let Ok(dict) = obj.cast::<PyDict>() {
-        // A frozenset of (key, value) pairs: equal dicts give equal keys in any order.
-        let mut pairs = Vec::with_capacity(dict.len());
-        for (k, v) in dict.iter() {
-            let v = hashable(&v, name, depth + 1)?;
-            pairs.push(PyTuple::new(py, [k, v])?);
+    if let Ok(tuple) = obj.cast_exact::<PyTuple>() {
+        if !tuple.iter().any(|x| has_nan(&x, 0)) {
+            return Ok(obj.clone());
         }
-        return tagged(py, &t.dict, vec![PyFrozenSet::new(py, pairs)?.into_any()]);
+        let items = tuple.iter().map(|x| hashable(&x, name, depth + 1));
+        return Ok(PyTuple::new(py, items.collect::<PyResult<Vec<_>>>()?)?.into_any());
     }
-    if let Ok(set) = obj.cast::<PySet>() {
-        // set({1}) == frozenset({1}) in Python, so no tag.
-        return Ok(PyFrozenSet::new(py, set.iter())?.into_any());
+    match obj.hash() {
+        Ok(_) => return Ok(obj.clone()),
+        Err(e) if !e.is_instance_of::<PyTypeError>(py) => return Err(e),
+        Err(_) => {}
     }
-    if let Ok(ba) = obj.cast::<PyByteArray>() {
-        // bytearray(b"x") == b"x" in Python, so no tag.
-        return Ok(PyBytes::new(py, &ba.to_vec()).into_any());
+    let refuse = |why: String| {
+        PyTypeError::new_err(format!(
+            "argument {name} of type {} cannot be turned into a cache key ({why}); pass \
+             ignore=({name:?},) or key=...",
+            obj.get_type().name().map_or_else(|_| "?".into(), |n| n.to_string())
+        ))
+    };
+    if let Some(key) = container(obj, name, depth)? {
+        return Ok(key);
     }
-    if let Some(digest) = crate::buffer::digest(obj)? {
-        let (format, shape, hash) = digest;
-        let parts = vec![
-            obj.get_type().into_any(),
-            PyString::new(py, &format).into_any(),
-            PyTuple::new(py, shape)?.into_any(),
-            hash.into_pyobject(py)?.into_any(),
-        ];
-        return tagged(py, &t.buffer, parts);
+    match crate::arrays::classify(obj)? {
+        Found::Array(ArrayValue::Raw {
+            type_name,
+            format,
+            shape,
+            data,
+        }) => {
+            let hash = crate::arrays::with_data(&data, XxHash3_128::oneshot)?;
+            let parts = vec![
+                PyString::new(py, type_name).into_any(),
+                PyString::new(py, &format).into_any(),
+                PyTuple::new(py, shape)?.into_any(),
+                hash.into_pyobject(py)?.into_any(),
+            ];
+            return tagged(py, &t.buffer, parts);
+        }
+        Found::Array(ArrayValue::Masked {
+            data,
+            mask,
+            fill_value,
+            hard,
+        }) => {
+            let parts = vec![
+                hashable(&data, name, depth + 1)?,
+                hashable(&mask, name, depth + 1)?,
+                hashable(&fill_value, name, depth + 1)?,
+                PyBool::new(py, hard).to_owned().into_any(),
+            ];
+            return tagged(py, &t.masked, parts);
+        }
+        Found::Refused(why) => return Err(refuse(why)),
+        Found::NotArray => {}
     }
-    if let Ok(fields) = obj.getattr(pyo3::intern!(py, "__dataclass_fields__")) {
+    if let Ok(s) = obj.cast::<PySlice>() {
+        // Slices compare by (start, stop, step); they are hashable from Python 3.12.
+        let parts = ["start", "stop", "step"].map(|part| {
+            s.getattr(part).and_then(|v| hashable(&v, name, depth + 1))
+        });
+        return tagged(py, &t.slice, parts.into_iter().collect::<PyResult<_>>()?);
+    }
+    if let Some(items) = crate::state::dataclass_items(obj)? {
         let mut parts = vec![obj.get_type().into_any()];
-        for field in fields.cast::<PyDict>()?.keys() {
-            let field = field.cast_into::<PyString>()?;
-            parts.push(hashable(&obj.getattr(&field)?, name, depth + 1)?);
+        for (field, value) in items {
+            parts.push(field.into_any());
+            parts.push(hashable(&value, name, depth + 1)?);
         }
         return tagged(py, &t.dataclass, parts);
     }
-    Err(PyTypeError::new_err(format!(
-        "argument {name} of type {} is unhashable and has no content rule, so it cannot be \
-         turned into a cache key; pass ignore=({name:?},) or key=...",
-        obj.get_type().name()?
-    )))
+    Err(refuse("it is unhashable and has no content rule".into()))
+}
+
+/// The content key of a builtin container (or of a Python subclass of one: then its
+/// class and attributes are part of the key); `None` when `obj` is no container.
+fn container<'py>(
+    obj: &Bound<'py, PyAny>,
+    name: &Bound<'py, PyString>,
+    depth: usize,
+) -> PyResult<Option<Bound<'py, PyAny>>> {
+    let py = obj.py();
+    let t = tags(py)?;
+    let k = kinds(py)?;
+    let inner = |items: Vec<Bound<'py, PyAny>>| -> PyResult<Vec<Bound<'py, PyAny>>> {
+        items.iter().map(|x| hashable(x, name, depth + 1)).collect()
+    };
+    let pairs = |dict: &Bound<'py, PyDict>| -> PyResult<Vec<Bound<'py, PyTuple>>> {
+        let mut pairs = Vec::with_capacity(dict.len());
+        for (k, v) in dict.iter() {
+            pairs.push(PyTuple::new(py, [k, hashable(&v, name, depth + 1)?])?);
+        }
+        Ok(pairs)
+    };
+    let (base, key) = if let Ok(list) = obj.cast::<PyList>() {
+        let items = inner(list.iter().collect())?;
+        let key = tagged(py, &t.list, vec![PyTuple::new(py, items)?.into_any()])?;
+        (py.get_type::<PyList>(), key)
+    } else if obj.is_instance(k.ordered_dict.bind(py))? {
+        // Order is part of an OrderedDict's value (two of them compare by order).
+        let key = tagged(py, &t.ordered, vec![PyTuple::new(py, pairs(obj.cast()?)?)?.into_any()])?;
+        (k.ordered_dict.bind(py).clone(), key)
+    } else if obj.is_instance(k.default_dict.bind(py))? {
+        let factory = obj.getattr("default_factory")?;
+        let parts = vec![
+            hashable(&factory, name, depth + 1)?,
+            PyFrozenSet::new(py, pairs(obj.cast()?)?)?.into_any(),
+        ];
+        (k.default_dict.bind(py).clone(), tagged(py, &t.defaultdict, parts)?)
+    } else if let Ok(dict) = obj.cast::<PyDict>() {
+        // A frozenset of (key, value) pairs: equal dicts give equal keys in any order.
+        let key = tagged(py, &t.dict, vec![PyFrozenSet::new(py, pairs(dict)?)?.into_any()])?;
+        (py.get_type::<PyDict>(), key)
+    } else if let Ok(set) = obj.cast::<PySet>() {
+        // set({1}) == frozenset({1}) in Python, so no tag.
+        (py.get_type::<PySet>(), PyFrozenSet::new(py, set.iter())?.into_any())
+    } else if let Ok(ba) = obj.cast::<PyByteArray>() {
+        // bytearray(b"x") == b"x" in Python, so no tag.
+        (py.get_type::<PyByteArray>(), PyBytes::new(py, &ba.to_vec()).into_any())
+    } else {
+        return Ok(None);
+    };
+    match crate::state::extra(obj, &base)? {
+        Extra::None => Ok(Some(key)),
+        Extra::Attrs(attrs) => {
+            let parts = vec![obj.get_type().into_any(), key, hashable(attrs.as_any(), name, depth + 1)?];
+            tagged(py, &t.subclass, parts).map(Some)
+        }
+        Extra::Hidden => Err(PyTypeError::new_err(format!(
+            "argument {name} of type {} cannot be turned into a cache key (its class keeps \
+             state in __slots__ or in C that the cache cannot see); pass ignore=({name:?},) \
+             or key=...",
+            obj.get_type().name()?
+        ))),
+    }
+}
+
+/// A float (or float subclass, like `numpy.float64`) that is NaN.
+#[inline]
+fn is_nan(obj: &Bound<'_, PyAny>) -> bool {
+    obj.cast::<PyFloat>().is_ok_and(|f| f.value().is_nan())
+}
+
+/// Whether a NaN float sits in `obj` or in the tuples it is made of (those are hashable
+/// but need their NaNs replaced).
+pub(crate) fn has_nan(obj: &Bound<'_, PyAny>, depth: usize) -> bool {
+    if is_nan(obj) {
+        return true;
+    }
+    match obj.cast_exact::<PyTuple>() {
+        Ok(t) if depth < MAX_DEPTH => t.iter().any(|x| has_nan(&x, depth + 1)),
+        _ => false,
+    }
+}
+
+/// The standard library's dict subclasses with state of their own, imported once.
+struct Kinds {
+    ordered_dict: Py<PyType>,
+    default_dict: Py<PyType>,
+}
+
+fn kinds(py: Python<'_>) -> PyResult<&Kinds> {
+    static KINDS: PyOnceLock<Kinds> = PyOnceLock::new();
+    KINDS.get_or_try_init(py, || {
+        let collections = py.import("collections")?;
+        let class = |name: &str| -> PyResult<Py<PyType>> {
+            Ok(collections.getattr(name)?.cast_into::<PyType>()?.unbind())
+        };
+        Ok(Kinds {
+            ordered_dict: class("OrderedDict")?,
+            default_dict: class("defaultdict")?,
+        })
+    })
 }
 
 /// Exact `int`, `str`, `float`, `bool`, `bytes` or `None`: hashable without asking.

@@ -9,7 +9,7 @@ use pyo3::exceptions::PyTypeError;
 use pyo3::prelude::*;
 use pyo3::types::{PyDict, PyString, PyTuple};
 
-use crate::content::{hashable, is_plain_scalar, tags};
+use crate::content::{has_nan, hashable, is_plain_scalar, tags};
 
 /// `inspect.Parameter.kind` values, as `python/twat_cache/_signature.py` sends them.
 const POSITIONAL_ONLY: u8 = 0;
@@ -134,6 +134,10 @@ impl KeyBuilder {
             // Fast path: the arguments (less trailing defaults) are the key as they are.
             let values = args.as_slice();
             let n = self.keep_until_defaults(values, offset);
+            if values[..n].iter().any(|v| has_nan(v, 0)) {
+                let parts = self.normalize(&values[..n], offset)?;
+                return finish(py, parts, false).map(Some);
+            }
             let key = match n {
                 1 => values[0].clone(),
                 n if n == values.len() => args.clone().into_any(),
@@ -150,7 +154,7 @@ impl KeyBuilder {
         }
         if self.simple {
             return match self.bind_simple(args, kwargs, offset)? {
-                Some(values) if values.iter().all(is_plain_scalar) => {
+                Some(values) if values.iter().all(|v| is_plain_scalar(v) && !has_nan(v, 0)) => {
                     // Nothing to normalize: the values become the key as they are.
                     finish(py, values, false).map(Some)
                 }

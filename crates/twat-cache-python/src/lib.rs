@@ -3,6 +3,7 @@
 //! A thin binding over the `twat-cache` crate: argument-to-key conversion, the cached
 //! callable whose hit path runs without Python bytecode, and error mapping.
 
+mod arrays;
 mod async_slot;
 mod buffer;
 mod cached;
@@ -18,6 +19,7 @@ mod key;
 mod options;
 mod persistent;
 mod ready;
+mod state;
 
 use pyo3::prelude::*;
 

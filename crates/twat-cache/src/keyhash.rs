@@ -29,7 +29,7 @@ use twox_hash::XxHash3_128;
 
 /// Bumped whenever the encoding changes, so old entries become misses instead of
 /// colliding with new ones. It is the first thing every key hashes.
-pub const KEY_FORMAT: u8 = 1;
+pub const KEY_FORMAT: u8 = 2;
 
 /// The type tag written before each item.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]

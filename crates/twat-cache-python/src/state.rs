@@ -1,0 +1,82 @@
+//! Everything an object holds, for the content rules of both kinds of key (memory keys
+//! in `content.rs`, persistent keys in `canonical.rs`): a key covers all of a value's
+//! state or the value is refused, never keyed by part of it.
+
+use pyo3::prelude::*;
+use pyo3::sync::PyOnceLock;
+use pyo3::types::{PyDict, PyString, PyTuple, PyType};
+
+/// `Py_TPFLAGS_HEAPTYPE`: a class made by a `class` statement (or `type(...)`).
+const HEAPTYPE: u64 = 1 << 9;
+
+/// What a subclass of a builtin container adds to it.
+pub enum Extra<'py> {
+    /// The builtin type itself: nothing.
+    None,
+    /// A Python subclass: its instance attributes (possibly none), to key beside the
+    /// content.
+    Attrs(Bound<'py, PyDict>),
+    /// State the cache cannot see (`__slots__`, or a class written in C).
+    Hidden,
+}
+
+/// The state `obj` (an instance of `base` or of a subclass of it) has beyond `base`.
+pub fn extra<'py>(obj: &Bound<'py, PyAny>, base: &Bound<'py, PyType>) -> PyResult<Extra<'py>> {
+    let py = obj.py();
+    let t = obj.get_type();
+    if t.is(base) {
+        return Ok(Extra::None);
+    }
+    let mro = t.getattr(pyo3::intern!(py, "__mro__"))?;
+    for cls in mro.cast::<PyTuple>()?.iter() {
+        if cls.is(base) {
+            break;
+        }
+        let cls = cls.cast_into::<PyType>()?;
+        let flags: u64 = cls.getattr(pyo3::intern!(py, "__flags__"))?.extract()?;
+        let own = cls.getattr(pyo3::intern!(py, "__dict__"))?;
+        if flags & HEAPTYPE == 0 || own.contains(pyo3::intern!(py, "__slots__"))? {
+            return Ok(Extra::Hidden);
+        }
+    }
+    match obj.getattr(pyo3::intern!(py, "__dict__")) {
+        Ok(attrs) => Ok(Extra::Attrs(attrs.cast_into::<PyDict>()?)),
+        Err(_) => Ok(Extra::Attrs(PyDict::new(py))),
+    }
+}
+
+/// A dataclass instance's state: every field (also those left out of `==`, `repr` or
+/// `__init__`), then any other instance attribute, sorted by name. `None`: not a
+/// dataclass instance.
+pub fn dataclass_items<'py>(
+    obj: &Bound<'py, PyAny>,
+) -> PyResult<Option<Vec<(Bound<'py, PyString>, Bound<'py, PyAny>)>>> {
+    let py = obj.py();
+    if obj.cast::<PyType>().is_ok()
+        || !obj.hasattr(pyo3::intern!(py, "__dataclass_fields__"))?
+    {
+        return Ok(None);
+    }
+    static FIELDS: PyOnceLock<Py<PyAny>> = PyOnceLock::new();
+    let fields = FIELDS.get_or_try_init(py, || -> PyResult<_> {
+        Ok(py.import("dataclasses")?.getattr("fields")?.unbind())
+    })?;
+    let mut items = Vec::new();
+    for field in fields.bind(py).call1((obj,))?.try_iter()? {
+        let name = field?.getattr("name")?.cast_into::<PyString>()?;
+        let value = obj.getattr(&name)?;
+        items.push((name, value));
+    }
+    if let Ok(attrs) = obj.getattr(pyo3::intern!(py, "__dict__")) {
+        let mut others = Vec::new();
+        for (k, v) in attrs.cast::<PyDict>()?.iter() {
+            let k = k.cast_into::<PyString>()?;
+            if !items.iter().any(|(n, _)| n.as_any().eq(&k).unwrap_or(false)) {
+                others.push((k.to_string(), k, v));
+            }
+        }
+        others.sort_by(|a, b| a.0.cmp(&b.0));
+        items.extend(others.into_iter().map(|(_, k, v)| (k, v)));
+    }
+    Ok(Some(items))
+}
