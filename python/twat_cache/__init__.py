@@ -12,6 +12,7 @@
 
 from __future__ import annotations
 
+from . import _fork  # noqa: F401  (registers the fork handlers)
 from ._core import __version__
 from ._paths import get_cache_path
 from ._registry import clear_cache, get_stats, list_caches

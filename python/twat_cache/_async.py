@@ -133,6 +133,12 @@ class _Flights:
 _FLIGHTS = _Flights()
 
 
+def after_fork_in_child() -> None:
+    """In a child made by ``fork()``: the parent's flights run on loops and threads that
+    are not here (and their lock may have been held by one of them)."""
+    _FLIGHTS.__init__()  # type: ignore[misc]
+
+
 def _settle(future: asyncio.Future[Any], task: asyncio.Task[Any]) -> None:
     """Copies the task's outcome to a future of another loop."""
     if future.done():

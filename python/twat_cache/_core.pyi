@@ -10,6 +10,10 @@ __version__: str
 POLICIES: list[str]
 
 @final
+def fork_prepare() -> None: ...
+def fork_after_in_parent() -> None: ...
+def fork_after_in_child() -> None: ...
+
 class KeyTag:
     """A private marker that starts a content-derived key (a list, dict, array...)."""
 

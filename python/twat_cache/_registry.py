@@ -24,7 +24,6 @@ _SWEEP_EVERY = 1.0  # seconds; expired memory waits at most this long after its 
 
 def register(name: str, cache: Any) -> None:
     """Lists ``cache`` under ``name`` (a newer cache of the same name replaces it)."""
-    global _sweeper
     with _lock:
         _caches[name] = cache
         params = cache.cache_parameters()
@@ -33,8 +32,23 @@ def register(name: str, cache: Any) -> None:
         if params.get("ttl") is not None and params.get("engine") == "memory":
             _ttl_caches.add(cache)
             if _sweeper is None or not _sweeper.is_alive():
-                _sweeper = threading.Thread(target=_sweep_forever, name="twat_cache-ttl-sweeper", daemon=True)
-                _sweeper.start()
+                _start_sweeper()
+
+
+def after_fork_in_child() -> None:
+    """In a child made by ``fork()``: a fresh lock (another thread may have held it at
+    the fork) and the sweeper thread, which the child does not inherit."""
+    global _lock, _sweeper
+    _lock = threading.Lock()
+    _sweeper = None
+    if len(_ttl_caches):
+        _start_sweeper()
+
+
+def _start_sweeper() -> None:
+    global _sweeper
+    _sweeper = threading.Thread(target=_sweep_forever, name="twat_cache-ttl-sweeper", daemon=True)
+    _sweeper.start()
 
 
 def unregister(name: str, cache: Any) -> None:

@@ -102,7 +102,7 @@ pub fn hashable<'py>(
     }
     match obj.hash() {
         Ok(_) => return Ok(obj.clone()),
-        Err(e) if !e.is_instance_of::<PyTypeError>(py) => return Err(e),
+        Err(e) if !unhashable(py, &e) => return Err(e),
         Err(_) => {}
     }
     let refuse = |why: String| {
@@ -227,6 +227,13 @@ fn container<'py>(
             obj.get_type().name()?
         ))),
     }
+}
+
+/// Whether `hash()` failed because the value is unhashable: a `TypeError`, or the
+/// `ValueError` of a writable `memoryview`.
+#[inline]
+pub(crate) fn unhashable(py: Python<'_>, e: &PyErr) -> bool {
+    e.is_instance_of::<PyTypeError>(py) || e.is_instance_of::<pyo3::exceptions::PyValueError>(py)
 }
 
 /// A float (or float subclass, like `numpy.float64`) that is NaN.

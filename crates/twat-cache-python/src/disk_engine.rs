@@ -292,6 +292,17 @@ impl DiskEngine {
         value
     }
 
+    /// One counted miss got its value from another caller's computation (or store):
+    /// a hit, as `functools.lru_cache` counts it.
+    pub fn miss_was_shared(&self) {
+        let taken = self
+            .misses
+            .fetch_update(Ordering::Relaxed, Ordering::Relaxed, |m| m.checked_sub(1));
+        if taken.is_ok() {
+            self.hits.fetch_add(1, Ordering::Relaxed);
+        }
+    }
+
     /// Stores `value` under `key`; on failure the caller still has its value: the
     /// failure is counted and logged (once per kind), and `false` returned.
     pub fn save(&self, value: &Bound<'_, PyAny>, key: KeyDigest) -> bool {

@@ -2,12 +2,19 @@
 //! Python keys and values, each behind a mutex that is only ever waited for with the
 //! GIL released (`lock_py_attached`), so a thread inside a key's `__eq__` can never
 //! deadlock with a thread waiting for the engine.
+//!
+//! A key's `__eq__` runs under that lock, and it is Python code: it may call the same
+//! cached function (`functools`' `test_need_for_rlock`), and another thread may fork
+//! while it runs. The lock records its holder, so that neither deadlocks: the holder's
+//! own nested call, and any call in a child whose parent had the lock taken at the
+//! fork, go straight to the function (a correct value, not cached).
 
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::cell::Cell;
+use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
-use parking_lot::Mutex;
+use parking_lot::{Mutex, MutexGuard};
 use pyo3::prelude::*;
 use pyo3::sync::MutexExt;
 use twat_cache::{Claim, Flights, Lead, Policy, Stats, Store};
@@ -35,13 +42,52 @@ struct State {
 
 pub struct MemoryEngine {
     state: Mutex<State>,
+    /// The [`holder_token`] of the thread holding `state`, or 0.
+    holder: AtomicU64,
     store_errors: AtomicU64,
 }
 
-/// What a lookup found: the value, or the caller's part in computing it.
+/// What a lookup found: the value, the caller's part in computing it, or that the
+/// engine cannot be used from here (see the module docs).
 enum Lookup {
     Hit(Py<PyAny>),
     Miss(Claim<Outcome>),
+    Bypass,
+}
+
+/// Bumped in a child made by `fork()` (`fork_after_in_child`): a holder token of an
+/// older generation is a thread that does not exist in this process.
+static GENERATION: AtomicU32 = AtomicU32::new(1);
+
+/// A new process generation began (called in the child after `fork()`).
+pub fn forked() {
+    GENERATION.fetch_add(1, Ordering::Relaxed);
+}
+
+/// This thread in this process: the generation, then a per-thread number.
+#[inline]
+fn holder_token() -> u64 {
+    static NEXT: AtomicU32 = AtomicU32::new(1);
+    thread_local!(static THREAD: Cell<u32> = const { Cell::new(0) });
+    let thread = THREAD.with(|t| {
+        if t.get() == 0 {
+            t.set(NEXT.fetch_add(1, Ordering::Relaxed));
+        }
+        t.get()
+    });
+    (u64::from(GENERATION.load(Ordering::Relaxed)) << 32) | u64::from(thread)
+}
+
+/// The engine's lock, held; it clears the holder when it is dropped.
+struct Held<'a> {
+    state: MutexGuard<'a, State>,
+    holder: &'a AtomicU64,
+}
+
+impl Drop for Held<'_> {
+    fn drop(&mut self) {
+        self.holder.store(0, Ordering::Release);
+    }
 }
 
 impl MemoryEngine {
@@ -51,24 +97,49 @@ impl MemoryEngine {
                 store: Store::new(config.max_size, config.ttl, config.policy),
                 flights: Flights::default(),
             }),
+            holder: AtomicU64::new(0),
             store_errors: AtomicU64::new(0),
         })
     }
 
-    /// Runs `f` on the store under the lock; entries it removed are dropped after the
-    /// lock is released (their `__del__` must not run under it).
+    /// Takes the lock; `None` when this thread holds it already (a key's `__eq__`
+    /// calling back into this cache) or a thread lost in a `fork()` held it.
+    #[inline]
+    fn lock(&self, py: Python<'_>) -> Option<Held<'_>> {
+        let me = holder_token();
+        let holder = self.holder.load(Ordering::Acquire);
+        if holder == me || (holder != 0 && holder >> 32 != me >> 32) {
+            return None;
+        }
+        Some(self.lock_waiting(py, me))
+    }
+
+    /// Takes the lock, waiting as long as it takes (for a leader finishing its flight:
+    /// it claimed the flight under this lock, so no one lost in a fork holds it).
+    fn lock_waiting(&self, py: Python<'_>, me: u64) -> Held<'_> {
+        let state = self.state.lock_py_attached(py);
+        self.holder.store(me, Ordering::Release);
+        Held {
+            state,
+            holder: &self.holder,
+        }
+    }
+
+    /// Runs `f` on the store under the lock (`None`: see [`MemoryEngine::lock`]);
+    /// entries it removed are dropped after the lock is released (their `__del__`
+    /// must not run under it).
     #[inline]
     fn with_store<R>(
         &self,
         py: Python<'_>,
         f: impl FnOnce(&mut Store<PyKey, Py<PyAny>>) -> R,
-    ) -> R {
-        let mut state = self.state.lock_py_attached(py);
-        let result = f(&mut state.store);
-        let removed = state.store.take_removed();
-        drop(state);
+    ) -> Option<R> {
+        let mut held = self.lock(py)?;
+        let result = f(&mut held.state.store);
+        let removed = held.state.store.take_removed();
+        drop(held);
         drop(removed);
-        result
+        Some(result)
     }
 
     /// Stores a value; a failing key comparison is counted and logged, not raised (the
@@ -91,7 +162,7 @@ impl MemoryEngine {
             };
             store.insert_expiring_by(hash as u64, entry, value, ttl, |old, _| old.matches(key))
         });
-        if let Err(e) = stored {
+        if let Some(Err(e)) = stored {
             self.store_failed(key.py(), &e);
         }
     }
@@ -105,6 +176,7 @@ impl MemoryEngine {
         self.with_store(key.py(), |store| {
             store.remove_by(hash as u64, |k| k.matches(key))
         })
+        .unwrap_or(Ok(false))
     }
 
     pub fn clear(&self, py: Python<'_>) {
@@ -116,7 +188,7 @@ impl MemoryEngine {
     }
 
     pub fn purge_expired(&self, py: Python<'_>) -> usize {
-        self.with_store(py, Store::purge_expired)
+        self.with_store(py, Store::purge_expired).unwrap_or(0)
     }
 
     /// Counters, after reclaiming expired entries so that `entries` counts live ones.
@@ -125,7 +197,10 @@ impl MemoryEngine {
             store.purge_expired();
             store.stats()
         });
-        (stats, self.store_errors.load(Ordering::Relaxed))
+        (
+            stats.unwrap_or_default(),
+            self.store_errors.load(Ordering::Relaxed),
+        )
     }
 
     /// Looks `key` up, counting a hit or a miss; no flight is joined (the async path
@@ -138,6 +213,7 @@ impl MemoryEngine {
                 .get_by(hash as u64, |k| k.matches(key))?
                 .map(|v| v.clone_ref(py)))
         })
+        .unwrap_or(Ok(None))
     }
 
     /// Looks `key` up without counting it or touching the policy.
@@ -148,6 +224,7 @@ impl MemoryEngine {
                 .peek_by(hash as u64, |k| k.matches(key))?
                 .map(|v| v.clone_ref(py)))
         })
+        .unwrap_or(Ok(None))
     }
 
     /// The value for `key`: from the store, or computed by `call` in exactly one thread
@@ -162,13 +239,17 @@ impl MemoryEngine {
         match self.lookup(key, hash)? {
             Lookup::Hit(value) => Ok(value),
             Lookup::Miss(claim) => self.compute(key, hash, claim, call),
+            Lookup::Bypass => call(),
         }
     }
 
     #[inline]
     fn lookup(&self, key: &Bound<'_, PyAny>, hash: isize) -> PyResult<Lookup> {
         let py = key.py();
-        let mut state = self.state.lock_py_attached(py);
+        let Some(mut held) = self.lock(py) else {
+            return Ok(Lookup::Bypass);
+        };
+        let state = &mut *held.state;
         let found = state
             .store
             .get_by(hash as u64, |k| k.matches(key))
@@ -189,7 +270,7 @@ impl MemoryEngine {
             Err(e) => Err(e),
         };
         let removed = state.store.take_removed();
-        drop(state);
+        drop(held);
         drop(removed);
         result
     }
@@ -221,15 +302,21 @@ impl MemoryEngine {
                     return Ok(value);
                 }
                 Claim::Follower(flight) => {
-                    let ready = py.detach(|| flight.wait());
+                    // Interrupted (Ctrl-C): this caller leaves; the flight goes on.
+                    let ready = crate::waiting::wait(py, &flight)?;
                     let shared = flight.with_result(|outcome| share(py, outcome));
                     if let (true, Some(outcome)) = (ready, shared) {
+                        if outcome.is_ok() {
+                            // It did not run the function: a hit, as lru_cache counts it.
+                            self.with_store(py, Store::miss_was_shared);
+                        }
                         return outcome;
                     }
                     // The leader vanished without an outcome: look again, maybe lead.
                     match self.lookup(key, hash)? {
                         Lookup::Hit(value) => return Ok(value),
                         Lookup::Miss(again) => claim = again,
+                        Lookup::Bypass => return call(),
                     }
                 }
             }
@@ -275,14 +362,15 @@ impl Leader<'_> {
         let Some(lead) = self.lead.take() else {
             return;
         };
-        let mut state = self.engine.state.lock_py_attached(py);
+        let mut held = self.engine.lock_waiting(py, holder_token());
+        let state = &mut *held.state;
         let stored = match outcome {
             Ok(v) => insert(&mut state.store, key, self.hash, v.clone_ref(py)),
             Err(_) => Ok(()),
         };
         let finished = state.flights.remove(&lead);
         let removed = state.store.take_removed();
-        drop(state);
+        drop(held);
         drop(removed);
         if let Some((flight_key, Some(flight))) = finished {
             drop(flight_key);

@@ -5,11 +5,10 @@
 //! (`f(1)`, `f(a=1)`, `f()` with default 1, any keyword order); values that compare equal
 //! share an entry unless `typed=True`; unhashable arguments are keyed by content.
 
-use pyo3::exceptions::PyTypeError;
 use pyo3::prelude::*;
 use pyo3::types::{PyDict, PyString, PyTuple};
 
-use crate::content::{has_nan, hashable, is_plain_scalar, tags};
+use crate::content::{has_nan, hashable, is_plain_scalar, tags, unhashable};
 
 /// `inspect.Parameter.kind` values, as `python/twat_cache/_signature.py` sends them.
 const POSITIONAL_ONLY: u8 = 0;
@@ -145,7 +144,7 @@ impl KeyBuilder {
             };
             return match key.hash() {
                 Ok(h) => Ok(Some((key, h))),
-                Err(e) if e.is_instance_of::<PyTypeError>(py) => {
+                Err(e) if unhashable(py, &e) => {
                     let parts = self.normalize(&values[..n], offset)?;
                     finish(py, parts, false).map(Some)
                 }

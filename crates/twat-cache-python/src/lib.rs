@@ -20,13 +20,38 @@ mod options;
 mod persistent;
 mod ready;
 mod state;
+mod waiting;
 
 use pyo3::prelude::*;
+
+/// Before `os.fork()`: waits until no thread of the engines holds one of their locks,
+/// and holds them (see `twat_cache::fork`). Registered by `twat_cache._fork`.
+#[pyfunction]
+fn fork_prepare(py: Python<'_>) {
+    py.detach(twat_cache::fork::prepare);
+}
+
+/// After `os.fork()`, in the parent.
+#[pyfunction]
+fn fork_after_in_parent(py: Python<'_>) {
+    py.detach(twat_cache::fork::after_in_parent);
+}
+
+/// After `os.fork()`, in the child: locks released, and every per-process resource
+/// (worker pool, background thread, SQLite connections) made anew on first use.
+#[pyfunction]
+fn fork_after_in_child(py: Python<'_>) {
+    engine::forked();
+    py.detach(twat_cache::fork::after_in_child);
+}
 
 /// The extension module. It keeps no global mutable state of its own beyond locks, so it
 /// declares itself safe for free-threaded Python.
 #[pymodule(gil_used = false)]
 fn _core(m: &Bound<'_, PyModule>) -> PyResult<()> {
+    m.add_function(wrap_pyfunction!(fork_prepare, m)?)?;
+    m.add_function(wrap_pyfunction!(fork_after_in_parent, m)?)?;
+    m.add_function(wrap_pyfunction!(fork_after_in_child, m)?)?;
     m.add_class::<cached::CachedFunction>()?;
     m.add_class::<cached::BoundCachedFunction>()?;
     m.add_class::<content::KeyTag>()?;

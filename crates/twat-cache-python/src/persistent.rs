@@ -310,7 +310,10 @@ impl PersistentFunction {
                         self.engine.load(py, key)
                     };
                     let outcome = match stored {
-                        Some(v) => Ok(v),
+                        Some(v) => {
+                            self.engine.miss_was_shared();
+                            Ok(v)
+                        }
                         None => {
                             let outcome = call();
                             if let Ok(v) = &outcome {
@@ -328,12 +331,17 @@ impl PersistentFunction {
                     return Ok(value);
                 }
                 Claim::Follower(flight) => {
-                    let ready = py.detach(|| flight.wait());
+                    // Interrupted (Ctrl-C): this caller leaves; the flight goes on.
+                    let ready = crate::waiting::wait(py, &flight)?;
                     let shared = flight.with_result(|o| match o {
                         Ok(v) => Ok(v.clone_ref(py)),
                         Err(e) => Err(e.clone_ref(py)),
                     });
                     if let (true, Some(outcome)) = (ready, shared) {
+                        if outcome.is_ok() {
+                            // It did not run the function: a hit, as lru_cache counts it.
+                            self.engine.miss_was_shared();
+                        }
                         return outcome;
                     }
                     if let Some(v) = self.engine.load(py, key) {

@@ -17,7 +17,7 @@ use std::sync::mpsc::{channel, Sender};
 use std::sync::Mutex;
 use std::time::Duration;
 
-use rusqlite::Connection;
+use crate::connection::Db;
 
 /// Commits between checkpoint requests (SQLite's own default is about 1000 pages).
 pub(crate) const EVERY: u64 = 256;
@@ -25,6 +25,17 @@ pub(crate) const EVERY: u64 = 256;
 /// The sender to the checkpoint thread, and the process it was started in (a child
 /// made by `fork` has no such thread and starts its own).
 static REQUESTS: Mutex<Option<(u32, Sender<Job>)>> = Mutex::new(None);
+
+/// Held by the background thread while it works (it is inside SQLite then), so that
+/// [`crate::fork::prepare`] can wait for it to be idle.
+static WORKING: Mutex<()> = Mutex::new(());
+
+/// For [`crate::fork::prepare`]: no job is being handed over or worked on while the
+/// process forks.
+pub(crate) fn lock_all(held: &mut Vec<Box<dyn std::any::Any>>) {
+    held.push(Box::new(REQUESTS.lock().unwrap_or_else(|e| e.into_inner())));
+    held.push(Box::new(WORKING.lock().unwrap_or_else(|e| e.into_inner())));
+}
 
 /// Work for the background thread.
 pub(crate) enum Job {
@@ -56,8 +67,9 @@ fn start() -> Option<Sender<Job>> {
     std::thread::Builder::new()
         .name("twat-cache-background".into())
         .spawn(move || {
-            let mut conns: HashMap<PathBuf, Connection> = HashMap::new();
+            let mut conns: HashMap<PathBuf, Db> = HashMap::new();
             while let Ok(job) = rx.recv() {
+                let _working = WORKING.lock().unwrap_or_else(|e| e.into_inner());
                 // Checkpoint requests that piled up while we worked need one each.
                 let mut checkpoints = Vec::new();
                 for job in std::iter::once(job).chain(rx.try_iter()) {
@@ -81,9 +93,9 @@ fn start() -> Option<Sender<Job>> {
     Some(tx)
 }
 
-fn checkpoint(conns: &mut HashMap<PathBuf, Connection>, path: PathBuf) {
+fn checkpoint(conns: &mut HashMap<PathBuf, Db>, path: PathBuf) {
     if !conns.contains_key(&path) {
-        let Ok(db) = Connection::open(&path) else {
+        let Ok(db) = Db::open(&path) else {
             return;
         };
         let _ = db.busy_timeout(Duration::from_millis(100));

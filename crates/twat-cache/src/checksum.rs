@@ -44,7 +44,13 @@ impl ChunkSum {
         let whole = bytes.len() / CHUNK * CHUNK;
         let (middle, tail) = bytes.split_at(whole);
         if middle.len() >= 4 * CHUNK {
-            let digests: Vec<u64> = middle.par_chunks(CHUNK).map(XxHash3_64::oneshot).collect();
+            let digests: Vec<u64> = crate::parallel::install(|parallel| {
+                if parallel {
+                    middle.par_chunks(CHUNK).map(XxHash3_64::oneshot).collect()
+                } else {
+                    middle.chunks(CHUNK).map(XxHash3_64::oneshot).collect()
+                }
+            });
             for d in digests {
                 self.digests.write(&d.to_le_bytes());
             }

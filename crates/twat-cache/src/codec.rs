@@ -261,20 +261,27 @@ impl<W: Write + Send> Write for Checked<W> {
             return Ok(());
         }
         let Checked { inner, sums } = self;
-        let mut previous: Option<&[u8]> = None;
-        let mut pieces = buf.chunks(PIPELINE_PIECE);
-        loop {
-            let next = pieces.next();
-            let (written, ()) = rayon::join(
-                || next.map_or(Ok(()), |p| inner.write_all(p)),
-                || previous.map_or((), |p| sums.see(p)),
-            );
-            written?;
-            match next {
-                Some(p) => previous = Some(p),
-                None => return Ok(()),
+        crate::parallel::install(|parallel| {
+            if !parallel {
+                inner.write_all(buf)?;
+                sums.see(buf);
+                return Ok(());
             }
-        }
+            let mut previous: Option<&[u8]> = None;
+            let mut pieces = buf.chunks(PIPELINE_PIECE);
+            loop {
+                let next = pieces.next();
+                let (written, ()) = rayon::join(
+                    || next.map_or(Ok(()), |p| inner.write_all(p)),
+                    || previous.map_or((), |p| sums.see(p)),
+                );
+                written?;
+                match next {
+                    Some(p) => previous = Some(p),
+                    None => return Ok(()),
+                }
+            }
+        })
     }
 
     fn flush(&mut self) -> io::Result<()> {
@@ -290,20 +297,27 @@ impl<R: Read + Send> Checked<R> {
     /// that a large load costs the read alone.
     pub(crate) fn read_pipelined(&mut self, out: &mut [u8]) -> io::Result<()> {
         let Checked { inner, sums } = self;
-        let mut pieces = out.chunks_mut(PIPELINE_PIECE);
-        let mut previous: Option<&mut [u8]> = None;
-        loop {
-            let next = pieces.next();
-            let done = next.is_none();
-            let (read, ()) = rayon::join(
-                || next.map_or(Ok(None), |p| inner.read_exact(p).map(|()| Some(p))),
-                || previous.as_deref().map_or((), |p| sums.see(p)),
-            );
-            previous = read?;
-            if done {
+        crate::parallel::install(|parallel| {
+            if !parallel {
+                inner.read_exact(out)?;
+                sums.see(out);
                 return Ok(());
             }
-        }
+            let mut pieces = out.chunks_mut(PIPELINE_PIECE);
+            let mut previous: Option<&mut [u8]> = None;
+            loop {
+                let next = pieces.next();
+                let done = next.is_none();
+                let (read, ()) = rayon::join(
+                    || next.map_or(Ok(None), |p| inner.read_exact(p).map(|()| Some(p))),
+                    || previous.as_deref().map_or((), |p| sums.see(p)),
+                );
+                previous = read?;
+                if done {
+                    return Ok(());
+                }
+            }
+        })
     }
 }
 

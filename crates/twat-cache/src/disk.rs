@@ -36,12 +36,14 @@ use std::fs::{self, File};
 use std::io::BufWriter;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use parking_lot::Mutex;
 use rusqlite::{params, Connection, OptionalExtension, TransactionBehavior};
 
 use crate::background::{self, Job};
+use crate::connection::Db;
 use crate::codec::{write_frame, Compression, Payload, Signer};
 use crate::entry::{data_name, make_private_dir, remove_stale_tmp, unique};
 pub use crate::entry::{Entry, EntrySource};
@@ -102,7 +104,7 @@ impl Default for DiskConfig {
 pub const DISK_POLICIES: &str = "'lru', 'lfu' or 'fifo'";
 
 struct Conn {
-    db: Connection,
+    db: Db,
     pid: u32,
 }
 
@@ -116,9 +118,22 @@ pub(crate) struct Touch {
 pub struct DiskStore {
     dir: PathBuf,
     config: DiskConfig,
-    conn: Mutex<Option<Conn>>,
-    touches: Mutex<HashMap<KeyDigest, Touch>>,
+    locks: Arc<Locks>,
     commits: AtomicU64,
+}
+
+/// The store's state behind locks, listed for [`crate::fork::prepare`].
+struct Locks {
+    conn: Arc<Mutex<Option<Conn>>>,
+    touches: Arc<Mutex<HashMap<KeyDigest, Touch>>>,
+}
+
+impl crate::fork::Quiesce for Locks {
+    /// In the order `Drop for DiskStore` takes them (nothing else holds both).
+    fn lock_all(self: Arc<Self>, held: &mut Vec<Box<dyn std::any::Any>>) {
+        held.push(Box::new(self.conn.lock_arc()));
+        held.push(Box::new(self.touches.lock_arc()));
+    }
 }
 
 /// An index row: size, expiry, file, inline value.
@@ -163,11 +178,16 @@ impl DiskStore {
             make_private_dir(&dir.join(sub))?;
         }
         remove_stale_tmp(&dir.join("tmp"));
+        let locks = Arc::new(Locks {
+            conn: Arc::new(Mutex::new(None)),
+            touches: Arc::new(Mutex::new(HashMap::new())),
+        });
+        let weak: std::sync::Weak<dyn crate::fork::Quiesce> = Arc::downgrade(&locks) as _;
+        crate::fork::register(weak);
         let store = DiskStore {
             dir,
             config,
-            conn: Mutex::new(None),
-            touches: Mutex::new(HashMap::new()),
+            locks,
             commits: AtomicU64::new(0),
         };
         // The first lookup prepares its statement and maps the shared WAL index: done
@@ -189,8 +209,8 @@ impl DiskStore {
     /// Opens the index. Another process setting up a fresh index makes SQLite answer
     /// "busy" at once (it changes the journal mode or creates tables): that is an
     /// [`Error::Busy`] like any other, retried by `with_conn`.
-    fn connect(&self) -> Result<Connection, Error> {
-        let db = Connection::open(self.dir.join("index.sqlite"))?;
+    fn connect(&self) -> Result<Db, Error> {
+        let db = Db::open(&self.dir.join("index.sqlite"))?;
         // SQLite never sleeps on a lock: `with_conn` retries instead, so that a lookup
         // can also be tried without any waiting (`try_get`).
         db.busy_timeout(Duration::ZERO)?;
@@ -237,7 +257,7 @@ impl DiskStore {
         &self,
         f: &mut impl FnMut(&mut Connection) -> Result<T, Error>,
     ) -> Result<T, Error> {
-        let mut guard = self.conn.lock();
+        let mut guard = self.locks.conn.lock();
         let pid = std::process::id();
         match guard.as_ref() {
             Some(c) if c.pid == pid => {}
@@ -267,7 +287,7 @@ impl DiskStore {
     /// on the index. For a caller that holds a lock of its own (the Python binding holds
     /// the GIL): it tries this first and falls back to `get` after releasing its lock.
     pub fn try_get(&self, key: KeyDigest) -> Option<Result<Option<Entry>, Error>> {
-        let mut guard = self.conn.try_lock()?;
+        let mut guard = self.locks.conn.try_lock()?;
         let conn = guard.as_mut().filter(|c| c.pid == std::process::id())?;
         let row = select_entry(&conn.db, key);
         drop(guard);
@@ -311,7 +331,7 @@ impl DiskStore {
             return;
         }
         let full = {
-            let mut t = self.touches.lock();
+            let mut t = self.locks.touches.lock();
             let e = t.entry(key).or_default();
             e.used = now;
             e.hits += 1;
@@ -325,7 +345,7 @@ impl DiskStore {
 
     /// Writes the access records kept in memory to the index.
     pub fn flush(&self) -> Result<(), Error> {
-        let touches = std::mem::take(&mut *self.touches.lock());
+        let touches = std::mem::take(&mut *self.locks.touches.lock());
         if touches.is_empty() {
             return Ok(());
         }
@@ -443,7 +463,7 @@ impl DiskStore {
         if size > limit {
             return Err(Error::TooLarge { size, limit });
         }
-        let touches = std::mem::take(&mut *self.touches.lock());
+        let touches = std::mem::take(&mut *self.locks.touches.lock());
         let now = now_us();
         let expires = ttl.map(|t| now + t.as_micros() as i64);
         let order = policy_order(self.config.policy).0;
@@ -522,7 +542,7 @@ impl DiskStore {
 
     /// Removes the entry of `key`; whether there was one.
     pub fn remove(&self, key: KeyDigest) -> Result<bool, Error> {
-        self.touches.lock().remove(&key);
+        self.locks.touches.lock().remove(&key);
         let sql = "SELECT id FROM entries WHERE id = ?1 AND key = ?2";
         Ok(self.delete_matching(sql, params![row_id(key), &key_blob(key)[..]])? > 0)
     }
@@ -549,7 +569,7 @@ impl DiskStore {
     /// Removes the entries of one cache (`Some(ns)`) or of every cache in the folder;
     /// returns how many went. Nothing outside the folder is touched.
     pub fn clear(&self, ns: Option<&str>) -> Result<u64, Error> {
-        self.touches.lock().clear();
+        self.locks.touches.lock().clear();
         match ns {
             Some(ns) => self.delete_matching("SELECT id FROM entries WHERE ns = ?1", [ns]),
             None => self.delete_matching("SELECT id FROM entries", []),
@@ -594,14 +614,14 @@ impl Drop for DiskStore {
     /// Writes the pending access records, if that can be done without waiting (they
     /// only steer eviction; an owner that may wait calls [`DiskStore::flush`] first).
     fn drop(&mut self) {
-        if self.touches.lock().is_empty() {
+        if self.locks.touches.lock().is_empty() {
             return;
         }
-        let Some(mut guard) = self.conn.try_lock() else {
+        let Some(mut guard) = self.locks.conn.try_lock() else {
             return;
         };
         if let Some(c) = guard.as_mut().filter(|c| c.pid == std::process::id()) {
-            let touches = std::mem::take(&mut *self.touches.lock());
+            let touches = std::mem::take(&mut *self.locks.touches.lock());
             if let Ok(tx) =
                 c.db.transaction_with_behavior(TransactionBehavior::Immediate)
             {

@@ -222,11 +222,23 @@ impl KeyHasher {
             // BLAKE3 has a tree mode for this; XXH3 hashes fixed-size chunks (so the key
             // does not depend on the number of cores) and then their digests in order.
             Inner::Secure(h) if data.len() >= PARALLEL_MIN => {
-                h.update_rayon(data);
+                crate::parallel::install(|parallel| {
+                    if parallel {
+                        h.update_rayon(data);
+                    } else {
+                        h.update(data);
+                    }
+                });
             }
             Inner::Fast(h) if data.len() >= PARALLEL_MIN => {
                 use rayon::prelude::*;
-                let digests: Vec<u128> = data.par_chunks(CHUNK).map(XxHash3_128::oneshot).collect();
+                let digests: Vec<u128> = crate::parallel::install(|parallel| {
+                    if parallel {
+                        data.par_chunks(CHUNK).map(XxHash3_128::oneshot).collect()
+                    } else {
+                        data.chunks(CHUNK).map(XxHash3_128::oneshot).collect()
+                    }
+                });
                 for d in digests {
                     h.write(&d.to_le_bytes());
                 }

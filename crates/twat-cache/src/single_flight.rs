@@ -76,6 +76,20 @@ impl<V> Flight<V> {
         matches!(*state, State::Done(_))
     }
 
+    /// Like [`Flight::wait`], for at most `timeout`: `None` while the leader is still
+    /// computing (so that a waiter can look at signals and wait again).
+    pub fn wait_for(&self, timeout: std::time::Duration) -> Option<bool> {
+        let mut state = self.state.lock();
+        if matches!(*state, State::Running) {
+            self.done.wait_for(&mut state, timeout);
+        }
+        match *state {
+            State::Running => None,
+            State::Done(_) => Some(true),
+            State::Abandoned => Some(false),
+        }
+    }
+
     /// Reads the published value, if there is one.
     pub fn with_result<R>(&self, f: impl FnOnce(&V) -> R) -> Option<R> {
         match &*self.state.lock() {

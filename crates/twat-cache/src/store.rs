@@ -171,6 +171,16 @@ impl<K, V> Store<K, V> {
         }
     }
 
+    /// Turns one counted miss into a hit: the caller missed, then got its value from
+    /// another caller's computation of the same key (single flight), as a hit of
+    /// `functools.lru_cache` would have given it.
+    pub fn miss_was_shared(&mut self) {
+        if self.stats.misses > 0 {
+            self.stats.misses -= 1;
+            self.stats.hits += 1;
+        }
+    }
+
     /// Sets the hit, miss, eviction and expiration counters back to zero.
     pub fn reset_stats(&mut self) {
         self.stats = Stats::default();

@@ -1,0 +1,25 @@
+"""What a child made by ``os.fork()`` needs (``multiprocessing``'s default start method on
+Linux before Python 3.14): the engines' locks are held by the forking thread across the
+fork, so no lock is left taken by a thread that does not exist in the child; worker
+pools, the background thread and SQLite connections are made anew there; and the
+package's own locks, async flights and TTL sweeper start afresh in the child."""
+
+from __future__ import annotations
+
+import os
+
+from . import _async, _core, _registry
+
+
+def _after_in_child() -> None:
+    _core.fork_after_in_child()
+    _async.after_fork_in_child()
+    _registry.after_fork_in_child()
+
+
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(
+        before=_core.fork_prepare,
+        after_in_parent=_core.fork_after_in_parent,
+        after_in_child=_after_in_child,
+    )
