@@ -90,7 +90,7 @@ def test_bound_method_metadata_and_controls(calls):
     assert m.scale(4) == 8
 
 
-def test_slotted_instances_without_weakref_still_work(calls, caplog):
+def test_methods_of_instances_without_weakref_are_cached_with_self_in_the_key(calls):
     class Slotted:
         __slots__ = ("n",)
 
@@ -102,7 +102,21 @@ def test_slotted_instances_without_weakref_still_work(calls, caplog):
             calls(x)
             return self.n + x
 
-    s = Slotted(1)
+    s, t = Slotted(1), Slotted(10)
     assert s.get(1) == 2 and s.get(1) == 2
+    assert t.get(1) == 11 and t.get(1) == 11  # another instance: its own entry
     assert calls.count == 2
-    assert "cannot be weakly referenced" in caplog.text
+    assert s.get.cache_delete(1) is True and s.get(1) == 2
+    assert calls.count == 3
+
+
+def test_methods_of_int_subclasses_are_keyed_by_value(calls):
+    class Meters(int):
+        @mcache
+        def doubled(self):
+            calls(int(self))
+            return Meters(self * 2)
+
+    assert Meters(3).doubled() == 6 and Meters(3).doubled() == 6  # equal values share
+    assert Meters(4).doubled() == 8
+    assert calls.count == 2

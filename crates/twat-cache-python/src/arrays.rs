@@ -10,27 +10,25 @@
 //! a buffer, may hold more than the buffer (a unit, a mask, attributes) and is refused;
 //! so are arrays of Python objects, whose bytes are addresses.
 
+use crate::once::{PyLazy, MASKED_ARRAY};
 use pyo3::buffer::PyUntypedBuffer;
 use pyo3::prelude::*;
-use pyo3::sync::PyOnceLock;
 use pyo3::types::PyType;
 
 /// numpy's classes, once numpy has been imported by the program.
 struct Numpy {
     ndarray: Py<PyType>,
     matrix: Py<PyType>,
-    masked: Py<PyType>,
     generic: Py<PyType>,
     dtype: Py<PyType>,
     ascontiguousarray: Py<PyAny>,
-    getmaskarray: Py<PyAny>,
     uint8: Py<PyAny>,
 }
 
 /// numpy, if the program uses it (an argument can only be a numpy object then); never
 /// imported here.
 fn numpy(py: Python<'_>) -> PyResult<Option<&Numpy>> {
-    static NUMPY: PyOnceLock<Numpy> = PyOnceLock::new();
+    static NUMPY: PyLazy<Numpy> = PyLazy::new();
     if let Some(np) = NUMPY.get(py) {
         return Ok(Some(np));
     }
@@ -41,18 +39,15 @@ fn numpy(py: Python<'_>) -> PyResult<Option<&Numpy>> {
     NUMPY
         .get_or_try_init(py, || {
             let np = py.import("numpy")?;
-            let ma = py.import("numpy.ma")?;
             let class = |m: &Bound<'_, PyModule>, name: &str| -> PyResult<Py<PyType>> {
                 Ok(m.getattr(name)?.cast_into::<PyType>()?.unbind())
             };
             Ok(Numpy {
                 ndarray: class(&np, "ndarray")?,
                 matrix: class(&np, "matrix")?,
-                masked: class(&ma, "MaskedArray")?,
                 generic: class(&np, "generic")?,
                 dtype: class(&np, "dtype")?,
                 ascontiguousarray: np.getattr("ascontiguousarray")?.unbind(),
-                getmaskarray: ma.getattr("getmaskarray")?.unbind(),
                 uint8: np.getattr("uint8")?.unbind(),
             })
         })
@@ -121,7 +116,7 @@ pub fn classify<'py>(obj: &Bound<'py, PyAny>) -> PyResult<Found<'py>> {
         if t.is(np.matrix.bind(py)) {
             return raw(np, obj, "numpy.matrix");
         }
-        if t.is(np.masked.bind(py)) {
+        if MASKED_ARRAY.get(py)?.is_some_and(|m| t.is(m)) {
             return masked(np, obj);
         }
         if obj.is_instance(np.ndarray.bind(py))? {
@@ -207,7 +202,10 @@ fn raw<'py>(np: &Numpy, obj: &Bound<'py, PyAny>, type_name: &'static str) -> PyR
 fn masked<'py>(np: &Numpy, obj: &Bound<'py, PyAny>) -> PyResult<Found<'py>> {
     let py = obj.py();
     let data = obj.getattr("data")?;
-    let mask = np.getmaskarray.bind(py).call1((obj,))?;
+    // numpy.ma is imported: `obj` is a MaskedArray.
+    let mask = py
+        .import("numpy.ma")?
+        .call_method1("getmaskarray", (obj,))?;
     for part in [&data, &mask] {
         let t = part.get_type();
         if !(t.is(np.ndarray.bind(py)) || t.is(np.matrix.bind(py))) {

@@ -8,8 +8,8 @@
 
 use std::sync::Arc;
 
+use crate::once::PyLazy;
 use pyo3::prelude::*;
-use pyo3::sync::PyOnceLock;
 use pyo3::types::{PyDict, PyTuple};
 use twat_cache::KeyDigest;
 
@@ -122,7 +122,7 @@ pub fn miss_coroutine(
     args: Bound<'_, PyTuple>,
     kwargs: Option<&Bound<'_, PyDict>>,
 ) -> PyResult<Py<PyAny>> {
-    static CACHED_CALL: PyOnceLock<Py<PyAny>> = PyOnceLock::new();
+    static CACHED_CALL: PyLazy<Py<PyAny>> = PyLazy::new();
     let cached_call = CACHED_CALL.get_or_try_init(py, || {
         Ok::<_, PyErr>(
             py.import("twat_cache._async")?

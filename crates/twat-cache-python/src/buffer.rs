@@ -4,9 +4,9 @@
 //! Keys hash them (`arrays.rs` says which objects are keyed by their buffer) and
 //! persistent values write them, through [`Held`] and [`with_bytes`].
 
+use crate::once::PyLazy;
 use pyo3::buffer::PyUntypedBuffer;
 use pyo3::prelude::*;
-use pyo3::sync::PyOnceLock;
 use pyo3::types::{PyByteArray, PyBytes};
 
 /// A C-contiguous buffer held open (the exporter keeps its memory in place and alive
@@ -50,7 +50,7 @@ pub struct Fresh<'py> {
 
 impl<'py> Fresh<'py> {
     pub fn new(py: Python<'py>, len: usize) -> PyResult<Self> {
-        static EMPTY: PyOnceLock<Option<Py<PyAny>>> = PyOnceLock::new();
+        static EMPTY: PyLazy<Option<Py<PyAny>>> = PyLazy::new();
         let empty = EMPTY.get_or_init(py, || {
             let numpy = py.import("numpy").ok()?;
             Some(numpy.getattr("empty").ok()?.unbind())

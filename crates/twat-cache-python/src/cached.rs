@@ -1,16 +1,15 @@
 //! The cached function: a native callable whose hit path (key, lookup, return) runs in
 //! Rust with no Python bytecode, and its bound-method form.
 
-use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 
 use pyo3::prelude::*;
 use pyo3::types::{PyDict, PyTuple};
 
 use crate::async_slot::{miss_coroutine, MemorySlot};
+use crate::content::hashable;
 use crate::counters::{cache_info, cache_stats};
 use crate::engine::{EngineConfig, MemoryEngine};
-use crate::errors::warn;
 use crate::instances::InstanceCaches;
 use crate::key::{KeyBuilder, ParamSpec};
 use crate::options;
@@ -27,7 +26,6 @@ pub struct CachedFunction {
     disabled: bool,
     /// An `async def` function: calls return awaitables (see `async_call`).
     is_async: bool,
-    warned_no_weakref: AtomicBool,
 }
 
 #[pymethods]
@@ -62,7 +60,6 @@ impl CachedFunction {
             instances: InstanceCaches::new(config),
             disabled,
             is_async,
-            warned_no_weakref: AtomicBool::new(false),
         })
     }
 
@@ -75,10 +72,11 @@ impl CachedFunction {
         if self.disabled {
             return invoke(&self.func, None, args, kwargs);
         }
+        let call = self.call();
         if self.is_async {
-            return async_call(&self.engine, &self.func, &self.keys, None, args, kwargs);
+            return async_call(&self.engine, &call, args, kwargs);
         }
-        cached_call(&self.engine, &self.func, &self.keys, None, args, kwargs)
+        cached_call(&self.engine, &call, args, kwargs)
     }
 
     /// Binding to an instance gives a method whose cache is that instance's own.
@@ -93,26 +91,22 @@ impl CachedFunction {
             return Ok(slf.clone().into_any().unbind());
         };
         let this = slf.get();
-        let engine = if this.disabled {
-            None
+        // An instance that cannot be weakly referenced (an `int` subclass, `__slots__`
+        // without `__weakref__`) shares the function's engine, with itself in the key
+        // (by value, as `functools.lru_cache` keys `self`; the entry holds it).
+        let (engine, self_in_key) = if this.disabled {
+            (None, false)
         } else {
-            let engine = this.instances.engine_for(instance)?;
-            if engine.is_none() && !this.warned_no_weakref.swap(true, Ordering::Relaxed) {
-                warn(
-                    py,
-                    &format!(
-                        "twat_cache: instances of {} cannot be weakly referenced (add \
-                         '__weakref__' to __slots__), so this method is not cached",
-                        instance.get_type().name()?
-                    ),
-                );
+            match this.instances.engine_for(instance)? {
+                Some(engine) => (Some(engine), false),
+                None => (Some(Arc::clone(&this.engine)), true),
             }
-            engine
         };
         let bound = BoundCachedFunction {
             owner: slf.clone().unbind(),
             instance: instance.clone().unbind(),
             engine,
+            self_in_key,
         };
         Ok(Py::new(py, bound)?.into_any())
     }
@@ -155,7 +149,7 @@ impl CachedFunction {
         args: &Bound<'_, PyTuple>,
         kwargs: Option<&Bound<'_, PyDict>>,
     ) -> PyResult<Py<PyAny>> {
-        key_of(&self.keys, 0, args, kwargs)
+        key_of(&self.call(), args, kwargs)
     }
 
     /// Removes the entry of a call with these arguments; `True` if there was one.
@@ -165,7 +159,7 @@ impl CachedFunction {
         args: &Bound<'_, PyTuple>,
         kwargs: Option<&Bound<'_, PyDict>>,
     ) -> PyResult<bool> {
-        delete(&self.engine, &self.keys, 0, args, kwargs)
+        delete(&self.engine, &self.call(), args, kwargs)
     }
 
     /// Stores `value` as the result of a call with these arguments.
@@ -176,7 +170,7 @@ impl CachedFunction {
         args: &Bound<'_, PyTuple>,
         kwargs: Option<&Bound<'_, PyDict>>,
     ) -> PyResult<()> {
-        set(&self.engine, &self.keys, 0, value, args, kwargs)
+        set(&self.engine, &self.call(), value, args, kwargs)
     }
 
     /// Reclaims expired entries now; returns how many.
@@ -190,6 +184,15 @@ impl CachedFunction {
 }
 
 impl CachedFunction {
+    fn call(&self) -> Call<'_, '_> {
+        Call {
+            func: &self.func,
+            keys: &self.keys,
+            instance: None,
+            self_in_key: false,
+        }
+    }
+
     fn engines(&self, py: Python<'_>) -> Vec<Arc<MemoryEngine>> {
         let mut all = vec![Arc::clone(&self.engine)];
         all.extend(self.instances.engines(py));
@@ -202,8 +205,10 @@ impl CachedFunction {
 pub struct BoundCachedFunction {
     owner: Py<CachedFunction>,
     instance: Py<PyAny>,
-    /// `None`: not cached (disabled, or the instance cannot be weakly referenced).
+    /// `None`: not cached (disabled).
     engine: Option<Arc<MemoryEngine>>,
+    /// The engine is the function's own, shared by instances: `self` is in the key.
+    self_in_key: bool,
 }
 
 #[pymethods]
@@ -216,25 +221,11 @@ impl BoundCachedFunction {
         kwargs: Option<&Bound<'_, PyDict>>,
     ) -> PyResult<Py<PyAny>> {
         let owner = self.owner.get();
-        let instance = self.instance.bind(py);
+        let call = self.call(py);
         match &self.engine {
-            Some(engine) if owner.is_async => async_call(
-                engine,
-                &owner.func,
-                &owner.keys,
-                Some(instance),
-                args,
-                kwargs,
-            ),
-            Some(engine) => cached_call(
-                engine,
-                &owner.func,
-                &owner.keys,
-                Some(instance),
-                args,
-                kwargs,
-            ),
-            None => invoke(&owner.func, Some(instance), args, kwargs),
+            Some(engine) if owner.is_async => async_call(engine, &call, args, kwargs),
+            Some(engine) => cached_call(engine, &call, args, kwargs),
+            None => invoke(&owner.func, call.instance, args, kwargs),
         }
     }
 
@@ -274,7 +265,7 @@ impl BoundCachedFunction {
         args: &Bound<'_, PyTuple>,
         kwargs: Option<&Bound<'_, PyDict>>,
     ) -> PyResult<Py<PyAny>> {
-        key_of(&self.owner.get().keys, 1, args, kwargs)
+        key_of(&self.call(args.py()), args, kwargs)
     }
 
     #[pyo3(signature = (*args, **kwargs))]
@@ -284,7 +275,7 @@ impl BoundCachedFunction {
         kwargs: Option<&Bound<'_, PyDict>>,
     ) -> PyResult<bool> {
         match &self.engine {
-            Some(engine) => delete(engine, &self.owner.get().keys, 1, args, kwargs),
+            Some(engine) => delete(engine, &self.call(args.py()), args, kwargs),
             None => Ok(false),
         }
     }
@@ -297,7 +288,7 @@ impl BoundCachedFunction {
         kwargs: Option<&Bound<'_, PyDict>>,
     ) -> PyResult<()> {
         match &self.engine {
-            Some(engine) => set(engine, &self.owner.get().keys, 1, value, args, kwargs),
+            Some(engine) => set(engine, &self.call(args.py()), value, args, kwargs),
             None => Ok(()),
         }
     }
@@ -312,8 +303,50 @@ impl BoundCachedFunction {
 }
 
 impl BoundCachedFunction {
+    fn call<'a, 'py>(&'a self, py: Python<'py>) -> Call<'a, 'py> {
+        let owner = self.owner.get();
+        Call {
+            func: &owner.func,
+            keys: &owner.keys,
+            instance: Some(self.instance.bind(py)),
+            self_in_key: self.self_in_key,
+        }
+    }
+
     fn engines(&self) -> Vec<Arc<MemoryEngine>> {
         self.engine.iter().cloned().collect()
+    }
+}
+
+/// What a call needs besides its arguments.
+struct Call<'a, 'py> {
+    func: &'a Py<PyAny>,
+    keys: &'a KeyBuilder,
+    /// The instance of a bound method (it comes first in the function's arguments).
+    instance: Option<&'a Bound<'py, PyAny>>,
+    /// The instance is part of the key (see `CachedFunction::__get__`).
+    self_in_key: bool,
+}
+
+impl<'py> Call<'_, 'py> {
+    /// The key of a call and its hash; `None` when the call does not bind.
+    #[inline]
+    fn key(
+        &self,
+        args: &Bound<'py, PyTuple>,
+        kwargs: Option<&Bound<'py, PyDict>>,
+    ) -> PyResult<Option<(Bound<'py, PyAny>, isize)>> {
+        let offset = usize::from(self.instance.is_some());
+        let built = self.keys.build(args, kwargs, offset)?;
+        match (built, self.instance) {
+            (Some((key, _)), Some(instance)) if self.self_in_key => {
+                let me = hashable(instance, pyo3::intern!(args.py(), "self"), 0)?;
+                let key = PyTuple::new(args.py(), [me, key])?.into_any();
+                let hash = key.hash()?;
+                Ok(Some((key, hash)))
+            }
+            (built, _) => Ok(built),
+        }
     }
 }
 
@@ -321,18 +354,17 @@ impl BoundCachedFunction {
 #[inline]
 fn cached_call(
     engine: &MemoryEngine,
-    func: &Py<PyAny>,
-    keys: &KeyBuilder,
-    instance: Option<&Bound<'_, PyAny>>,
+    call: &Call<'_, '_>,
     args: &Bound<'_, PyTuple>,
     kwargs: Option<&Bound<'_, PyDict>>,
 ) -> PyResult<Py<PyAny>> {
-    let offset = usize::from(instance.is_some());
-    let Some((key, hash)) = keys.build(args, kwargs, offset)? else {
+    let Some((key, hash)) = call.key(args, kwargs)? else {
         // The call does not fit the signature: let the function raise its own TypeError.
-        return invoke(func, instance, args, kwargs);
+        return invoke(call.func, call.instance, args, kwargs);
     };
-    engine.get_or_call(&key, hash, || invoke(func, instance, args, kwargs))
+    engine.get_or_call(&key, hash, || {
+        invoke(call.func, call.instance, args, kwargs)
+    })
 }
 
 /// The async hit path: key, lookup, and an awaitable that is already done. A miss
@@ -340,23 +372,20 @@ fn cached_call(
 #[inline]
 fn async_call(
     engine: &Arc<MemoryEngine>,
-    func: &Py<PyAny>,
-    keys: &KeyBuilder,
-    instance: Option<&Bound<'_, PyAny>>,
+    call: &Call<'_, '_>,
     args: &Bound<'_, PyTuple>,
     kwargs: Option<&Bound<'_, PyDict>>,
 ) -> PyResult<Py<PyAny>> {
     let py = args.py();
-    let offset = usize::from(instance.is_some());
-    let Some((key, hash)) = keys.build(args, kwargs, offset)? else {
-        return invoke(func, instance, args, kwargs);
+    let Some((key, hash)) = call.key(args, kwargs)? else {
+        return invoke(call.func, call.instance, args, kwargs);
     };
     if let Some(value) = engine.get(&key, hash)? {
         return Ready::wrap(py, value);
     }
     let slot = Bound::new(py, MemorySlot::new(Arc::clone(engine), key.unbind(), hash))?;
-    let args = with_instance(instance, args)?;
-    miss_coroutine(py, slot.into_any(), func, args, kwargs)
+    let args = with_instance(call.instance, args)?;
+    miss_coroutine(py, slot.into_any(), call.func, args, kwargs)
 }
 
 /// The call's positional arguments, with the instance first for a bound method.
@@ -392,12 +421,11 @@ fn invoke(
 }
 
 fn bound_key<'py>(
-    keys: &KeyBuilder,
-    offset: usize,
+    call: &Call<'_, 'py>,
     args: &Bound<'py, PyTuple>,
     kwargs: Option<&Bound<'py, PyDict>>,
 ) -> PyResult<(Bound<'py, PyAny>, isize)> {
-    keys.build(args, kwargs, offset)?.ok_or_else(|| {
+    call.key(args, kwargs)?.ok_or_else(|| {
         pyo3::exceptions::PyTypeError::new_err(
             "these arguments do not bind to the cached function's signature",
         )
@@ -405,34 +433,31 @@ fn bound_key<'py>(
 }
 
 fn key_of(
-    keys: &KeyBuilder,
-    offset: usize,
+    call: &Call<'_, '_>,
     args: &Bound<'_, PyTuple>,
     kwargs: Option<&Bound<'_, PyDict>>,
 ) -> PyResult<Py<PyAny>> {
-    Ok(bound_key(keys, offset, args, kwargs)?.0.unbind())
+    Ok(bound_key(call, args, kwargs)?.0.unbind())
 }
 
 fn delete(
     engine: &MemoryEngine,
-    keys: &KeyBuilder,
-    offset: usize,
+    call: &Call<'_, '_>,
     args: &Bound<'_, PyTuple>,
     kwargs: Option<&Bound<'_, PyDict>>,
 ) -> PyResult<bool> {
-    let (key, hash) = bound_key(keys, offset, args, kwargs)?;
+    let (key, hash) = bound_key(call, args, kwargs)?;
     engine.delete(&key, hash)
 }
 
 fn set(
     engine: &MemoryEngine,
-    keys: &KeyBuilder,
-    offset: usize,
+    call: &Call<'_, '_>,
     value: Py<PyAny>,
     args: &Bound<'_, PyTuple>,
     kwargs: Option<&Bound<'_, PyDict>>,
 ) -> PyResult<()> {
-    let (key, hash) = bound_key(keys, offset, args, kwargs)?;
+    let (key, hash) = bound_key(call, args, kwargs)?;
     engine.set(&key, hash, value);
     Ok(())
 }

@@ -9,7 +9,6 @@
 
 use pyo3::exceptions::PyTypeError;
 use pyo3::prelude::*;
-use pyo3::sync::PyOnceLock;
 use pyo3::types::{
     IntoPyDict, PyBool, PyByteArray, PyBytes, PyComplex, PyDict, PyFloat, PyFrozenSet, PyInt,
     PyList, PyRange, PySet, PySlice, PyString, PyTuple, PyType,
@@ -18,6 +17,9 @@ use twat_cache::{KeyDigest, KeyHasher, Tag};
 
 use crate::arrays::{ArrayValue, Found};
 use crate::key::KeyBuilder;
+use crate::once::{
+    loaded, DATE, DECIMAL, DEFAULT_DICT, ENUM, FRACTION, ORDERED_DICT, PURE_PATH, TIME, TIMEDELTA,
+};
 use crate::state::Extra;
 
 /// Nesting deeper than this is refused (and ends self-containing values).
@@ -27,43 +29,6 @@ const MAX_DEPTH: usize = 64;
 pub struct Encoder<'a> {
     pub hasher: &'a mut KeyHasher,
     pub typed: bool,
-}
-
-/// Python types the encoder recognises by class, imported once.
-struct Known {
-    enum_type: Py<PyType>,
-    decimal: Py<PyType>,
-    pure_path: Py<PyType>,
-    date: Py<PyType>,
-    time: Py<PyType>,
-    timedelta: Py<PyType>,
-    fraction: Py<PyType>,
-    ordered_dict: Py<PyType>,
-    default_dict: Py<PyType>,
-}
-
-fn known(py: Python<'_>) -> PyResult<&Known> {
-    static KNOWN: PyOnceLock<Known> = PyOnceLock::new();
-    KNOWN.get_or_try_init(py, || {
-        let class = |module: &str, name: &str| -> PyResult<Py<PyType>> {
-            Ok(py
-                .import(module)?
-                .getattr(name)?
-                .cast_into::<PyType>()?
-                .unbind())
-        };
-        Ok(Known {
-            enum_type: class("enum", "Enum")?,
-            decimal: class("decimal", "Decimal")?,
-            pure_path: class("pathlib", "PurePath")?,
-            date: class("datetime", "date")?,
-            time: class("datetime", "time")?,
-            timedelta: class("datetime", "timedelta")?,
-            fraction: class("fractions", "Fraction")?,
-            ordered_dict: class("collections", "OrderedDict")?,
-            default_dict: class("collections", "defaultdict")?,
-        })
-    })
 }
 
 /// `module.qualname` of a type: what names it across processes.
@@ -124,7 +89,7 @@ impl Encoder<'_> {
     /// subclasses of builtins (their class and attributes count too), then objects.
     fn other(&mut self, obj: &Bound<'_, PyAny>, name: &str, depth: usize) -> PyResult<()> {
         let py = obj.py();
-        if obj.is_instance(known(py)?.enum_type.bind(py))? {
+        if ENUM.holds(obj)? {
             // By class and member name: a member's value may change, its name keys it
             // (a combination of flags has no name in older Pythons: its value then).
             self.hasher.begin(Tag::Object, 2);
@@ -160,17 +125,17 @@ impl Encoder<'_> {
         } else if let Ok(l) = obj.cast::<PyList>() {
             self.sequence(Tag::List, l.iter(), l.len(), name, depth)?;
             py.get_type::<PyList>()
-        } else if obj.is_instance(known(py)?.ordered_dict.bind(py))? {
+        } else if ORDERED_DICT.holds(obj)? {
             // Order is part of an OrderedDict's value.
             self.dict(obj.cast()?, true, name, depth)?;
-            known(py)?.ordered_dict.bind(py).clone()
-        } else if obj.is_instance(known(py)?.default_dict.bind(py))? {
+            loaded(&ORDERED_DICT, py)?
+        } else if DEFAULT_DICT.holds(obj)? {
             self.hasher.begin(Tag::Object, 2);
             self.hasher.str("collections.defaultdict");
             let factory = obj.getattr("default_factory")?;
             self.value(&factory, &format!("{name}.default_factory"), depth + 1)?;
             self.dict(obj.cast()?, false, name, depth)?;
-            known(py)?.default_dict.bind(py).clone()
+            loaded(&DEFAULT_DICT, py)?
         } else if let Ok(d) = obj.cast::<PyDict>() {
             self.dict(d, false, name, depth)?;
             py.get_type::<PyDict>()
@@ -330,7 +295,6 @@ impl Encoder<'_> {
     /// Everything that is not a builtin container or scalar.
     fn object(&mut self, obj: &Bound<'_, PyAny>, name: &str, depth: usize) -> PyResult<()> {
         let py = obj.py();
-        let k = known(py)?;
         let t = obj.get_type();
         let tname = type_name(&t)?;
         match crate::arrays::classify(obj)? {
@@ -348,7 +312,7 @@ impl Encoder<'_> {
                     } else {
                         self.hasher.array(type_name, &format, &shape, bytes);
                     }
-                })
+                });
             }
             Found::Array(ArrayValue::Masked {
                 data,
@@ -378,7 +342,7 @@ impl Encoder<'_> {
             self.hasher.float(c.imag());
             return Ok(());
         }
-        if obj.is_instance(k.fraction.bind(py))? {
+        if FRACTION.holds(obj)? {
             let (num, den) = (obj.getattr("numerator")?, obj.getattr("denominator")?);
             if den.eq(1)? && !self.typed {
                 return self.int(num.cast::<PyInt>()?);
@@ -416,7 +380,7 @@ impl Encoder<'_> {
         if obj.is(py.Ellipsis()) || obj.is(py.NotImplemented()) {
             return self.named_fields("builtins", &[&obj.repr()?]);
         }
-        if obj.is_instance(k.decimal.bind(py))? {
+        if DECIMAL.holds(obj)? {
             let integral: bool = obj.call_method0("is_finite")?.is_truthy()?
                 && obj.eq(obj.call_method0("to_integral_value")?)?;
             if integral && !self.typed {
@@ -426,15 +390,12 @@ impl Encoder<'_> {
             let text = obj.call_method0("normalize")?.str()?;
             return self.named_fields(&tname, &[&text]);
         }
-        if obj.is_instance(k.pure_path.bind(py))? {
+        if PURE_PATH.holds(obj)? {
             // PurePosixPath("a") == PosixPath("a"): one name for every path class.
             return self.named_fields("pathlib.PurePath", &[&obj.str()?]);
         }
-        if obj.is_instance(k.date.bind(py))?
-            || obj.is_instance(k.time.bind(py))?
-            || obj.is_instance(k.timedelta.bind(py))?
-        {
-            let text = if obj.is_instance(k.timedelta.bind(py))? {
+        if DATE.holds(obj)? || TIME.holds(obj)? || TIMEDELTA.holds(obj)? {
+            let text = if TIMEDELTA.holds(obj)? {
                 obj.str()?
             } else {
                 obj.call_method0("isoformat")?.cast_into::<PyString>()?

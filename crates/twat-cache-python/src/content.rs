@@ -9,16 +9,17 @@
 //! list is never equal to a tuple) starts with a private [`KeyTag`], so the two cannot
 //! collide; `set` and `bytearray` become `frozenset` and `bytes`, which they equal.
 
+use crate::once::PyLazy;
 use pyo3::exceptions::PyTypeError;
 use pyo3::prelude::*;
-use pyo3::sync::PyOnceLock;
 use pyo3::types::{
     PyBool, PyByteArray, PyBytes, PyDict, PyFloat, PyFrozenSet, PyList, PySet, PySlice, PyString,
-    PyTuple, PyType,
+    PyTuple,
 };
 use twox_hash::XxHash3_128;
 
 use crate::arrays::{ArrayValue, Found};
+use crate::once::{loaded, DEFAULT_DICT, ORDERED_DICT};
 use crate::state::Extra;
 
 /// How deep content keys may nest before the argument is refused (cycles end here).
@@ -52,7 +53,7 @@ pub(crate) struct Tags {
 }
 
 pub(crate) fn tags(py: Python<'_>) -> PyResult<&Tags> {
-    static TAGS: PyOnceLock<Tags> = PyOnceLock::new();
+    static TAGS: PyLazy<Tags> = PyLazy::new();
     TAGS.get_or_try_init(py, || {
         let tag = |name| Py::new(py, KeyTag { name });
         Ok(Tags {
@@ -109,7 +110,9 @@ pub fn hashable<'py>(
         PyTypeError::new_err(format!(
             "argument {name} of type {} cannot be turned into a cache key ({why}); pass \
              ignore=({name:?},) or key=...",
-            obj.get_type().name().map_or_else(|_| "?".into(), |n| n.to_string())
+            obj.get_type()
+                .name()
+                .map_or_else(|_| "?".into(), |n| n.to_string())
         ))
     };
     if let Some(key) = container(obj, name, depth)? {
@@ -150,9 +153,8 @@ pub fn hashable<'py>(
     }
     if let Ok(s) = obj.cast::<PySlice>() {
         // Slices compare by (start, stop, step); they are hashable from Python 3.12.
-        let parts = ["start", "stop", "step"].map(|part| {
-            s.getattr(part).and_then(|v| hashable(&v, name, depth + 1))
-        });
+        let parts = ["start", "stop", "step"]
+            .map(|part| s.getattr(part).and_then(|v| hashable(&v, name, depth + 1)));
         return tagged(py, &t.slice, parts.into_iter().collect::<PyResult<_>>()?);
     }
     if let Some(items) = crate::state::dataclass_items(obj)? {
@@ -175,7 +177,6 @@ fn container<'py>(
 ) -> PyResult<Option<Bound<'py, PyAny>>> {
     let py = obj.py();
     let t = tags(py)?;
-    let k = kinds(py)?;
     let inner = |items: Vec<Bound<'py, PyAny>>| -> PyResult<Vec<Bound<'py, PyAny>>> {
         items.iter().map(|x| hashable(x, name, depth + 1)).collect()
     };
@@ -190,34 +191,55 @@ fn container<'py>(
         let items = inner(list.iter().collect())?;
         let key = tagged(py, &t.list, vec![PyTuple::new(py, items)?.into_any()])?;
         (py.get_type::<PyList>(), key)
-    } else if obj.is_instance(k.ordered_dict.bind(py))? {
+    } else if ORDERED_DICT.holds(obj)? {
         // Order is part of an OrderedDict's value (two of them compare by order).
-        let key = tagged(py, &t.ordered, vec![PyTuple::new(py, pairs(obj.cast()?)?)?.into_any()])?;
-        (k.ordered_dict.bind(py).clone(), key)
-    } else if obj.is_instance(k.default_dict.bind(py))? {
+        let key = tagged(
+            py,
+            &t.ordered,
+            vec![PyTuple::new(py, pairs(obj.cast()?)?)?.into_any()],
+        )?;
+        (loaded(&ORDERED_DICT, py)?, key)
+    } else if DEFAULT_DICT.holds(obj)? {
         let factory = obj.getattr("default_factory")?;
         let parts = vec![
             hashable(&factory, name, depth + 1)?,
             PyFrozenSet::new(py, pairs(obj.cast()?)?)?.into_any(),
         ];
-        (k.default_dict.bind(py).clone(), tagged(py, &t.defaultdict, parts)?)
+        (
+            loaded(&DEFAULT_DICT, py)?,
+            tagged(py, &t.defaultdict, parts)?,
+        )
     } else if let Ok(dict) = obj.cast::<PyDict>() {
         // A frozenset of (key, value) pairs: equal dicts give equal keys in any order.
-        let key = tagged(py, &t.dict, vec![PyFrozenSet::new(py, pairs(dict)?)?.into_any()])?;
+        let key = tagged(
+            py,
+            &t.dict,
+            vec![PyFrozenSet::new(py, pairs(dict)?)?.into_any()],
+        )?;
         (py.get_type::<PyDict>(), key)
     } else if let Ok(set) = obj.cast::<PySet>() {
         // set({1}) == frozenset({1}) in Python, so no tag.
-        (py.get_type::<PySet>(), PyFrozenSet::new(py, set.iter())?.into_any())
+        (
+            py.get_type::<PySet>(),
+            PyFrozenSet::new(py, set.iter())?.into_any(),
+        )
     } else if let Ok(ba) = obj.cast::<PyByteArray>() {
         // bytearray(b"x") == b"x" in Python, so no tag.
-        (py.get_type::<PyByteArray>(), PyBytes::new(py, &ba.to_vec()).into_any())
+        (
+            py.get_type::<PyByteArray>(),
+            PyBytes::new(py, &ba.to_vec()).into_any(),
+        )
     } else {
         return Ok(None);
     };
     match crate::state::extra(obj, &base)? {
         Extra::None => Ok(Some(key)),
         Extra::Attrs(attrs) => {
-            let parts = vec![obj.get_type().into_any(), key, hashable(attrs.as_any(), name, depth + 1)?];
+            let parts = vec![
+                obj.get_type().into_any(),
+                key,
+                hashable(attrs.as_any(), name, depth + 1)?,
+            ];
             tagged(py, &t.subclass, parts).map(Some)
         }
         Extra::Hidden => Err(PyTypeError::new_err(format!(
@@ -253,27 +275,6 @@ pub(crate) fn has_nan(obj: &Bound<'_, PyAny>, depth: usize) -> bool {
         _ => false,
     }
 }
-
-/// The standard library's dict subclasses with state of their own, imported once.
-struct Kinds {
-    ordered_dict: Py<PyType>,
-    default_dict: Py<PyType>,
-}
-
-fn kinds(py: Python<'_>) -> PyResult<&Kinds> {
-    static KINDS: PyOnceLock<Kinds> = PyOnceLock::new();
-    KINDS.get_or_try_init(py, || {
-        let collections = py.import("collections")?;
-        let class = |name: &str| -> PyResult<Py<PyType>> {
-            Ok(collections.getattr(name)?.cast_into::<PyType>()?.unbind())
-        };
-        Ok(Kinds {
-            ordered_dict: class("OrderedDict")?,
-            default_dict: class("defaultdict")?,
-        })
-    })
-}
-
 /// Exact `int`, `str`, `float`, `bool`, `bytes` or `None`: hashable without asking.
 #[inline]
 pub(crate) fn is_plain_scalar(obj: &Bound<'_, PyAny>) -> bool {

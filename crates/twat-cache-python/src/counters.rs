@@ -4,8 +4,8 @@
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
 
+use crate::once::PyLazy;
 use pyo3::prelude::*;
-use pyo3::sync::PyOnceLock;
 use pyo3::types::PyDict;
 use twat_cache::Stats;
 
@@ -36,7 +36,7 @@ pub fn cache_info(
     engines: &[Arc<MemoryEngine>],
     config: EngineConfig,
 ) -> PyResult<Py<PyAny>> {
-    static CACHE_INFO: PyOnceLock<Py<PyAny>> = PyOnceLock::new();
+    static CACHE_INFO: PyLazy<Py<PyAny>> = PyLazy::new();
     let class = CACHE_INFO.get_or_try_init(py, || {
         Ok::<_, PyErr>(
             py.import("twat_cache._types")?

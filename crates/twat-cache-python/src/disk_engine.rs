@@ -7,8 +7,8 @@
 
 use std::sync::atomic::{AtomicU64, AtomicU8, Ordering};
 
+use crate::once::PyLazy;
 use pyo3::prelude::*;
-use pyo3::sync::PyOnceLock;
 use pyo3::types::{PyBytes, PyDict, PyList, PyMemoryView, PySlice};
 use twat_cache::{
     read_frame, small_stream, write_frame, Compression, DiskConfig, DiskStore, Entry, EntrySource,
@@ -27,7 +27,7 @@ struct Py3 {
 }
 
 fn py3(py: Python<'_>) -> PyResult<&Py3> {
-    static FNS: PyOnceLock<Py3> = PyOnceLock::new();
+    static FNS: PyLazy<Py3> = PyLazy::new();
     FNS.get_or_try_init(py, || {
         let pickle = py.import("pickle")?;
         let mmap = py.import("mmap")?;

@@ -1,6 +1,6 @@
 //! The memory engine as the binding uses it: the core [`Store`] and [`Flights`] over
 //! Python keys and values, each behind a mutex that is only ever waited for with the
-//! GIL released (`lock_py_attached`), so a thread inside a key's `__eq__` can never
+//! GIL released (`holder.rs`), so a thread inside a key's `__eq__` can never
 //! deadlock with a thread waiting for the engine.
 //!
 //! A key's `__eq__` runs under that lock, and it is Python code: it may call the same
@@ -9,17 +9,15 @@
 //! own nested call, and any call in a child whose parent had the lock taken at the
 //! fork, go straight to the function (a correct value, not cached).
 
-use std::cell::Cell;
-use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
-use parking_lot::{Mutex, MutexGuard};
 use pyo3::prelude::*;
-use pyo3::sync::MutexExt;
 use twat_cache::{Claim, Flights, Lead, Policy, Stats, Store};
 
 use crate::errors::warn;
+use crate::holder::Guarded;
 use crate::key::PyKey;
 
 /// What a leader hands to the followers of its flight: the value or the exception.
@@ -41,9 +39,7 @@ struct State {
 }
 
 pub struct MemoryEngine {
-    state: Mutex<State>,
-    /// The [`holder_token`] of the thread holding `state`, or 0.
-    holder: AtomicU64,
+    state: Guarded<State>,
     store_errors: AtomicU64,
 }
 
@@ -55,74 +51,15 @@ enum Lookup {
     Bypass,
 }
 
-/// Bumped in a child made by `fork()` (`fork_after_in_child`): a holder token of an
-/// older generation is a thread that does not exist in this process.
-static GENERATION: AtomicU32 = AtomicU32::new(1);
-
-/// A new process generation began (called in the child after `fork()`).
-pub fn forked() {
-    GENERATION.fetch_add(1, Ordering::Relaxed);
-}
-
-/// This thread in this process: the generation, then a per-thread number.
-#[inline]
-fn holder_token() -> u64 {
-    static NEXT: AtomicU32 = AtomicU32::new(1);
-    thread_local!(static THREAD: Cell<u32> = const { Cell::new(0) });
-    let thread = THREAD.with(|t| {
-        if t.get() == 0 {
-            t.set(NEXT.fetch_add(1, Ordering::Relaxed));
-        }
-        t.get()
-    });
-    (u64::from(GENERATION.load(Ordering::Relaxed)) << 32) | u64::from(thread)
-}
-
-/// The engine's lock, held; it clears the holder when it is dropped.
-struct Held<'a> {
-    state: MutexGuard<'a, State>,
-    holder: &'a AtomicU64,
-}
-
-impl Drop for Held<'_> {
-    fn drop(&mut self) {
-        self.holder.store(0, Ordering::Release);
-    }
-}
-
 impl MemoryEngine {
     pub fn new(config: EngineConfig) -> Arc<Self> {
         Arc::new(Self {
-            state: Mutex::new(State {
+            state: Guarded::new(State {
                 store: Store::new(config.max_size, config.ttl, config.policy),
                 flights: Flights::default(),
             }),
-            holder: AtomicU64::new(0),
             store_errors: AtomicU64::new(0),
         })
-    }
-
-    /// Takes the lock; `None` when this thread holds it already (a key's `__eq__`
-    /// calling back into this cache) or a thread lost in a `fork()` held it.
-    #[inline]
-    fn lock(&self, py: Python<'_>) -> Option<Held<'_>> {
-        let me = holder_token();
-        let holder = self.holder.load(Ordering::Acquire);
-        if holder == me || (holder != 0 && holder >> 32 != me >> 32) {
-            return None;
-        }
-        Some(self.lock_waiting(py, me))
-    }
-
-    /// Takes the lock, waiting as long as it takes (for a leader finishing its flight:
-    /// it claimed the flight under this lock, so no one lost in a fork holds it).
-    fn lock_waiting(&self, py: Python<'_>, me: u64) -> Held<'_> {
-        let state = self.state.lock_py_attached(py);
-        self.holder.store(me, Ordering::Release);
-        Held {
-            state,
-            holder: &self.holder,
-        }
     }
 
     /// Runs `f` on the store under the lock (`None`: see [`MemoryEngine::lock`]);
@@ -134,9 +71,9 @@ impl MemoryEngine {
         py: Python<'_>,
         f: impl FnOnce(&mut Store<PyKey, Py<PyAny>>) -> R,
     ) -> Option<R> {
-        let mut held = self.lock(py)?;
-        let result = f(&mut held.state.store);
-        let removed = held.state.store.take_removed();
+        let mut held = self.state.lock(py)?;
+        let result = f(&mut held.store);
+        let removed = held.store.take_removed();
         drop(held);
         drop(removed);
         Some(result)
@@ -246,10 +183,10 @@ impl MemoryEngine {
     #[inline]
     fn lookup(&self, key: &Bound<'_, PyAny>, hash: isize) -> PyResult<Lookup> {
         let py = key.py();
-        let Some(mut held) = self.lock(py) else {
+        let Some(mut held) = self.state.lock(py) else {
             return Ok(Lookup::Bypass);
         };
-        let state = &mut *held.state;
+        let state = &mut *held;
         let found = state
             .store
             .get_by(hash as u64, |k| k.matches(key))
@@ -362,8 +299,8 @@ impl Leader<'_> {
         let Some(lead) = self.lead.take() else {
             return;
         };
-        let mut held = self.engine.lock_waiting(py, holder_token());
-        let state = &mut *held.state;
+        let mut held = self.engine.state.lock_waiting(py);
+        let state = &mut *held;
         let stored = match outcome {
             Ok(v) => insert(&mut state.store, key, self.hash, v.clone_ref(py)),
             Err(_) => Ok(()),
@@ -385,7 +322,7 @@ impl Leader<'_> {
 impl Drop for Leader<'_> {
     fn drop(&mut self) {
         if let Some(lead) = self.lead.take() {
-            let finished = self.engine.state.lock().flights.remove(&lead);
+            let finished = self.engine.state.lock_unattached().flights.remove(&lead);
             if let Some((_key, Some(flight))) = finished {
                 flight.abandon();
             }

@@ -4,12 +4,12 @@
 //! they can subclass two bases (`ConfigurationError(TwatCacheError, ValueError)`); this
 //! module looks them up by name.
 
+use crate::once::PyLazy;
 use pyo3::prelude::*;
-use pyo3::sync::PyOnceLock;
 use pyo3::types::PyType;
 
 fn exception_class<'py>(py: Python<'py>, name: &str) -> PyResult<Bound<'py, PyType>> {
-    static MODULE: PyOnceLock<Py<PyModule>> = PyOnceLock::new();
+    static MODULE: PyLazy<Py<PyModule>> = PyLazy::new();
     let module =
         MODULE.get_or_try_init(py, || py.import("twat_cache.exceptions").map(Bound::unbind))?;
     Ok(module.bind(py).getattr(name)?.cast_into::<PyType>()?)

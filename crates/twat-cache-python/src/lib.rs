@@ -14,8 +14,10 @@ mod disk_engine;
 mod engine;
 mod errors;
 mod handle;
+mod holder;
 mod instances;
 mod key;
+mod once;
 mod options;
 mod persistent;
 mod ready;
@@ -41,7 +43,7 @@ fn fork_after_in_parent(py: Python<'_>) {
 /// (worker pool, background thread, SQLite connections) made anew on first use.
 #[pyfunction]
 fn fork_after_in_child(py: Python<'_>) {
-    engine::forked();
+    holder::forked();
     py.detach(twat_cache::fork::after_in_child);
 }
 
@@ -49,6 +51,8 @@ fn fork_after_in_child(py: Python<'_>) {
 /// declares itself safe for free-threaded Python.
 #[pymodule(gil_used = false)]
 fn _core(m: &Bound<'_, PyModule>) -> PyResult<()> {
+    // The key tags are compared by identity: made here, before any thread can race.
+    content::tags(m.py())?;
     m.add_function(wrap_pyfunction!(fork_prepare, m)?)?;
     m.add_function(wrap_pyfunction!(fork_after_in_parent, m)?)?;
     m.add_function(wrap_pyfunction!(fork_after_in_child, m)?)?;

@@ -6,9 +6,7 @@
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicU64, Ordering};
 
-use parking_lot::Mutex;
 use pyo3::prelude::*;
-use pyo3::sync::MutexExt;
 use pyo3::types::{PyDict, PyTuple};
 use twat_cache::{Claim, Flights, KeyDigest, KeyHasher, Lead};
 
@@ -17,6 +15,7 @@ use crate::canonical::call_digest;
 use crate::counters::disk_stats;
 use crate::disk_engine::DiskEngine;
 use crate::errors::to_py_err;
+use crate::holder::Guarded;
 use crate::key::{KeyBuilder, ParamSpec};
 use crate::options::DiskSpec;
 
@@ -31,7 +30,7 @@ pub struct PersistentFunction {
     identity: String,
     secure: bool,
     engine: DiskEngine,
-    flights: Mutex<Flights<KeyDigest, Outcome>>,
+    flights: Guarded<Flights<KeyDigest, Outcome>>,
     /// Flights finished in this process: a leader re-reads the store only if one ended
     /// since its own lookup (then another thread may have just stored the value).
     finished: AtomicU64,
@@ -90,7 +89,7 @@ impl PersistentFunction {
             identity: format!("{name}\0{version}"),
             secure,
             engine,
-            flights: Mutex::new(Flights::default()),
+            flights: Guarded::new(Flights::default()),
             finished: AtomicU64::new(0),
             kind,
             disabled,
@@ -291,11 +290,18 @@ impl PersistentFunction {
         call: impl FnOnce() -> Outcome,
     ) -> Outcome {
         loop {
-            let claim = self.flights.lock_py_attached(py).claim_by(
+            let Some(mut flights) = self.flights.lock(py) else {
+                // Held by a thread lost in a fork: compute here, without single flight.
+                let value = call()?;
+                self.engine.save(value.bind(py), key);
+                return Ok(value);
+            };
+            let claim = flights.claim_by(
                 key as u64,
                 || key,
                 |k| Ok::<_, std::convert::Infallible>(*k == key),
             );
+            drop(flights);
             match claim.unwrap_or_else(|never| match never {}) {
                 Claim::Leader(lead) => {
                     let leader = Leader {
@@ -367,7 +373,7 @@ impl Leader<'_> {
         // After the value is stored and before the flight ends: a thread that missed
         // before this point and leads next re-reads the store.
         self.owner.finished.fetch_add(1, Ordering::Release);
-        let finished = self.owner.flights.lock_py_attached(py).remove(&lead);
+        let finished = self.owner.flights.lock_waiting(py).remove(&lead);
         if let Some((_, Some(flight))) = finished {
             flight.complete(match outcome {
                 Ok(v) => Ok(v.clone_ref(py)),
@@ -380,7 +386,7 @@ impl Leader<'_> {
 impl Drop for Leader<'_> {
     fn drop(&mut self) {
         if let Some(lead) = self.lead.take() {
-            if let Some((_, Some(flight))) = self.owner.flights.lock().remove(&lead) {
+            if let Some((_, Some(flight))) = self.owner.flights.lock_unattached().remove(&lead) {
                 flight.abandon();
             }
         }

@@ -2,8 +2,8 @@
 //! in `content.rs`, persistent keys in `canonical.rs`): a key covers all of a value's
 //! state or the value is refused, never keyed by part of it.
 
+use crate::once::PyLazy;
 use pyo3::prelude::*;
-use pyo3::sync::PyOnceLock;
 use pyo3::types::{PyDict, PyString, PyTuple, PyType};
 
 /// `Py_TPFLAGS_HEAPTYPE`: a class made by a `class` statement (or `type(...)`).
@@ -52,12 +52,10 @@ pub fn dataclass_items<'py>(
     obj: &Bound<'py, PyAny>,
 ) -> PyResult<Option<Vec<(Bound<'py, PyString>, Bound<'py, PyAny>)>>> {
     let py = obj.py();
-    if obj.cast::<PyType>().is_ok()
-        || !obj.hasattr(pyo3::intern!(py, "__dataclass_fields__"))?
-    {
+    if obj.cast::<PyType>().is_ok() || !obj.hasattr(pyo3::intern!(py, "__dataclass_fields__"))? {
         return Ok(None);
     }
-    static FIELDS: PyOnceLock<Py<PyAny>> = PyOnceLock::new();
+    static FIELDS: PyLazy<Py<PyAny>> = PyLazy::new();
     let fields = FIELDS.get_or_try_init(py, || -> PyResult<_> {
         Ok(py.import("dataclasses")?.getattr("fields")?.unbind())
     })?;
@@ -71,7 +69,10 @@ pub fn dataclass_items<'py>(
         let mut others = Vec::new();
         for (k, v) in attrs.cast::<PyDict>()?.iter() {
             let k = k.cast_into::<PyString>()?;
-            if !items.iter().any(|(n, _)| n.as_any().eq(&k).unwrap_or(false)) {
+            if !items
+                .iter()
+                .any(|(n, _)| n.as_any().eq(&k).unwrap_or(false))
+            {
                 others.push((k.to_string(), k, v));
             }
         }

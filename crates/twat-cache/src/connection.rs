@@ -10,17 +10,21 @@
 use std::ops::{Deref, DerefMut};
 use std::path::Path;
 
-use parking_lot::Mutex;
 use rusqlite::Connection;
+use std::sync::{Mutex, MutexGuard};
 
 static OPEN_CLOSE: Mutex<()> = Mutex::new(());
+
+fn turn() -> MutexGuard<'static, ()> {
+    OPEN_CLOSE.lock().unwrap_or_else(|e| e.into_inner())
+}
 
 /// A connection that is closed under the same lock it was opened under.
 pub(crate) struct Db(Option<Connection>);
 
 impl Db {
     pub(crate) fn open(path: &Path) -> rusqlite::Result<Db> {
-        let _turn = OPEN_CLOSE.lock();
+        let _turn = turn();
         Connection::open(path).map(|c| Db(Some(c)))
     }
 }
@@ -40,7 +44,7 @@ impl DerefMut for Db {
 
 impl Drop for Db {
     fn drop(&mut self) {
-        let _turn = OPEN_CLOSE.lock();
+        let _turn = turn();
         drop(self.0.take());
     }
 }
@@ -48,5 +52,5 @@ impl Drop for Db {
 /// For [`crate::fork::prepare`]: no thread is inside SQLite's open or close (they hold
 /// SQLite's global lock) while the process forks.
 pub(crate) fn lock_all(held: &mut Vec<Box<dyn std::any::Any>>) {
-    held.push(Box::new(OPEN_CLOSE.lock()));
+    held.push(Box::new(turn()));
 }

@@ -36,15 +36,14 @@ use std::fs::{self, File};
 use std::io::BufWriter;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::Arc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-use parking_lot::Mutex;
+use parking_lot::{Mutex, MutexGuard};
 use rusqlite::{params, Connection, OptionalExtension, TransactionBehavior};
 
 use crate::background::{self, Job};
-use crate::connection::Db;
 use crate::codec::{write_frame, Compression, Payload, Signer};
+use crate::connection::Db;
 use crate::entry::{data_name, make_private_dir, remove_stale_tmp, unique};
 pub use crate::entry::{Entry, EntrySource};
 use crate::index::{
@@ -118,21 +117,28 @@ pub(crate) struct Touch {
 pub struct DiskStore {
     dir: PathBuf,
     config: DiskConfig,
-    locks: Arc<Locks>,
+    conn: Mutex<Option<Conn>>,
+    touches: Mutex<HashMap<KeyDigest, Touch>>,
     commits: AtomicU64,
 }
 
-/// The store's state behind locks, listed for [`crate::fork::prepare`].
-struct Locks {
-    conn: Arc<Mutex<Option<Conn>>>,
-    touches: Arc<Mutex<HashMap<KeyDigest, Touch>>>,
+/// A lock of the store, held with a pass through the fork gate ([`crate::fork`]): no
+/// thread holds or waits for it while the process forks.
+struct Gated<'a, T> {
+    guard: MutexGuard<'a, T>,
+    _pass: crate::fork::Pass,
 }
 
-impl crate::fork::Quiesce for Locks {
-    /// In the order `Drop for DiskStore` takes them (nothing else holds both).
-    fn lock_all(self: Arc<Self>, held: &mut Vec<Box<dyn std::any::Any>>) {
-        held.push(Box::new(self.conn.lock_arc()));
-        held.push(Box::new(self.touches.lock_arc()));
+impl<T> std::ops::Deref for Gated<'_, T> {
+    type Target = T;
+    fn deref(&self) -> &T {
+        &self.guard
+    }
+}
+
+impl<T> std::ops::DerefMut for Gated<'_, T> {
+    fn deref_mut(&mut self) -> &mut T {
+        &mut self.guard
     }
 }
 
@@ -178,22 +184,41 @@ impl DiskStore {
             make_private_dir(&dir.join(sub))?;
         }
         remove_stale_tmp(&dir.join("tmp"));
-        let locks = Arc::new(Locks {
-            conn: Arc::new(Mutex::new(None)),
-            touches: Arc::new(Mutex::new(HashMap::new())),
-        });
-        let weak: std::sync::Weak<dyn crate::fork::Quiesce> = Arc::downgrade(&locks) as _;
-        crate::fork::register(weak);
         let store = DiskStore {
             dir,
             config,
-            locks,
+            conn: Mutex::new(None),
+            touches: Mutex::new(HashMap::new()),
             commits: AtomicU64::new(0),
         };
         // The first lookup prepares its statement and maps the shared WAL index: done
         // now (at decoration time), not in the first call.
         store.get(0)?;
         Ok(store)
+    }
+
+    fn conn(&self) -> Gated<'_, Option<Conn>> {
+        let pass = crate::fork::pass();
+        Gated {
+            guard: self.conn.lock(),
+            _pass: pass,
+        }
+    }
+
+    fn try_conn(&self) -> Option<Gated<'_, Option<Conn>>> {
+        let pass = crate::fork::try_pass()?;
+        Some(Gated {
+            guard: self.conn.try_lock()?,
+            _pass: pass,
+        })
+    }
+
+    fn touches(&self) -> Gated<'_, HashMap<KeyDigest, Touch>> {
+        let pass = crate::fork::pass();
+        Gated {
+            guard: self.touches.lock(),
+            _pass: pass,
+        }
     }
 
     /// The folder.
@@ -257,7 +282,7 @@ impl DiskStore {
         &self,
         f: &mut impl FnMut(&mut Connection) -> Result<T, Error>,
     ) -> Result<T, Error> {
-        let mut guard = self.locks.conn.lock();
+        let mut guard = self.conn();
         let pid = std::process::id();
         match guard.as_ref() {
             Some(c) if c.pid == pid => {}
@@ -287,7 +312,9 @@ impl DiskStore {
     /// on the index. For a caller that holds a lock of its own (the Python binding holds
     /// the GIL): it tries this first and falls back to `get` after releasing its lock.
     pub fn try_get(&self, key: KeyDigest) -> Option<Result<Option<Entry>, Error>> {
-        let mut guard = self.locks.conn.try_lock()?;
+        // Held until the entry is made (its access record too): nothing here waits.
+        let _pass = crate::fork::try_pass()?;
+        let mut guard = self.try_conn()?;
         let conn = guard.as_mut().filter(|c| c.pid == std::process::id())?;
         let row = select_entry(&conn.db, key);
         drop(guard);
@@ -331,7 +358,7 @@ impl DiskStore {
             return;
         }
         let full = {
-            let mut t = self.locks.touches.lock();
+            let mut t = self.touches();
             let e = t.entry(key).or_default();
             e.used = now;
             e.hits += 1;
@@ -345,7 +372,7 @@ impl DiskStore {
 
     /// Writes the access records kept in memory to the index.
     pub fn flush(&self) -> Result<(), Error> {
-        let touches = std::mem::take(&mut *self.locks.touches.lock());
+        let touches = std::mem::take(&mut *self.touches());
         if touches.is_empty() {
             return Ok(());
         }
@@ -463,7 +490,7 @@ impl DiskStore {
         if size > limit {
             return Err(Error::TooLarge { size, limit });
         }
-        let touches = std::mem::take(&mut *self.locks.touches.lock());
+        let touches = std::mem::take(&mut *self.touches());
         let now = now_us();
         let expires = ttl.map(|t| now + t.as_micros() as i64);
         let order = policy_order(self.config.policy).0;
@@ -542,7 +569,7 @@ impl DiskStore {
 
     /// Removes the entry of `key`; whether there was one.
     pub fn remove(&self, key: KeyDigest) -> Result<bool, Error> {
-        self.locks.touches.lock().remove(&key);
+        self.touches().remove(&key);
         let sql = "SELECT id FROM entries WHERE id = ?1 AND key = ?2";
         Ok(self.delete_matching(sql, params![row_id(key), &key_blob(key)[..]])? > 0)
     }
@@ -569,7 +596,7 @@ impl DiskStore {
     /// Removes the entries of one cache (`Some(ns)`) or of every cache in the folder;
     /// returns how many went. Nothing outside the folder is touched.
     pub fn clear(&self, ns: Option<&str>) -> Result<u64, Error> {
-        self.locks.touches.lock().clear();
+        self.touches().clear();
         match ns {
             Some(ns) => self.delete_matching("SELECT id FROM entries WHERE ns = ?1", [ns]),
             None => self.delete_matching("SELECT id FROM entries", []),
@@ -614,14 +641,18 @@ impl Drop for DiskStore {
     /// Writes the pending access records, if that can be done without waiting (they
     /// only steer eviction; an owner that may wait calls [`DiskStore::flush`] first).
     fn drop(&mut self) {
-        if self.locks.touches.lock().is_empty() {
+        // Its owner may hold a lock of its own (the GIL): no waiting at the fork gate.
+        let Some(_pass) = crate::fork::try_pass() else {
+            return;
+        };
+        if self.touches().is_empty() {
             return;
         }
-        let Some(mut guard) = self.locks.conn.try_lock() else {
+        let Some(mut guard) = self.try_conn() else {
             return;
         };
         if let Some(c) = guard.as_mut().filter(|c| c.pid == std::process::id()) {
-            let touches = std::mem::take(&mut *self.locks.touches.lock());
+            let touches = std::mem::take(&mut *self.touches());
             if let Ok(tx) =
                 c.db.transaction_with_behavior(TransactionBehavior::Immediate)
             {

@@ -9,15 +9,15 @@
 
 use std::sync::Arc;
 
-use parking_lot::Mutex;
 use rayon::{ThreadPool, ThreadPoolBuilder};
+use std::sync::Mutex;
 
 /// This process's pool, with the id of the process that made it.
 static POOL: Mutex<Option<(u32, Arc<ThreadPool>)>> = Mutex::new(None);
 
 fn pool() -> Option<Arc<ThreadPool>> {
     let pid = std::process::id();
-    let mut slot = POOL.lock();
+    let mut slot = POOL.lock().unwrap_or_else(|e| e.into_inner());
     match slot.as_ref() {
         Some((owner, pool)) if *owner == pid => return Some(Arc::clone(pool)),
         Some(_) => std::mem::forget(slot.take()),
@@ -45,5 +45,5 @@ pub(crate) fn install<R: Send>(op: impl FnOnce(bool) -> R + Send) -> R {
 
 /// For [`crate::fork::prepare`]: no thread is making the pool while the process forks.
 pub(crate) fn lock_all(held: &mut Vec<Box<dyn std::any::Any>>) {
-    held.push(Box::new(POOL.lock()));
+    held.push(Box::new(POOL.lock().unwrap_or_else(|e| e.into_inner())));
 }
