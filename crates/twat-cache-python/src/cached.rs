@@ -173,6 +173,34 @@ impl CachedFunction {
         set(&self.engine, &self.call(), value, args, kwargs)
     }
 
+    /// `cache_delete` under async-lru's name.
+    #[pyo3(signature = (*args, **kwargs))]
+    fn cache_invalidate(
+        &self,
+        args: &Bound<'_, PyTuple>,
+        kwargs: Option<&Bound<'_, PyDict>>,
+    ) -> PyResult<bool> {
+        self.cache_delete(args, kwargs)
+    }
+
+    /// Whether a call with these arguments would be a hit (not counted).
+    #[pyo3(signature = (*args, **kwargs))]
+    fn cache_contains(
+        &self,
+        args: &Bound<'_, PyTuple>,
+        kwargs: Option<&Bound<'_, PyDict>>,
+    ) -> PyResult<bool> {
+        let (key, hash) = bound_key(&self.call(), args, kwargs)?;
+        Ok(self.engine.peek(&key, hash)?.is_some())
+    }
+
+    /// Pickled by reference, as plain functions are: `module.qualname`, found again
+    /// on unpickling (so `ProcessPoolExecutor().map(cached, ...)` works); `copy` and
+    /// `deepcopy` return the cached function itself.
+    fn __reduce__(slf: &Bound<'_, Self>) -> PyResult<Py<PyAny>> {
+        Ok(slf.getattr(pyo3::intern!(slf.py(), "__qualname__"))?.unbind())
+    }
+
     /// Reclaims expired entries now; returns how many.
     fn purge_expired(&self, py: Python<'_>) -> usize {
         self.engines(py).iter().map(|e| e.purge_expired(py)).sum()

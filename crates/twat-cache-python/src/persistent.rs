@@ -225,6 +225,33 @@ impl PersistentFunction {
         Ok(self.engine.save(value, key))
     }
 
+    /// `cache_delete` under async-lru's name.
+    #[pyo3(signature = (*args, **kwargs))]
+    fn cache_invalidate(
+        &self,
+        args: &Bound<'_, PyTuple>,
+        kwargs: Option<&Bound<'_, PyDict>>,
+    ) -> PyResult<bool> {
+        self.cache_delete(args, kwargs)
+    }
+
+    /// Whether a call with these arguments would find a stored entry (not counted).
+    #[pyo3(signature = (*args, **kwargs))]
+    fn cache_contains(
+        &self,
+        args: &Bound<'_, PyTuple>,
+        kwargs: Option<&Bound<'_, PyDict>>,
+    ) -> PyResult<bool> {
+        let key = self.bound_digest(args, kwargs)?;
+        Ok(self.engine.load(args.py(), key).is_some())
+    }
+
+    /// Pickled by reference (`module.qualname`), as plain functions are; `copy` and
+    /// `deepcopy` return the cached function itself.
+    fn __reduce__(slf: &Bound<'_, Self>) -> PyResult<Py<PyAny>> {
+        Ok(slf.getattr(pyo3::intern!(slf.py(), "__qualname__"))?.unbind())
+    }
+
     /// Removes every expired entry of the folder now; returns how many.
     fn purge_expired(&self, py: Python<'_>) -> PyResult<u64> {
         py.detach(|| self.engine.store().purge_expired())
