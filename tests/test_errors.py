@@ -49,3 +49,32 @@ def test_policy_names_are_case_insensitive():
         return x
 
     assert f.cache_parameters()["policy"] == "tinylfu"
+
+
+@pytest.mark.parametrize("deco", ["bcache", "fcache"])
+def test_an_unusable_folder_never_breaks_the_program(tmp_path, caplog, deco):
+    import time
+
+    import twat_cache
+
+    blocker = tmp_path / "not-a-folder"
+    blocker.write_text("a file where the cache folder's parent should be")
+    runs = []
+
+    @getattr(twat_cache, deco)(folder_name=str(blocker / "cache"))  # decorating does not raise
+    def double(x):
+        runs.append(x)
+        return 2 * x
+
+    assert double(2) == 4 and double(2) == 4
+    assert runs == [2, 2]  # called through, not cached
+    assert double.cache_stats()["store_errors"] >= 1
+    assert "cannot be used" in caplog.text
+    assert caplog.text.count("cannot be used") == 1  # warned once
+    blocker.unlink()  # the folder becomes usable: the cache starts storing
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline and double.cache_info().hits == 0:
+        double(3)
+        time.sleep(0.05)
+    assert double.cache_info().hits >= 1
+    assert (blocker / "cache" / "index.sqlite").exists()

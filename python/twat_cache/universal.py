@@ -147,4 +147,10 @@ def ucache(func: Any = None, /, *, config: CacheConfig | None = None, **options:
 def _build(engine: str, fn: Any, given: dict[str, Any]) -> Any:
     require_available("ucache", engine)
     decorator, accepted = _DECORATORS[engine]
-    return decorator(**{k: v for k, v in given.items() if k in accepted})(fn)
+    cached = decorator(**{k: v for k, v in given.items() if k in accepted})(fn)
+    # bcache and fcache accept a folder they cannot use (calls go through uncached);
+    # ucache picks the next engine instead.
+    inner = getattr(cached, "__func__", cached)
+    if engine in ("disk", "file") and inner.cache_stats()["store_errors"]:
+        raise EngineNotAvailableError(f"its folder {inner.cache_parameters()['folder']} cannot be used")
+    return cached

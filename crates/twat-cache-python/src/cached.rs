@@ -198,7 +198,9 @@ impl CachedFunction {
     /// on unpickling (so `ProcessPoolExecutor().map(cached, ...)` works); `copy` and
     /// `deepcopy` return the cached function itself.
     fn __reduce__(slf: &Bound<'_, Self>) -> PyResult<Py<PyAny>> {
-        Ok(slf.getattr(pyo3::intern!(slf.py(), "__qualname__"))?.unbind())
+        Ok(slf
+            .getattr(pyo3::intern!(slf.py(), "__qualname__"))?
+            .unbind())
     }
 
     /// Reclaims expired entries now; returns how many.

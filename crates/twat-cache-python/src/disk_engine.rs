@@ -5,7 +5,12 @@
 //! the `twat_cache` logger, never an exception in the user's call (SPEC.md,
 //! "Persistent stores"). File and database work runs with the GIL released.
 
+use std::path::PathBuf;
 use std::sync::atomic::{AtomicU64, AtomicU8, Ordering};
+use std::sync::OnceLock;
+use std::time::{Duration, Instant};
+
+use parking_lot::Mutex;
 
 use crate::once::PyLazy;
 use pyo3::prelude::*;
@@ -46,7 +51,11 @@ enum Failure {
     Pickle = 1,
     TooLarge = 2,
     Write = 4,
+    Folder = 8,
 }
+
+/// How often a folder that could not be opened is tried again.
+const FOLDER_RETRY: Duration = Duration::from_secs(1);
 
 /// How values are written and read.
 pub struct ValueOptions {
@@ -56,8 +65,16 @@ pub struct ValueOptions {
 }
 
 /// One cache's view of a folder: its namespace, codec options and counters.
+///
+/// A folder that cannot be used (its parent is a file, a read-only filesystem) never
+/// breaks the program: the cache is made anyway, calls go straight to the function
+/// (counted in `store_errors`, warned about once), and the folder is tried again at
+/// most every [`FOLDER_RETRY`] until it opens.
 pub struct DiskEngine {
-    store: DiskStore,
+    store: OnceLock<DiskStore>,
+    folder: PathBuf,
+    config: DiskConfig,
+    retry_at: Mutex<Instant>,
     ns: String,
     options: ValueOptions,
     pub hits: AtomicU64,
@@ -117,8 +134,9 @@ impl Drop for DiskEngine {
     /// The store's last write (pending access records) may wait for other processes:
     /// never with the GIL held.
     fn drop(&mut self) {
-        let store = &self.store;
-        Python::attach(|py| py.detach(|| store.flush())).ok();
+        if let Some(store) = self.store.get() {
+            Python::attach(|py| py.detach(|| store.flush())).ok();
+        }
     }
 }
 
@@ -160,23 +178,71 @@ impl DiskEngine {
         config: DiskConfig,
         options: ValueOptions,
     ) -> Result<Self, Error> {
-        let store = py.detach(|| DiskStore::open(folder, config))?;
         // Import what loads need now, at decoration time, not in the first call.
         py3(py).map_err(|e| Error::Database(format!("cannot import pickle or mmap: {e}")))?;
         warm_up(py, options.signer.as_ref());
-        Ok(DiskEngine {
-            store,
+        let engine = DiskEngine {
+            store: OnceLock::new(),
+            folder,
+            config,
+            retry_at: Mutex::new(Instant::now()),
             ns,
             options,
             hits: AtomicU64::new(0),
             misses: AtomicU64::new(0),
             store_errors: AtomicU64::new(0),
             warned: AtomicU8::new(0),
-        })
+        };
+        match engine.open_store(py) {
+            // A bad option is the caller's mistake: it fails at decoration time.
+            Err(e @ Error::InvalidConfig { .. }) => Err(e),
+            _ => Ok(engine),
+        }
     }
 
-    pub fn store(&self) -> &DiskStore {
-        &self.store
+    /// The store, opened now if it could not be before (`None`: not usable yet).
+    pub fn store(&self, py: Python<'_>) -> Option<&DiskStore> {
+        match self.store.get() {
+            Some(store) => Some(store),
+            None => self.open_store(py).ok().flatten(),
+        }
+    }
+
+    fn open_store(&self, py: Python<'_>) -> Result<Option<&DiskStore>, Error> {
+        {
+            let mut at = self.retry_at.lock();
+            let now = Instant::now();
+            if now < *at {
+                return Ok(None);
+            }
+            *at = now + FOLDER_RETRY;
+        }
+        match py.detach(|| DiskStore::open(&self.folder, self.config.clone())) {
+            Ok(store) => {
+                let _ = self.store.set(store);
+                Ok(self.store.get())
+            }
+            Err(e @ Error::InvalidConfig { .. }) => Err(e),
+            Err(e) => {
+                let why = format!(
+                    "the folder {} cannot be used ({e}); calls run the function without \
+                     caching until it can",
+                    self.folder.display()
+                );
+                self.store_failed(py, Failure::Folder, &why);
+                Err(e)
+            }
+        }
+    }
+
+    /// The folder's configuration.
+    pub fn config(&self) -> &DiskConfig {
+        &self.config
+    }
+
+    /// The folder.
+    pub fn dir(&self) -> &std::path::Path {
+        &self.folder
     }
 
     /// The value stored for `key`, or `None` (missing, expired, unreadable). A damaged
@@ -185,9 +251,10 @@ impl DiskEngine {
         // A lookup that needs no waiting takes a microsecond or two: done with the GIL
         // held (releasing and taking it back costs more than the lookup). One that
         // might wait (a busy connection or index) runs without it.
-        let found = match self.store.try_get(key) {
+        let store = self.store(py)?;
+        let found = match store.try_get(key) {
             Some(found) => found,
-            None => py.detach(|| self.store.get(key)),
+            None => py.detach(|| store.get(key)),
         };
         let entry = match found {
             Ok(Some(entry)) => entry,
@@ -226,7 +293,7 @@ impl DiskEngine {
                         self.ns
                     ),
                 );
-                let _ = py.detach(|| self.store.discard(key, &entry));
+                let _ = py.detach(|| store.discard(key, &entry));
                 None
             }
         }
@@ -338,10 +405,11 @@ impl DiskEngine {
             buffers: pickled.buffers.iter().map(Held::bytes).collect(),
         };
         let (compression, signer) = (self.options.compression, self.options.signer.as_ref());
-        match py.detach(|| {
-            self.store
-                .put_expiring(&self.ns, key, &payload, compression, signer, ttl)
-        }) {
+        let Some(store) = self.store(py) else {
+            self.store_failed(py, Failure::Folder, "not stored: the folder cannot be used");
+            return false;
+        };
+        match py.detach(|| store.put_expiring(&self.ns, key, &payload, compression, signer, ttl)) {
             Ok(_) => true,
             Err(e @ Error::TooLarge { .. }) => {
                 self.store_failed(py, Failure::TooLarge, &format!("not stored: {e}"));
@@ -369,7 +437,10 @@ impl DiskEngine {
     /// Removes this cache's entries (not other caches' in the same folder) and resets
     /// its counters.
     pub fn clear(&self, py: Python<'_>) -> Result<u64, Error> {
-        let n = py.detach(|| self.store.clear(Some(&self.ns)))?;
+        let n = match self.store(py) {
+            Some(store) => py.detach(|| store.clear(Some(&self.ns)))?,
+            None => 0,
+        };
         for c in [&self.hits, &self.misses, &self.store_errors] {
             c.store(0, Ordering::Relaxed);
         }
@@ -378,11 +449,41 @@ impl DiskEngine {
 
     /// `(entries, bytes)` of this cache.
     pub fn usage(&self, py: Python<'_>) -> Result<(u64, u64), Error> {
-        py.detach(|| self.store.usage(Some(&self.ns)))
+        match self.store(py) {
+            Some(store) => py.detach(|| store.usage(Some(&self.ns))),
+            None => Ok((0, 0)),
+        }
     }
 
     /// Removes the entry of `key`.
     pub fn delete(&self, py: Python<'_>, key: KeyDigest) -> Result<bool, Error> {
-        py.detach(|| self.store.remove(key))
+        match self.store(py) {
+            Some(store) => py.detach(|| store.remove(key)),
+            None => Ok(false),
+        }
+    }
+
+    /// Removes every expired entry of the folder now; returns how many.
+    pub fn purge_expired(&self, py: Python<'_>) -> Result<u64, Error> {
+        match self.store(py) {
+            Some(store) => py.detach(|| store.purge_expired()),
+            None => Ok(0),
+        }
+    }
+
+    /// Whether `key` is stored and live (the index only, not the value).
+    pub fn contains(&self, py: Python<'_>, key: KeyDigest) -> Result<bool, Error> {
+        match self.store(py) {
+            Some(store) => Ok(py.detach(|| store.get(key))?.is_some()),
+            None => Ok(false),
+        }
+    }
+
+    /// Writes pending access records.
+    pub fn flush(&self, py: Python<'_>) -> Result<(), Error> {
+        match self.store(py) {
+            Some(store) => py.detach(|| store.flush()),
+            None => Ok(()),
+        }
     }
 }

@@ -216,11 +216,9 @@ impl DiskHandle {
     fn contains(&self, key: &Bound<'_, PyAny>) -> PyResult<bool> {
         let py = key.py();
         let digest = self.key(key)?;
-        let store = self.engine.store();
-        let found = py
-            .detach(|| store.get(digest))
-            .map_err(|e| to_py_err(py, e))?;
-        Ok(found.is_some())
+        self.engine
+            .contains(py, digest)
+            .map_err(|e| to_py_err(py, e))
     }
 
     fn __len__(&self, py: Python<'_>) -> PyResult<usize> {
@@ -239,12 +237,11 @@ impl DiskHandle {
 
     /// Writes pending access records; the entries stay on disk.
     fn close(&self, py: Python<'_>) -> PyResult<()> {
-        let store = self.engine.store();
-        py.detach(|| store.flush()).map_err(|e| to_py_err(py, e))
+        self.engine.flush(py).map_err(|e| to_py_err(py, e))
     }
 
     #[getter]
     fn folder(&self) -> PathBuf {
-        self.engine.store().dir().to_path_buf()
+        self.engine.dir().to_path_buf()
     }
 }

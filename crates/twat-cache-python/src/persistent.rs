@@ -148,7 +148,7 @@ impl PersistentFunction {
             .call1((
                 e.hits.load(Ordering::Relaxed),
                 e.misses.load(Ordering::Relaxed),
-                e.store().config().max_bytes,
+                e.config().max_bytes,
                 entries,
             ))?
             .unbind())
@@ -168,7 +168,7 @@ impl PersistentFunction {
 
     /// The options this cache was built with.
     fn cache_parameters<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyDict>> {
-        let c = self.engine.store().config();
+        let c = self.engine.config();
         let d = PyDict::new(py);
         d.set_item(
             "engine",
@@ -178,7 +178,7 @@ impl PersistentFunction {
                 "disk"
             },
         )?;
-        d.set_item("folder", self.engine.store().dir())?;
+        d.set_item("folder", self.engine.dir())?;
         d.set_item("maxsize", c.max_bytes)?;
         d.set_item("ttl", c.ttl.map(|t| t.as_secs_f64()))?;
         d.set_item("policy", c.policy.name())?;
@@ -249,13 +249,14 @@ impl PersistentFunction {
     /// Pickled by reference (`module.qualname`), as plain functions are; `copy` and
     /// `deepcopy` return the cached function itself.
     fn __reduce__(slf: &Bound<'_, Self>) -> PyResult<Py<PyAny>> {
-        Ok(slf.getattr(pyo3::intern!(slf.py(), "__qualname__"))?.unbind())
+        Ok(slf
+            .getattr(pyo3::intern!(slf.py(), "__qualname__"))?
+            .unbind())
     }
 
     /// Removes every expired entry of the folder now; returns how many.
     fn purge_expired(&self, py: Python<'_>) -> PyResult<u64> {
-        py.detach(|| self.engine.store().purge_expired())
-            .map_err(|e| to_py_err(py, e))
+        self.engine.purge_expired(py).map_err(|e| to_py_err(py, e))
     }
 
     fn __repr__(&self, py: Python<'_>) -> PyResult<String> {
