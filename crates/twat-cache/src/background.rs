@@ -6,6 +6,7 @@
 //!   database there: one insert in a few hundred paid milliseconds, which doubled the
 //!   average insert cost. Stores ask for a PASSIVE checkpoint every [`EVERY`] commits
 //!   instead (it never waits for readers or writers); SQLite's own stays as a backstop.
+//! - **Sweeping unreferenced value files** of a store just opened (`DiskStore::sweep`).
 //! - **Flushing value files** (`fsync`) of stores that are not `durable`: the entry is
 //!   usable as soon as it is renamed into place, and reaches the device shortly after.
 //!   Until then a power cut can only lose or truncate the file, which its checksum
@@ -43,6 +44,8 @@ pub(crate) enum Job {
     Checkpoint(PathBuf),
     /// `fsync` of this value file (gone already: nothing to do).
     Flush(PathBuf),
+    /// Removal of the unreferenced value files of the store in this folder.
+    Sweep(PathBuf),
 }
 
 /// Hands `job` to the background thread (best effort: a checkpoint that fails now
@@ -72,9 +75,11 @@ fn start() -> Option<Sender<Job>> {
                 let _working = WORKING.lock().unwrap_or_else(|e| e.into_inner());
                 // Checkpoint requests that piled up while we worked need one each.
                 let mut checkpoints = Vec::new();
+                let mut sweeps = Vec::new();
                 for job in std::iter::once(job).chain(rx.try_iter()) {
                     match job {
                         Job::Checkpoint(path) => checkpoints.push(path),
+                        Job::Sweep(dir) => sweeps.push(dir),
                         Job::Flush(path) => {
                             if let Ok(file) = std::fs::File::open(&path) {
                                 let _ = file.sync_data();
@@ -87,21 +92,31 @@ fn start() -> Option<Sender<Job>> {
                 for path in checkpoints {
                     checkpoint(&mut conns, path);
                 }
+                sweeps.sort();
+                sweeps.dedup();
+                for dir in sweeps {
+                    if let Some(db) = connection(&mut conns, dir.join("index.sqlite")) {
+                        let _ = crate::entry::sweep_orphans(&dir, db, crate::entry::ORPHAN_AGE);
+                    }
+                }
             }
         })
         .ok()?;
     Some(tx)
 }
 
-fn checkpoint(conns: &mut HashMap<PathBuf, Db>, path: PathBuf) {
+/// The background thread's own connection to the index at `path`.
+fn connection(conns: &mut HashMap<PathBuf, Db>, path: PathBuf) -> Option<&Db> {
     if !conns.contains_key(&path) {
-        let Ok(db) = Db::open(&path) else {
-            return;
-        };
+        let db = Db::open(&path).ok()?;
         let _ = db.busy_timeout(Duration::from_millis(100));
         conns.insert(path.clone(), db);
     }
-    if let Some(db) = conns.get(&path) {
+    conns.get(&path)
+}
+
+fn checkpoint(conns: &mut HashMap<PathBuf, Db>, path: PathBuf) {
+    if let Some(db) = connection(conns, path.clone()) {
         if db
             .query_row("PRAGMA wal_checkpoint(PASSIVE)", [], |_| Ok(()))
             .is_err()

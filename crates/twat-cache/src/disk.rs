@@ -44,7 +44,9 @@ use rusqlite::{params, Connection, OptionalExtension, TransactionBehavior};
 use crate::background::{self, Job};
 use crate::codec::{write_frame, Compression, Payload, Signer};
 use crate::connection::Db;
-use crate::entry::{data_name, make_private_dir, remove_stale_tmp, unique};
+use crate::entry::{
+    data_name, make_private_dir, remove_stale_tmp, sweep_orphans, unique, ORPHAN_AGE,
+};
 pub use crate::entry::{Entry, EntrySource};
 use crate::index::{
     adjust_total, delete_returning, key_blob, policy_order, row_id, write_touches, SCHEMA,
@@ -105,6 +107,30 @@ pub const DISK_POLICIES: &str = "'lru', 'lfu' or 'fifo'";
 struct Conn {
     db: Db,
     pid: u32,
+    /// The index file this connection opened (device, inode), and when that was last
+    /// checked: a folder removed (or replaced) under a running process is noticed
+    /// within [`FOLDER_CHECK`], and the store starts afresh instead of serving the
+    /// deleted index.
+    file: (u64, u64),
+    checked: std::time::Instant,
+}
+
+/// How often a connection checks that its index file is still the folder's.
+const FOLDER_CHECK: Duration = Duration::from_secs(1);
+/// Commits between two sweeps of unreferenced value files.
+const SWEEP_EVERY: u64 = 8192;
+
+/// The (device, inode) of a file, or `None` when it is gone.
+fn file_id(path: &Path) -> Option<(u64, u64)> {
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::MetadataExt;
+        fs::metadata(path).ok().map(|m| (m.dev(), m.ino()))
+    }
+    #[cfg(not(unix))]
+    {
+        fs::metadata(path).ok().map(|_| (0, 0))
+    }
 }
 
 #[derive(Clone, Copy, Default)]
@@ -194,6 +220,9 @@ impl DiskStore {
         // The first lookup prepares its statement and maps the shared WAL index: done
         // now (at decoration time), not in the first call.
         store.get(0)?;
+        // Files left by writers killed mid-insert in an earlier run: swept by the
+        // background thread (a large folder takes a while to list).
+        background::request(Job::Sweep(store.dir.clone()));
         Ok(store)
     }
 
@@ -261,14 +290,29 @@ impl DiskStore {
     /// a child opens its own). While other processes hold the index locked, `f` is run
     /// again after a pause (1 ms, doubling up to 50 ms) until `busy_timeout` has passed;
     /// then the caller gets [`Error::Busy`]. The connection is free during the pauses.
-    fn with_conn<T>(
+    fn with_conn<T>(&self, f: impl FnMut(&mut Connection) -> Result<T, Error>) -> Result<T, Error> {
+        self.with_conn_checked(false, f)
+    }
+
+    /// [`DiskStore::with_conn`] for a write: the index file is checked first every time
+    /// (a stat, against a write's milliseconds), so a write never lands in an index
+    /// that was removed, and its file is never left unreferenced by one.
+    fn with_write_conn<T>(
         &self,
+        f: impl FnMut(&mut Connection) -> Result<T, Error>,
+    ) -> Result<T, Error> {
+        self.with_conn_checked(true, f)
+    }
+
+    fn with_conn_checked<T>(
+        &self,
+        always: bool,
         mut f: impl FnMut(&mut Connection) -> Result<T, Error>,
     ) -> Result<T, Error> {
         let started = std::time::Instant::now();
         let mut pause = Duration::from_millis(1);
         loop {
-            match self.with_conn_once(&mut f) {
+            match self.with_conn_once(always, &mut f) {
                 Err(Error::Busy) if started.elapsed() < self.config.busy_timeout => {
                     std::thread::sleep(pause);
                     pause = (pause * 2).min(Duration::from_millis(50));
@@ -280,22 +324,38 @@ impl DiskStore {
 
     fn with_conn_once<T>(
         &self,
+        always: bool,
         f: &mut impl FnMut(&mut Connection) -> Result<T, Error>,
     ) -> Result<T, Error> {
         let mut guard = self.conn();
         let pid = std::process::id();
-        match guard.as_ref() {
-            Some(c) if c.pid == pid => {}
-            Some(_) => {
+        let index = self.dir.join("index.sqlite");
+        match guard.as_mut() {
+            Some(c) if c.pid != pid => {
                 // Inherited from the parent: closing it could disturb the parent's locks.
                 std::mem::forget(guard.take());
             }
-            None => {}
+            Some(c) if always || c.checked.elapsed() >= FOLDER_CHECK => {
+                if file_id(&index) == Some(c.file) {
+                    c.checked = std::time::Instant::now();
+                } else {
+                    // Removed (`rm -rf`) or replaced: start afresh in a new folder.
+                    *guard = None;
+                    self.touches().clear();
+                    for sub in ["", "data", "tmp"] {
+                        make_private_dir(&self.dir.join(sub))?;
+                    }
+                }
+            }
+            _ => {}
         }
         if guard.is_none() {
+            let db = self.connect()?;
             *guard = Some(Conn {
-                db: self.connect()?,
+                db,
                 pid,
+                file: file_id(&index).unwrap_or_default(),
+                checked: std::time::Instant::now(),
             });
         }
         f(&mut guard.as_mut().expect("connected").db)
@@ -315,7 +375,9 @@ impl DiskStore {
         // Held until the entry is made (its access record too): nothing here waits.
         let _pass = crate::fork::try_pass()?;
         let mut guard = self.try_conn()?;
-        let conn = guard.as_mut().filter(|c| c.pid == std::process::id())?;
+        let conn = guard
+            .as_mut()
+            .filter(|c| c.pid == std::process::id() && c.checked.elapsed() < FOLDER_CHECK)?;
         let row = select_entry(&conn.db, key);
         drop(guard);
         match row {
@@ -376,7 +438,7 @@ impl DiskStore {
         if touches.is_empty() {
             return Ok(());
         }
-        self.with_conn(|db| {
+        self.with_write_conn(|db| {
             let tx = db.transaction_with_behavior(TransactionBehavior::Immediate)?;
             write_touches(&tx, &touches)?;
             tx.commit()?;
@@ -467,10 +529,23 @@ impl DiskStore {
 
     fn temp_file(&self) -> Result<(PathBuf, File), Error> {
         let path = self.dir.join("tmp").join(format!("{}.part", unique()));
-        let file = fs::OpenOptions::new()
-            .write(true)
-            .create_new(true)
-            .open(&path)?;
+        let open = || {
+            fs::OpenOptions::new()
+                .write(true)
+                .create_new(true)
+                .open(&path)
+        };
+        let file = match open() {
+            Ok(file) => file,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+                // The folder was removed under us: make it again (the index notices too).
+                for sub in ["", "data", "tmp"] {
+                    make_private_dir(&self.dir.join(sub))?;
+                }
+                open()?
+            }
+            Err(e) => return Err(e.into()),
+        };
         Ok((path, file))
     }
 
@@ -495,7 +570,7 @@ impl DiskStore {
         let expires = ttl.map(|t| now + t.as_micros() as i64);
         let order = policy_order(self.config.policy).0;
         let purge = ttl.is_some() || self.commits.load(Ordering::Relaxed) % 16 == 0;
-        let dead = self.with_conn(|db| {
+        let dead = self.with_write_conn(|db| {
             let tx = db.transaction_with_behavior(TransactionBehavior::Immediate)?;
             write_touches(&tx, &touches)?;
             let mut dead: Vec<(i64, Option<String>)> = Vec::new();
@@ -552,11 +627,24 @@ impl DiskStore {
             tx.commit()?;
             Ok(dead)
         })?;
-        if self.commits.fetch_add(1, Ordering::Relaxed) % background::EVERY == 0 {
+        let commits = self.commits.fetch_add(1, Ordering::Relaxed);
+        if commits % background::EVERY == 0 {
             background::request(Job::Checkpoint(self.dir.join("index.sqlite")));
         }
         self.unlink(dead);
+        if commits % SWEEP_EVERY == SWEEP_EVERY - 1 {
+            let _ = self.sweep();
+        }
         Ok(())
+    }
+
+    /// Removes value files that no entry refers to (a writer killed between placing
+    /// its file and committing its row, or between a commit and the unlink of the
+    /// replaced file leaves one); returns how many. Runs when the store is opened,
+    /// with [`DiskStore::purge_expired`] and every few thousand inserts, so the bytes
+    /// in `data/` are the bytes the index counts.
+    pub fn sweep(&self) -> Result<u64, Error> {
+        self.with_conn(|db| sweep_orphans(&self.dir, db, ORPHAN_AGE))
     }
 
     fn unlink(&self, dead: Vec<(i64, Option<String>)>) {
@@ -581,7 +669,7 @@ impl DiskStore {
         select: &str,
         params: impl rusqlite::Params + Copy,
     ) -> Result<u64, Error> {
-        let dead = self.with_conn(|db| {
+        let dead = self.with_write_conn(|db| {
             let tx = db.transaction_with_behavior(TransactionBehavior::Immediate)?;
             let dead = delete_returning(&tx, select, params)?;
             adjust_total(&tx, &dead)?;
@@ -605,7 +693,9 @@ impl DiskStore {
 
     /// Removes every expired entry; returns how many went.
     pub fn purge_expired(&self) -> Result<u64, Error> {
-        self.delete_matching("SELECT id FROM entries WHERE expires <= ?1", [now_us()])
+        let n = self.delete_matching("SELECT id FROM entries WHERE expires <= ?1", [now_us()])?;
+        self.sweep()?;
+        Ok(n)
     }
 
     /// Live entries and their bytes, for one cache or the whole folder.

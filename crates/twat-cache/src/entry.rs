@@ -121,3 +121,44 @@ pub(crate) fn remove_stale_tmp(tmp: &Path) {
         }
     }
 }
+
+/// A value file younger than this may belong to a writer that has placed it and not yet
+/// committed its row (which waits at most `busy_timeout`): a sweep leaves it.
+pub(crate) const ORPHAN_AGE: Duration = Duration::from_secs(60);
+
+/// Removes the files under `dir/data` older than `min_age` that no row of the index
+/// refers to; returns how many.
+pub(crate) fn sweep_orphans(
+    dir: &Path,
+    db: &rusqlite::Connection,
+    min_age: Duration,
+) -> Result<u64, Error> {
+    let referenced: std::collections::HashSet<String> = {
+        let mut st = db.prepare_cached("SELECT file FROM entries WHERE file IS NOT NULL")?;
+        let files = st.query_map([], |r| r.get::<_, String>(0))?;
+        files.collect::<Result<_, _>>()?
+    };
+    let mut removed = 0;
+    for bucket in fs::read_dir(dir.join("data"))?.flatten() {
+        let Ok(files) = fs::read_dir(bucket.path()) else {
+            continue;
+        };
+        for file in files.flatten() {
+            let rel = format!(
+                "{}/{}",
+                bucket.file_name().to_string_lossy(),
+                file.file_name().to_string_lossy()
+            );
+            let old = file
+                .metadata()
+                .and_then(|m| m.modified())
+                .ok()
+                .and_then(|t| t.elapsed().ok())
+                .is_some_and(|age| age >= min_age);
+            if old && !referenced.contains(&rel) && fs::remove_file(file.path()).is_ok() {
+                removed += 1;
+            }
+        }
+    }
+    Ok(removed)
+}
