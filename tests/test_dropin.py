@@ -14,7 +14,6 @@ import time
 from typing import Any
 
 import pytest
-
 from twat_cache import bcache, fcache, mcache
 
 HANG = 30.0

@@ -14,7 +14,6 @@ from typing import Any
 
 import numpy as np
 import pytest
-
 from conftest import run_python
 from twat_cache import bcache, fcache
 

@@ -14,7 +14,6 @@ from typing import Any
 
 import numpy as np
 import pytest
-
 from twat_cache import bcache, fcache, mcache
 
 ENGINES = {"mcache": mcache, "bcache": bcache, "fcache": fcache}

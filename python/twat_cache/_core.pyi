@@ -9,11 +9,11 @@ from ._types import CacheInfo
 __version__: str
 POLICIES: list[str]
 
-@final
 def fork_prepare() -> None: ...
 def fork_after_in_parent() -> None: ...
 def fork_after_in_child() -> None: ...
 
+@final
 class KeyTag:
     """A private marker that starts a content-derived key (a list, dict, array...)."""
 

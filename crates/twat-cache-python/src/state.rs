@@ -45,12 +45,13 @@ pub fn extra<'py>(obj: &Bound<'py, PyAny>, base: &Bound<'py, PyType>) -> PyResul
     }
 }
 
+/// Named parts of an object's state, in a fixed order.
+pub type Items<'py> = Vec<(Bound<'py, PyString>, Bound<'py, PyAny>)>;
+
 /// A dataclass instance's state: every field (also those left out of `==`, `repr` or
 /// `__init__`), then any other instance attribute, sorted by name. `None`: not a
 /// dataclass instance.
-pub fn dataclass_items<'py>(
-    obj: &Bound<'py, PyAny>,
-) -> PyResult<Option<Vec<(Bound<'py, PyString>, Bound<'py, PyAny>)>>> {
+pub fn dataclass_items<'py>(obj: &Bound<'py, PyAny>) -> PyResult<Option<Items<'py>>> {
     let py = obj.py();
     if obj.cast::<PyType>().is_ok() || !obj.hasattr(pyo3::intern!(py, "__dataclass_fields__"))? {
         return Ok(None);
