@@ -3,7 +3,7 @@
 Every row runs ours and the anchor on the same workload in the same run and prints
 ratios (ours / theirs: lower is better for times, higher is better for hit ratios and
 throughput). With --write PATH it also writes the table as Markdown. Targets are those
-of SPEC.md ("Performance").
+of the project's issues (docs/benchmarks.md lists them beside the numbers).
 
     make bench            # or: python benches/run.py --write docs/benchmarks.md
     python benches/run.py --only disk    # one group: memory, async, disk or files

@@ -1,7 +1,7 @@
 """Validation of decorator options, shared by every decorator.
 
 Bad configuration fails at decoration time with the parameter, the value and what is
-accepted (SPEC.md, "Behaviour"). Each check returns the normalized value.
+accepted (docs/reference.md, "Decorators"). Each check returns the normalized value.
 """
 
 from __future__ import annotations

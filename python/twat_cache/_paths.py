@@ -1,4 +1,4 @@
-"""Where persistent caches live (SPEC.md, "Persistent stores").
+"""Where persistent caches live (docs/reference.md, "Environment variables").
 
 ``$TWAT_CACHE_DIR/<folder_name>`` when that variable is set, else
 ``<platform cache dir>/twat_cache/<folder_name>``; an absolute ``folder_name`` is used as

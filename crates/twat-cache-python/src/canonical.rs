@@ -1,6 +1,6 @@
 //! Persistent keys: Python values written into the core's [`KeyHasher`] in a canonical,
 //! type-tagged form that is the same in every process, on every machine, under every
-//! `PYTHONHASHSEED` (SPEC.md, "Keys").
+//! `PYTHONHASHSEED` (docs/reference.md, "Keys").
 //!
 //! Equal values give equal keys, as in the memory engine: untyped, `True`, `1`, `1.0`
 //! and `Decimal("1")` are all the integer 1; `typed=True` keeps their types apart. A

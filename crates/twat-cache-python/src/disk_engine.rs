@@ -2,8 +2,8 @@
 //! large buffers out of band and written raw) into the core's [`DiskStore`].
 //!
 //! Every failure inside the cache becomes a miss or a skipped store with a warning on
-//! the `twat_cache` logger, never an exception in the user's call (SPEC.md,
-//! "Persistent stores"). File and database work runs with the GIL released.
+//! the `twat_cache` logger, never an exception in the user's call (docs/reference.md,
+//! "Behaviour, in every engine"). File and database work runs with the GIL released.
 
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicU64, AtomicU8, Ordering};

@@ -1,6 +1,6 @@
 //! Per-instance caches of a cached method.
 //!
-//! `self` is part of a method's key by identity and is held weakly (SPEC.md, "Keys"): each
+//! `self` is part of a method's key by identity and is held weakly (docs/reference.md, "Methods"): each
 //! instance gets its own engine, found by the instance's address, with a weak reference
 //! whose callback drops that engine when the instance is collected. Instances therefore
 //! never share entries and never outlive their program-visible lifetime because of us.

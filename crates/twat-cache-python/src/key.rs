@@ -1,7 +1,7 @@
 //! Memory-engine keys: binding a call's arguments to the function's parameters (the
 //! content rules for unhashable arguments are in `content.rs`).
 //!
-//! Rules (SPEC.md, "Keys"): calls that bind to the same arguments share an entry
+//! Rules (docs/reference.md, "Keys"): calls that bind to the same arguments share an entry
 //! (`f(1)`, `f(a=1)`, `f()` with default 1, any keyword order); values that compare equal
 //! share an entry unless `typed=True`; unhashable arguments are keyed by content.
 
