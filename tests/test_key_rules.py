@@ -51,6 +51,9 @@ class Tagged(list):  # a Python subclass: its attributes are part of its value h
     pass
 
 
+Pair = collections.namedtuple("Pair", "a b")
+
+
 class Slotted(list):
     __slots__ = ("unit",)
 
@@ -119,6 +122,7 @@ UNEQUAL = [
     ("array.array: typecode", array.array("i", [1, 2]), array.array("I", [1, 2])),
     ("list subclass: attributes", tagged("a"), tagged("b")),
     ("list subclass vs list", tagged("a"), [1, 2]),
+    ("namedtuple holding a list", Pair(1, [2]), Pair(1, [3])),
     ("OrderedDict: order", collections.OrderedDict(a=1, b=2), collections.OrderedDict(b=2, a=1)),
     (
         "defaultdict: factory",
@@ -157,6 +161,8 @@ EQUAL = [
     ("ndarray: datetime", lambda: np.array(["2020-01-01", "2021-06-30"], dtype="M8[D]")),
     ("masked array", lambda: masked([0, 1, 0], fill=5)),
     ("list subclass", lambda: tagged("a")),
+    ("namedtuple holding a list", lambda: Pair(1, [2])),
+    ("tuple holding a list", lambda: (None, [1])),
     ("OrderedDict", lambda: collections.OrderedDict(a=1, b=2)),
     ("defaultdict", lambda: collections.defaultdict(int, {"a": 1})),
     ("dataclass", lambda: point("a")),

@@ -94,17 +94,19 @@ pub fn hashable<'py>(
     if is_nan(obj) {
         return tagged(py, &t.nan, Vec::new());
     }
-    if let Ok(tuple) = obj.cast_exact::<PyTuple>() {
-        if !tuple.iter().any(|x| has_nan(&x, 0)) {
-            return Ok(obj.clone());
+    let exact_tuple = obj.cast_exact::<PyTuple>().ok();
+    // A tuple holding a NaN is hashable but needs its NaNs replaced.
+    let needs_items = exact_tuple.is_some() && has_nan(obj, 0);
+    if !needs_items {
+        match obj.hash() {
+            Ok(_) => return Ok(obj.clone()),
+            Err(e) if !unhashable(py, &e) => return Err(e),
+            Err(_) => {}
         }
+    }
+    if let Some(tuple) = exact_tuple {
         let items = tuple.iter().map(|x| hashable(&x, name, depth + 1));
         return Ok(PyTuple::new(py, items.collect::<PyResult<Vec<_>>>()?)?.into_any());
-    }
-    match obj.hash() {
-        Ok(_) => return Ok(obj.clone()),
-        Err(e) if !unhashable(py, &e) => return Err(e),
-        Err(_) => {}
     }
     let refuse = |why: String| {
         PyTypeError::new_err(format!(
@@ -217,6 +219,10 @@ fn container<'py>(
             vec![PyFrozenSet::new(py, pairs(dict)?)?.into_any()],
         )?;
         (py.get_type::<PyDict>(), key)
+    } else if let Ok(tuple) = obj.cast::<PyTuple>() {
+        // An unhashable tuple subclass (a namedtuple holding a list).
+        let items = inner(tuple.iter().collect())?;
+        (py.get_type::<PyTuple>(), PyTuple::new(py, items)?.into_any())
     } else if let Ok(set) = obj.cast::<PySet>() {
         // set({1}) == frozenset({1}) in Python, so no tag.
         (
@@ -266,14 +272,19 @@ fn is_nan(obj: &Bound<'_, PyAny>) -> bool {
 
 /// Whether a NaN float sits in `obj` or in the tuples it is made of (those are hashable
 /// but need their NaNs replaced).
+#[inline]
 pub(crate) fn has_nan(obj: &Bound<'_, PyAny>, depth: usize) -> bool {
-    if is_nan(obj) {
-        return true;
+    // The hot path: plain scalars are answered from their exact type alone.
+    if let Ok(f) = obj.cast_exact::<PyFloat>() {
+        return f.value().is_nan();
     }
-    match obj.cast_exact::<PyTuple>() {
-        Ok(t) if depth < MAX_DEPTH => t.iter().any(|x| has_nan(&x, depth + 1)),
-        _ => false,
+    if is_plain_scalar(obj) {
+        return false;
     }
+    if let Ok(t) = obj.cast_exact::<PyTuple>() {
+        return depth < MAX_DEPTH && t.iter().any(|x| has_nan(&x, depth + 1));
+    }
+    is_nan(obj)
 }
 /// Exact `int`, `str`, `float`, `bool`, `bytes` or `None`: hashable without asking.
 #[inline]

@@ -64,17 +64,21 @@ impl<T: Send> Guarded<T> {
     #[inline]
     pub fn lock(&self, py: Python<'_>) -> Option<Held<'_, T>> {
         let me = me();
-        let holder = self.holder.load(Ordering::Acquire);
-        if holder == me || (holder != 0 && holder >> 32 != me >> 32) {
+        let holder = self.holder.load(Ordering::Relaxed);
+        if holder != 0 && (holder == me || holder >> 32 != me >> 32) {
             return None;
         }
-        Some(self.lock_waiting(py))
+        Some(self.take(py, me))
     }
 
     /// Takes the lock, waiting as long as it takes (for a caller that knows it is not
     /// nested in its own hold, like a leader finishing the flight it claimed).
     pub fn lock_waiting(&self, py: Python<'_>) -> Held<'_, T> {
-        let me = me();
+        self.take(py, me())
+    }
+
+    #[inline]
+    fn take(&self, py: Python<'_>, me: u64) -> Held<'_, T> {
         let guard = match self.mutex.try_lock() {
             Some(guard) => guard,
             None => py.detach(|| {
@@ -83,7 +87,7 @@ impl<T: Send> Guarded<T> {
                 guard
             }),
         };
-        self.holder.store(me, Ordering::Release);
+        self.holder.store(me, Ordering::Relaxed);
         Held {
             guard,
             holder: &self.holder,
@@ -115,7 +119,10 @@ impl<T> DerefMut for Held<'_, T> {
 }
 
 impl<T> Drop for Held<'_, T> {
+    #[inline]
     fn drop(&mut self) {
-        self.holder.store(0, Ordering::Release);
+        // Relaxed is enough: only the holder itself reads its own token back, and the
+        // mutex orders everything else.
+        self.holder.store(0, Ordering::Relaxed);
     }
 }

@@ -35,7 +35,8 @@ pub fn extra<'py>(obj: &Bound<'py, PyAny>, base: &Bound<'py, PyType>) -> PyResul
         let cls = cls.cast_into::<PyType>()?;
         let flags: u64 = cls.getattr(pyo3::intern!(py, "__flags__"))?.extract()?;
         let own = cls.getattr(pyo3::intern!(py, "__dict__"))?;
-        if flags & HEAPTYPE == 0 || own.contains(pyo3::intern!(py, "__slots__"))? {
+        let slots = own.get_item(pyo3::intern!(py, "__slots__")).ok();
+        if flags & HEAPTYPE == 0 || slots.is_some_and(|s| holds_state(&s)) {
             return Ok(Extra::Hidden);
         }
     }
@@ -47,6 +48,22 @@ pub fn extra<'py>(obj: &Bound<'py, PyAny>, base: &Bound<'py, PyType>) -> PyResul
 
 /// Named parts of an object's state, in a fixed order.
 pub type Items<'py> = Vec<(Bound<'py, PyString>, Bound<'py, PyAny>)>;
+
+/// Whether a class's `__slots__` declares storage (a namedtuple's `()` does not, nor
+/// do `__weakref__` and `__dict__`, whose contents are seen elsewhere).
+fn holds_state(slots: &Bound<'_, PyAny>) -> bool {
+    let plain = |name: &Bound<'_, PyAny>| {
+        name.extract::<String>()
+            .is_ok_and(|n| n == "__weakref__" || n == "__dict__")
+    };
+    if slots.cast::<PyString>().is_ok() {
+        return !plain(slots);
+    }
+    match slots.try_iter() {
+        Ok(names) => names.into_iter().any(|n| n.map_or(true, |n| !plain(&n))),
+        Err(_) => true,
+    }
+}
 
 /// A dataclass instance's state: every field (also those left out of `==`, `repr` or
 /// `__init__`), then any other instance attribute, sorted by name. `None`: not a
