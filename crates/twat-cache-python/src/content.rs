@@ -222,7 +222,10 @@ fn container<'py>(
     } else if let Ok(tuple) = obj.cast::<PyTuple>() {
         // An unhashable tuple subclass (a namedtuple holding a list).
         let items = inner(tuple.iter().collect())?;
-        (py.get_type::<PyTuple>(), PyTuple::new(py, items)?.into_any())
+        (
+            py.get_type::<PyTuple>(),
+            PyTuple::new(py, items)?.into_any(),
+        )
     } else if let Ok(set) = obj.cast::<PySet>() {
         // set({1}) == frozenset({1}) in Python, so no tag.
         (
@@ -286,6 +289,15 @@ pub(crate) fn has_nan(obj: &Bound<'_, PyAny>, depth: usize) -> bool {
     }
     is_nan(obj)
 }
+/// A plain scalar that is its own key as it is (every one but a NaN float).
+#[inline]
+pub(crate) fn is_plain_key(obj: &Bound<'_, PyAny>) -> bool {
+    match obj.cast_exact::<PyFloat>() {
+        Ok(f) => !f.value().is_nan(),
+        Err(_) => is_plain_scalar(obj),
+    }
+}
+
 /// Exact `int`, `str`, `float`, `bool`, `bytes` or `None`: hashable without asking.
 #[inline]
 pub(crate) fn is_plain_scalar(obj: &Bound<'_, PyAny>) -> bool {

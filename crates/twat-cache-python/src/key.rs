@@ -8,7 +8,7 @@
 use pyo3::prelude::*;
 use pyo3::types::{PyDict, PyString, PyTuple};
 
-use crate::content::{has_nan, hashable, is_plain_scalar, tags, unhashable};
+use crate::content::{has_nan, hashable, is_plain_key, is_plain_scalar, tags, unhashable};
 
 /// `inspect.Parameter.kind` values, as `python/twat_cache/_signature.py` sends them.
 const POSITIONAL_ONLY: u8 = 0;
@@ -153,7 +153,7 @@ impl KeyBuilder {
         }
         if self.simple {
             return match self.bind_simple(args, kwargs, offset)? {
-                Some(values) if values.iter().all(|v| is_plain_scalar(v) && !has_nan(v, 0)) => {
+                Some(values) if values.iter().all(is_plain_key) => {
                     // Nothing to normalize: the values become the key as they are.
                     finish(py, values, false).map(Some)
                 }
