@@ -54,7 +54,8 @@ for n in (1000, 2000, 3000):
     # whole value file in data/ that no row names (its mtime is old once the next
     # process looks).
     original = next(iter(placed))
-    orphan = folder / "data" / original.replace(".twc", "-orphan.twc")
+    key_hex = original.split("/")[1].split("-")[0]
+    orphan = folder / "data" / original[:2] / f"{key_hex}-{'0' * 16}.twc"  # another write's name
     shutil.copy(folder / "data" / original, orphan)
     old = time.time() - 3600
     os.utime(orphan, (old, old))
@@ -77,11 +78,11 @@ def test_purge_expired_sweeps_too(tmp_path: Any) -> None:
     ramp(500)
     folder = tmp_path / "purge"
     (bucket,) = [p for p in (folder / "data").iterdir() if p.is_dir()]
-    stray = bucket / "ffffffffffffffffffffffffffffffff-0000000000000000.twc"
+    stray = bucket / f"{bucket.name}{'f' * 30}-{'0' * 16}.twc"
     stray.write_bytes(b"x" * 100)
     old = time.time() - 3600
     os.utime(stray, (old, old))
-    young = bucket / "eeeeeeeeeeeeeeeeeeeeeeeeeeeeeeee-0000000000000000.twc"
+    young = bucket / f"{bucket.name}{'e' * 30}-{'0' * 16}.twc"
     young.write_bytes(b"y")  # a writer may be about to commit it: left alone
     ramp.purge_expired()
     assert not stray.exists() and young.exists()
@@ -118,3 +119,25 @@ def test_a_folder_removed_under_a_running_process_starts_afresh(tmp_path: Any, d
     assert len(runs) == settled  # cached again, in the new folder
     files, total = indexed(folder)
     assert data_files(folder) == files and total > 0
+
+
+def test_a_forged_index_row_never_reaches_a_file_outside_the_folder(tmp_path: Any) -> None:
+    folder = tmp_path / "shared"
+    victim = tmp_path / "victim.txt"
+    victim.write_text("must survive")
+    runs: list[int] = []
+
+    @fcache(folder_name=str(folder))
+    def ramp(n: int) -> np.ndarray:
+        runs.append(n)
+        return np.arange(n, dtype=np.float64)
+
+    ramp(10)
+    with sqlite3.connect(folder / "index.sqlite") as db:  # another user of the folder forges the row
+        db.execute("UPDATE entries SET file = ?", ("../../victim.txt",))
+    assert ramp(10).tolist() == list(range(10))
+    assert runs == [10, 10]  # a miss, recomputed
+    assert victim.read_text() == "must survive"
+    ramp.cache_clear()
+    ramp.purge_expired()
+    assert victim.read_text() == "must survive"

@@ -45,7 +45,8 @@ use crate::background::{self, Job};
 use crate::codec::{write_frame, Compression, Payload, Signer};
 use crate::connection::Db;
 use crate::entry::{
-    data_name, make_private_dir, remove_stale_tmp, sweep_orphans, unique, ORPHAN_AGE,
+    data_name, make_private_dir, remove_stale_tmp, sweep_orphans, unique, valid_data_name,
+    ORPHAN_AGE,
 };
 pub use crate::entry::{Entry, EntrySource};
 use crate::index::{
@@ -396,6 +397,11 @@ impl DiskStore {
             return Ok(None);
         }
         let source = match (file, value) {
+            (Some(rel), _) if !valid_data_name(&rel) => {
+                return Err(Error::Corrupt(format!(
+                    "an index row names a foreign file {rel:?}"
+                )))
+            }
             (Some(rel), _) => {
                 let path = self.dir.join("data").join(rel);
                 match File::open(&path) {
@@ -649,7 +655,7 @@ impl DiskStore {
 
     fn unlink(&self, dead: Vec<(i64, Option<String>)>) {
         for (_, file) in dead {
-            if let Some(rel) = file {
+            if let Some(rel) = file.filter(|rel| valid_data_name(rel)) {
                 let _ = fs::remove_file(self.dir.join("data").join(rel));
             }
         }

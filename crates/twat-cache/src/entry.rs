@@ -93,6 +93,26 @@ pub(crate) fn data_name(key: KeyDigest) -> String {
     format!("{}/{hex}-{salt:016x}.twc", &hex[..2])
 }
 
+/// Whether `rel` has the shape [`data_name`] gives (`ab/<32 hex>-<16 hex>.twc`, the
+/// bucket being the key's first two digits). An index row is as untrusted as the
+/// files once a folder is shared: a name that points anywhere else (`../..`, an
+/// absolute path) is never opened, nor removed.
+pub(crate) fn valid_data_name(rel: &str) -> bool {
+    let b = rel.as_bytes();
+    let hex = |s: &[u8]| {
+        s.iter()
+            .all(|c| c.is_ascii_digit() || (b'a'..=b'f').contains(c))
+    };
+    b.len() == 2 + 1 + 32 + 1 + 16 + 4
+        && b[2] == b'/'
+        && b[3..5] == b[..2]
+        && hex(&b[..2])
+        && hex(&b[3..35])
+        && b[35] == b'-'
+        && hex(&b[36..52])
+        && &b[52..] == b".twc"
+}
+
 pub(crate) fn make_private_dir(path: &Path) -> Result<(), Error> {
     let mut builder = fs::DirBuilder::new();
     builder.recursive(true);
@@ -155,7 +175,8 @@ pub(crate) fn sweep_orphans(
                 .ok()
                 .and_then(|t| t.elapsed().ok())
                 .is_some_and(|age| age >= min_age);
-            if old && !referenced.contains(&rel) && fs::remove_file(file.path()).is_ok() {
+            let ours = valid_data_name(&rel);
+            if ours && old && !referenced.contains(&rel) && fs::remove_file(file.path()).is_ok() {
                 removed += 1;
             }
         }

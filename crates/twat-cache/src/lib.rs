@@ -44,6 +44,8 @@ mod entry;
 mod error;
 mod eviction;
 pub mod fork;
+#[doc(hidden)]
+pub mod fuzzing;
 mod index;
 mod keyhash;
 mod list;

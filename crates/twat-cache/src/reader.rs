@@ -108,6 +108,21 @@ impl<R: Read + Send> FrameReader<R> {
         Ok(())
     }
 
+    /// Reads `len` bytes that only the entry claims are there, growing the buffer as
+    /// they arrive: a forged length costs no more memory than the bytes really present.
+    fn fill_claimed(&mut self, len: usize) -> Result<Vec<u8>, Error> {
+        let mut out = Vec::with_capacity(len.min(1 << 20));
+        (&mut self.body)
+            .take(len as u64)
+            .read_to_end(&mut out)
+            .map_err(read_err)?;
+        if out.len() != len {
+            return Err(corrupt("the entry is truncated"));
+        }
+        self.read += len as u64;
+        Ok(out)
+    }
+
     fn skip_padding(&mut self, len: usize) -> Result<(), Error> {
         let pad = align(len) - len;
         self.fill(&mut [0u8; ALIGN][..pad])
@@ -121,23 +136,30 @@ impl<R: Read + Send> FrameReader<R> {
         let stream_len = u64::from_le_bytes(fixed[8..].try_into().expect("8 bytes"));
         // Lengths come from the file: bound them by the payload before allocating.
         let limit = self.header.payload_len;
-        if (16 + 8 * n as u64) > limit || stream_len > limit {
+        if limit > (isize::MAX as u64) / 2 || (16 + 8 * n as u64) > limit || stream_len > limit {
             return Err(corrupt("the entry's layout does not fit its length"));
         }
-        let mut lens = vec![0u8; 8 * n];
-        self.fill(&mut lens)?;
+        let lens = self.fill_claimed(8 * n)?;
         let buffer_lens: Vec<usize> = lens
             .chunks_exact(8)
             .map(|c| u64::from_le_bytes(c.try_into().expect("8 bytes")) as usize)
             .collect();
         self.skip_padding(16 + 8 * n)?;
-        let mut offset = self.read + align(stream_len as usize) as u64;
-        let total: u64 = buffer_lens.iter().map(|&l| align(l) as u64).sum::<u64>() + offset;
-        if total != limit {
-            return Err(corrupt("the entry's layout does not fit its length"));
+        // Every length is the file's word: summed with overflow checks, each bounded by
+        // the payload first (a forged one could otherwise wrap the total round).
+        let misfit = || corrupt("the entry's layout does not fit its length");
+        if buffer_lens.iter().any(|&l| l as u64 > limit) {
+            return Err(misfit());
         }
-        let mut stream = vec![0u8; stream_len as usize];
-        self.fill(&mut stream)?;
+        let mut offset = self.read + align(stream_len as usize) as u64;
+        let total = buffer_lens
+            .iter()
+            .try_fold(offset, |sum, &l| sum.checked_add(align(l) as u64))
+            .ok_or_else(misfit)?;
+        if total != limit {
+            return Err(misfit());
+        }
+        let stream = self.fill_claimed(stream_len as usize)?;
         self.skip_padding(stream.len())?;
         let mut buffer_offsets = Vec::with_capacity(n);
         for &len in &buffer_lens {
@@ -166,6 +188,16 @@ impl<R: Read + Send> FrameReader<R> {
             _ => self.fill(out)?,
         }
         self.skip_padding(out.len())
+    }
+
+    /// Reads the next buffer into memory of its own (grown as the bytes arrive).
+    pub fn read_buffer_vec(&mut self) -> Result<Vec<u8>, Error> {
+        let Some(len) = self.pending.pop_front() else {
+            return Err(corrupt("buffer read out of order"));
+        };
+        let out = self.fill_claimed(len)?;
+        self.skip_padding(len)?;
+        Ok(out)
     }
 
     /// Reads what is left (for a caller that maps the buffers instead) and checks the
@@ -254,10 +286,8 @@ pub fn read_frame<R: Read + Send>(r: R, signer: Option<&Signer>) -> Result<Loade
     let mut reader = FrameReader::open(r, signer)?;
     let layout = reader.layout()?;
     let mut buffers = Vec::with_capacity(layout.buffer_lens.len());
-    for &len in &layout.buffer_lens {
-        let mut b = vec![0u8; len];
-        reader.read_buffer(&mut b)?;
-        buffers.push(b);
+    for _ in &layout.buffer_lens {
+        buffers.push(reader.read_buffer_vec()?);
     }
     reader.finish()?;
     Ok(Loaded {
