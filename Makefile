@@ -9,7 +9,7 @@ PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed-dev
 PYDIRS := python tests benches examples
 
-.PHONY: help venv build demo test test-rust test-python bench lint fmt clean
+.PHONY: help venv build demo test test-all fuzz bench lint fmt clean
 
 help: ## List the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | sed 's/:.*## /\t/' | expand -t 14
@@ -31,6 +31,18 @@ demo: build ## Run the demo: every decorator, cold vs cached, cache_info()
 test: build ## Build once, then run cargo test and pytest
 	cargo test --workspace
 	$(PY) -m pytest
+
+FUZZ_SECONDS ?= 60
+FUZZ_TARGETS := frame row keyhash
+
+# cargo-fuzz on the stable toolchain (RUSTC_BOOTSTRAP lets it pass the sanitizer flag).
+fuzz: ## Run each fuzz target (AddressSanitizer) for FUZZ_SECONDS seconds (cargo test runs a short smoke of each)
+	command -v cargo-fuzz >/dev/null || cargo install cargo-fuzz --locked
+	cd crates/twat-cache/fuzz && for t in $(FUZZ_TARGETS); do \
+		RUSTC_BOOTSTRAP=1 cargo fuzz run $$t -- -max_total_time=$(FUZZ_SECONDS) || exit 1; done
+
+test-all: ## Build and run pytest on every supported CPython found (3.10 to 3.13)
+	bash scripts/test-all.sh
 
 bench: build ## Benchmark our engines against the anchors, write docs/benchmarks.md
 	$(PY) benches/run.py --write docs/benchmarks.md
