@@ -177,6 +177,19 @@ async def _lead(
     return False, await _compute(slot, func, args, kwargs)
 
 
+def _being_cancelled(*, foreign: bool) -> bool:
+    """Whether the current task itself was cancelled. Python 3.10 cannot tell
+    (``Task.cancelling`` is 3.11+): there a waiter on another loop assumes the leading
+    loop ended, and a waiter on the leading loop that it was cancelled."""
+    me = asyncio.current_task()
+    if me is None:
+        return False
+    cancelling = getattr(me, "cancelling", None)
+    if cancelling is None:
+        return not foreign
+    return bool(cancelling() > 0)
+
+
 async def _wait(flight: _Flight, future: asyncio.Future[Any] | None) -> tuple[bool, Any]:
     """Waits for the flight's outcome: ``(True, outcome)``, its exception, or
     ``(False, None)`` when the computation was cancelled under a caller that was not
@@ -185,8 +198,7 @@ async def _wait(flight: _Flight, future: asyncio.Future[Any] | None) -> tuple[bo
     try:
         return True, await asyncio.shield(target)
     except asyncio.CancelledError:
-        me = asyncio.current_task()
-        if target.cancelled() and (me is None or me.cancelling() == 0):
+        if target.cancelled() and not _being_cancelled(foreign=future is not None):
             return False, None
         _FLIGHTS.leave(flight)
         raise
@@ -207,7 +219,9 @@ async def cached_call(slot: Slot, func: Callable[..., Any], args: tuple[Any, ...
         if lead:
             context = contextvars.copy_context()
             context.run(_COMPUTING.set, computing | {key})
-            task = loop.create_task(_lead(slot, func, args, kwargs), context=context)
+            # A task made inside `context.run` runs in a copy of it (create_task's
+            # context= is 3.11+).
+            task = context.run(loop.create_task, _lead(slot, func, args, kwargs))
             flight.task = task
             task.add_done_callback(functools.partial(_FLIGHTS.finish, flight))
         settled, outcome = await _wait(flight, future)

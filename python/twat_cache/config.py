@@ -12,7 +12,10 @@ from __future__ import annotations
 import datetime
 import os
 from collections.abc import Callable, Iterable, Mapping
-from typing import Any, TypedDict, Unpack
+from typing import TYPE_CHECKING, Any, TypedDict
+
+if TYPE_CHECKING:  # typing.Unpack is 3.11+; annotations are never evaluated at run time
+    from typing import Unpack
 
 from . import _options
 from .engines import check_engine
