@@ -151,3 +151,27 @@ def test_async_lru_names(cache_dir: Any) -> None:
     dec(5)
     assert dec.cache_contains(5) and not dec.cache_contains(6)
     assert dec.cache_invalidate(5) is True and not dec.cache_contains(5)
+
+
+@pytest.mark.parametrize("engine", ["acache", "bcache"])
+def test_async_waiters_are_counted_as_hits(cache_dir: Any, engine: str) -> None:
+    import asyncio
+
+    import twat_cache
+
+    runs: list[int] = []
+
+    async def slow(x: int) -> int:
+        runs.append(x)
+        await asyncio.sleep(0.05)
+        return x
+
+    slow.__qualname__ = f"slow_async_{engine}"
+    f = getattr(twat_cache, engine)(slow)
+
+    async def main() -> list[int]:
+        return list(await asyncio.gather(*[f(1) for _ in range(5)]))
+
+    assert asyncio.run(main()) == [1] * 5 and runs == [1]
+    info = f.cache_info()
+    assert (info.hits, info.misses) == (4, 1)

@@ -227,5 +227,6 @@ async def cached_call(slot: Slot, func: Callable[..., Any], args: tuple[Any, ...
         settled, outcome = await _wait(flight, future)
         if settled:
             found, value = outcome
-            slot.tally(found)
+            # A waiter did not run the function: a hit, as lru_cache and async-lru count it.
+            slot.tally(found or not lead)
             return value

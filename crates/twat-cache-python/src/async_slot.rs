@@ -47,9 +47,12 @@ impl MemorySlot {
         ))
     }
 
-    /// Nothing to count: the native call counted this call's hit or miss.
-    fn tally(&self, hit: bool) {
-        let _ = hit;
+    /// The native call counted this call as a miss; one that got its value without
+    /// running the function (a waiter of the flight) is a hit.
+    fn tally(&self, py: Python<'_>, hit: bool) {
+        if hit {
+            self.engine.miss_was_shared(py);
+        }
     }
 
     fn store(&self, py: Python<'_>, value: Py<PyAny>) -> bool {

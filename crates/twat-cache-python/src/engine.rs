@@ -124,6 +124,11 @@ impl MemoryEngine {
         self.store_errors.store(0, Ordering::Relaxed);
     }
 
+    /// One counted miss got its value from another caller's computation: a hit.
+    pub fn miss_was_shared(&self, py: Python<'_>) {
+        self.with_store(py, Store::miss_was_shared);
+    }
+
     pub fn purge_expired(&self, py: Python<'_>) -> usize {
         self.with_store(py, Store::purge_expired).unwrap_or(0)
     }
@@ -245,7 +250,7 @@ impl MemoryEngine {
                     if let (true, Some(outcome)) = (ready, shared) {
                         if outcome.is_ok() {
                             // It did not run the function: a hit, as lru_cache counts it.
-                            self.with_store(py, Store::miss_was_shared);
+                            self.miss_was_shared(py);
                         }
                         return outcome;
                     }
