@@ -175,3 +175,37 @@ def test_async_waiters_are_counted_as_hits(cache_dir: Any, engine: str) -> None:
     assert asyncio.run(main()) == [1] * 5 and runs == [1]
     info = f.cache_info()
     assert (info.hits, info.misses) == (4, 1)
+
+
+@pytest.mark.parametrize("engine", ["mcache", "bcache"])
+def test_jitter_spreads_the_expiry_of_entries_stored_together(cache_dir: Any, engine: str) -> None:
+    import twat_cache
+
+    deco = getattr(twat_cache, engine)
+
+    @deco(ttl=0.2)
+    def plain(x: int) -> int:
+        return x
+
+    @deco(ttl=0.2, jitter=30)
+    def spread(x: int) -> int:
+        return x
+
+    assert spread.cache_parameters()["jitter"] == 30
+    for x in range(50):
+        plain(x)
+        spread(x)
+    time.sleep(0.5)  # past the ttl, far inside ttl + jitter for nearly every entry
+    assert sum(plain.cache_contains(x) for x in range(50)) == 0
+    # Each spread entry lives 0.2 s plus a uniform part of 30 s: at most a few are gone.
+    assert sum(spread.cache_contains(x) for x in range(50)) >= 40
+
+
+def test_jitter_needs_a_ttl_and_a_sane_value() -> None:
+    from twat_cache import ConfigurationError
+
+    with pytest.raises(ConfigurationError, match="jitter"):
+        mcache(jitter=5)
+    with pytest.raises(ConfigurationError, match="jitter"):
+        bcache(ttl=10, jitter=-1)
+    assert mcache(ttl=10, jitter=0)(lambda x: x)(3) == 3

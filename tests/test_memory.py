@@ -232,6 +232,7 @@ def test_cache_controls(calls):
         "is_async": False,
         "maxsize": 10,
         "ttl": 60.0,
+        "jitter": None,
         "policy": "lfu",
         "typed": False,
     }

@@ -45,6 +45,24 @@ def check_ttl(decorator: str, ttl: object) -> float | None:
     return seconds
 
 
+def check_jitter(decorator: str, jitter: object, ttl: float | None) -> float | None:
+    """``None``, or a number of seconds (or ``timedelta``) >= 0 added at random to each
+    entry's ``ttl``; it needs a ``ttl`` to spread."""
+    if jitter is None:
+        return None
+    if isinstance(jitter, datetime.timedelta):
+        seconds = jitter.total_seconds()
+    elif isinstance(jitter, (int, float)) and not isinstance(jitter, bool):
+        seconds = float(jitter)
+    else:
+        seconds = math.nan
+    if not (math.isfinite(seconds) and seconds >= 0):
+        raise _fail(decorator, "jitter", jitter, "a number of seconds >= 0 or timedelta, or None")
+    if ttl is None and seconds > 0:
+        raise _fail(decorator, "jitter", jitter, "None unless ttl= is given too (jitter spreads the ttl)")
+    return seconds
+
+
 def check_policy(decorator: str, policy: object) -> str:
     """One of the names in ``twat_cache._core.POLICIES``."""
     if not isinstance(policy, str) or policy.lower() not in POLICIES:

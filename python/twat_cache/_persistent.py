@@ -17,6 +17,7 @@ BCACHE_DEFAULTS: dict[str, Any] = {
     "folder_name": None,
     "maxsize": None,
     "ttl": None,
+    "jitter": None,
     "policy": "lru",
     "compress": False,
     "secret": None,
@@ -36,6 +37,7 @@ def persistent_decorator(kind: str, func: Any, options: dict[str, Any]) -> Any:
     decorator when used with arguments)."""
     o = {**FCACHE_DEFAULTS, **options}
     store = _options.check_store_options(kind, o)
+    jitter = _options.check_jitter(kind, o["jitter"], store["ttl"])
     key = _options.check_key(kind, o["key"])
     ignored = _options.check_ignore(kind, o["ignore"])
     typed = _options.check_flag(kind, "typed", o["typed"])
@@ -57,6 +59,7 @@ def persistent_decorator(kind: str, func: Any, options: dict[str, Any]) -> Any:
             version=str(version) if version is not None else code_version(fn),
             maxsize=store["maxsize"],
             ttl=store["ttl"],
+            jitter=jitter,
             policy=store["policy"],
             compress=store["compress"],
             mmap=store["mmap"],

@@ -20,6 +20,7 @@ def acache(
     *,
     maxsize: int | None = 128,
     ttl: float | None = None,
+    jitter: float | None = None,
     policy: str = "lru",
     key: Callable[..., Any] | None = None,
     ignore: Iterable[str] = (),

@@ -21,6 +21,7 @@ def bcache(
     folder_name: str | os.PathLike[str] | None = None,
     maxsize: int | None = None,
     ttl: float | None = None,
+    jitter: float | None = None,
     policy: str = "lru",
     compress: bool | str = False,
     secret: str | bytes | None = None,
@@ -47,6 +48,7 @@ def bcache(func: Any = None, /, *, config: CacheConfig | None = None, **options:
       an absolute path; ``None`` names it after the function.
     - ``maxsize``: the folder's limit in bytes (``None``: 1 GiB), enforced on every insert.
     - ``ttl``: seconds (or a ``timedelta``) an entry lives, on the wall clock.
+    - ``jitter``: up to this many seconds more, at random per entry (needs ``ttl``).
     - ``policy``: what makes room: ``"lru"``, ``"lfu"`` or ``"fifo"``.
     - ``compress``: ``True``/``"zstd"`` or ``"lz4"``; data that does not compress is stored raw.
     - ``durable``: flush each value file to the device before it is renamed into place

@@ -21,6 +21,7 @@ def fcache(
     folder_name: str | os.PathLike[str] | None = None,
     maxsize: int | None = None,
     ttl: float | None = None,
+    jitter: float | None = None,
     compress: bool | str = False,
     mmap: bool = False,
     policy: str = "lru",

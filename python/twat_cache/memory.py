@@ -21,6 +21,7 @@ def mcache(
     *,
     maxsize: int | None = 128,
     ttl: float | None = None,
+    jitter: float | None = None,
     policy: str = "lru",
     key: Callable[..., Any] | None = None,
     ignore: Iterable[str] = (),
@@ -41,6 +42,8 @@ def mcache(func: Any = None, /, *, config: CacheConfig | None = None, **options:
 
     - ``maxsize``: at most this many entries (``None``: unbounded; ``0``: cache nothing).
     - ``ttl``: seconds (or a ``timedelta``) an entry lives after it is stored.
+    - ``jitter``: up to this many seconds more, at random per entry, so that entries
+      stored together do not expire together (needs ``ttl``).
     - ``policy``: ``"lru"``, ``"lfu"``, ``"fifo"``, ``"rr"`` or ``"tinylfu"`` (W-TinyLFU,
       the best hit ratio on skewed workloads).
     - ``key``: a callable receiving the call's arguments (without ``self`` for a bound
@@ -70,6 +73,7 @@ def mcache(func: Any = None, /, *, config: CacheConfig | None = None, **options:
 MEMORY_DEFAULTS: dict[str, Any] = {
     "maxsize": 128,
     "ttl": None,
+    "jitter": None,
     "policy": "lru",
     "key": None,
     "ignore": (),
@@ -84,6 +88,7 @@ def memory_decorator(decorator: str, func: Any, options: dict[str, Any]) -> Any:
     """What ``mcache`` and ``acache`` share: every option checked now (decoration time),
     then ``func`` cached in a native memory engine (or the decorator returned)."""
     engine = _options.check_memory_options(decorator, options)
+    jitter = _options.check_jitter(decorator, options["jitter"], engine["ttl"])
     key = _options.check_key(decorator, options["key"])
     ignored = _options.check_ignore(decorator, options["ignore"])
     is_typed = _options.check_flag(decorator, "typed", options["typed"])
@@ -97,6 +102,7 @@ def memory_decorator(decorator: str, func: Any, options: dict[str, Any]) -> Any:
             fn,
             param_specs(fn, ignored, decorator),
             **engine,
+            jitter=jitter,
             typed=is_typed,
             key=key,
             disabled=_decorate.disabled_by_env(),

@@ -77,6 +77,7 @@ def ucache(
     folder_name: str | os.PathLike[str] | None = None,
     maxsize: int | None = ...,
     ttl: float | None = None,
+    jitter: float | None = None,
     policy: str = "lru",
     compress: bool | str = False,
     mmap: bool = False,

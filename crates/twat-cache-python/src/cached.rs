@@ -31,7 +31,7 @@ pub struct CachedFunction {
 #[pymethods]
 impl CachedFunction {
     #[new]
-    #[pyo3(signature = (func, params, *, maxsize, ttl, policy, typed, key, disabled, is_async=false))]
+    #[pyo3(signature = (func, params, *, maxsize, ttl, policy, typed, key, disabled, is_async=false, jitter=None))]
     #[allow(clippy::too_many_arguments)]
     fn new(
         py: Python<'_>,
@@ -44,6 +44,7 @@ impl CachedFunction {
         key: Option<Py<PyAny>>,
         disabled: bool,
         is_async: bool,
+        jitter: Option<f64>,
     ) -> PyResult<Self> {
         let policy = options::policy(py, policy)?;
         let ttl = options::ttl(py, ttl)?;
@@ -51,6 +52,7 @@ impl CachedFunction {
             max_size: maxsize,
             ttl,
             policy,
+            jitter: options::jitter(py, jitter)?,
         };
         Ok(Self {
             func,
@@ -137,6 +139,7 @@ impl CachedFunction {
         d.set_item("is_async", self.is_async)?;
         d.set_item("maxsize", self.config.max_size)?;
         d.set_item("ttl", self.config.ttl.map(|t| t.as_secs_f64()))?;
+        d.set_item("jitter", self.config.jitter.map(|t| t.as_secs_f64()))?;
         d.set_item("policy", self.config.policy.name())?;
         d.set_item("typed", self.keys.typed())?;
         Ok(d)

@@ -75,6 +75,8 @@ pub struct DiskEngine {
     folder: PathBuf,
     config: DiskConfig,
     retry_at: Mutex<Instant>,
+    /// A random spread added to each entry's TTL (`jitter.rs`).
+    jitter: Option<Duration>,
     ns: String,
     options: ValueOptions,
     pub hits: AtomicU64,
@@ -177,6 +179,7 @@ impl DiskEngine {
         ns: String,
         config: DiskConfig,
         options: ValueOptions,
+        jitter: Option<Duration>,
     ) -> Result<Self, Error> {
         // Import what loads need now, at decoration time, not in the first call.
         py3(py).map_err(|e| Error::Database(format!("cannot import pickle or mmap: {e}")))?;
@@ -186,6 +189,7 @@ impl DiskEngine {
             folder,
             config,
             retry_at: Mutex::new(Instant::now()),
+            jitter,
             ns,
             options,
             hits: AtomicU64::new(0),
@@ -373,7 +377,13 @@ impl DiskEngine {
     /// Stores `value` under `key`; on failure the caller still has its value: the
     /// failure is counted and logged (once per kind), and `false` returned.
     pub fn save(&self, value: &Bound<'_, PyAny>, key: KeyDigest) -> bool {
-        self.save_expiring(value, key, None)
+        let ttl = crate::jitter::spread(self.config.ttl, self.jitter);
+        self.save_expiring(value, key, ttl)
+    }
+
+    /// The spread added to each entry's TTL.
+    pub fn jitter(&self) -> Option<Duration> {
+        self.jitter
     }
 
     /// [`DiskEngine::save`] with a TTL of its own (`None`: the store's).

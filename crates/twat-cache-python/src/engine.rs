@@ -29,6 +29,8 @@ pub struct EngineConfig {
     pub max_size: Option<usize>,
     pub ttl: Option<Duration>,
     pub policy: Policy,
+    /// A random spread added to each entry's TTL (`jitter.rs`).
+    pub jitter: Option<Duration>,
 }
 
 /// The store and the flights in progress share one lock, so that a miss and the claim
@@ -40,6 +42,7 @@ struct State {
 
 pub struct MemoryEngine {
     state: Guarded<State>,
+    config: EngineConfig,
     store_errors: AtomicU64,
 }
 
@@ -58,6 +61,7 @@ impl MemoryEngine {
                 store: Store::new(config.max_size, config.ttl, config.policy),
                 flights: Flights::default(),
             }),
+            config,
             store_errors: AtomicU64::new(0),
         })
     }
@@ -82,7 +86,13 @@ impl MemoryEngine {
     /// Stores a value; a failing key comparison is counted and logged, not raised (the
     /// caller already has its value).
     pub fn set(&self, key: &Bound<'_, PyAny>, hash: isize, value: Py<PyAny>) {
-        self.set_expiring(key, hash, value, None);
+        self.set_expiring(key, hash, value, self.entry_ttl());
+    }
+
+    /// The TTL of a new entry: the engine's, spread by its jitter (`None`: the store's).
+    #[inline]
+    fn entry_ttl(&self) -> Option<Duration> {
+        crate::jitter::spread(self.config.ttl, self.config.jitter)
     }
 
     /// [`MemoryEngine::set`] with a TTL of its own (`None`: the engine's).
@@ -272,11 +282,12 @@ fn insert(
     key: &Bound<'_, PyAny>,
     hash: isize,
     value: Py<PyAny>,
+    ttl: Option<Duration>,
 ) -> PyResult<()> {
     let entry = PyKey {
         obj: key.clone().unbind(),
     };
-    store.insert_by(hash as u64, entry, value, |old, _| old.matches(key))
+    store.insert_expiring_by(hash as u64, entry, value, ttl, |old, _| old.matches(key))
 }
 
 /// Another reference to the same value or the same exception, for one more caller.
@@ -306,8 +317,9 @@ impl Leader<'_> {
         };
         let mut held = self.engine.state.lock_waiting(py);
         let state = &mut *held;
+        let ttl = self.engine.entry_ttl();
         let stored = match outcome {
-            Ok(v) => insert(&mut state.store, key, self.hash, v.clone_ref(py)),
+            Ok(v) => insert(&mut state.store, key, self.hash, v.clone_ref(py), ttl),
             Err(_) => Ok(()),
         };
         let finished = state.flights.remove(&lead);

@@ -65,6 +65,7 @@ impl MemoryHandle {
             max_size: maxsize,
             ttl: options::ttl(py, ttl)?,
             policy: options::policy(py, policy)?,
+            jitter: None,
         };
         Ok(Self {
             engine: MemoryEngine::new(config),
@@ -167,6 +168,7 @@ impl DiskHandle {
             ns: name.clone(),
             maxsize,
             ttl,
+            jitter: None,
             policy: policy.to_owned(),
             compress: compress.to_owned(),
             mmap,

@@ -16,6 +16,7 @@ mod errors;
 mod handle;
 mod holder;
 mod instances;
+mod jitter;
 mod key;
 mod once;
 mod options;

@@ -28,6 +28,20 @@ pub fn bad_config(
 }
 
 /// Seconds as a TTL: `None` (no expiry) or a positive, finite number.
+/// `jitter=`: a non-negative number of seconds, or None.
+pub fn jitter(py: Python<'_>, seconds: Option<f64>) -> PyResult<Option<Duration>> {
+    match seconds {
+        None => Ok(None),
+        Some(t) if t.is_finite() && t >= 0.0 => Ok(Some(Duration::from_secs_f64(t))),
+        Some(t) => Err(bad_config(
+            py,
+            "jitter",
+            t.to_string(),
+            "a number of seconds >= 0, or None",
+        )),
+    }
+}
+
 pub fn ttl(py: Python<'_>, seconds: Option<f64>) -> PyResult<Option<Duration>> {
     match seconds {
         None => Ok(None),
@@ -55,6 +69,7 @@ pub struct DiskSpec {
     pub ns: String,
     pub maxsize: Option<u64>,
     pub ttl: Option<f64>,
+    pub jitter: Option<f64>,
     pub policy: String,
     pub compress: String,
     pub mmap: bool,
@@ -96,6 +111,8 @@ impl DiskSpec {
             signer: self.secret.map(|s| Signer::new(&s)),
             mmap: self.mmap,
         };
-        DiskEngine::open(py, self.folder, self.ns, config, options).map_err(|e| to_py_err(py, e))
+        let jitter = jitter(py, self.jitter)?;
+        DiskEngine::open(py, self.folder, self.ns, config, options, jitter)
+            .map_err(|e| to_py_err(py, e))
     }
 }

@@ -43,7 +43,7 @@ pub struct PersistentFunction {
 #[pymethods]
 impl PersistentFunction {
     #[new]
-    #[pyo3(signature = (func, params, *, kind, folder, name, version, maxsize, ttl, policy, compress, mmap, secret, typed, key, secure, disabled, durable=false, is_async=false))]
+    #[pyo3(signature = (func, params, *, kind, folder, name, version, maxsize, ttl, policy, compress, mmap, secret, typed, key, secure, disabled, durable=false, is_async=false, jitter=None))]
     #[allow(clippy::too_many_arguments)]
     fn new(
         py: Python<'_>,
@@ -65,6 +65,7 @@ impl PersistentFunction {
         disabled: bool,
         durable: bool,
         is_async: bool,
+        jitter: Option<f64>,
     ) -> PyResult<Self> {
         let kind = DiskSpec::kind(py, kind)?;
         let engine = DiskSpec {
@@ -73,6 +74,7 @@ impl PersistentFunction {
             ns: name.clone(),
             maxsize,
             ttl,
+            jitter,
             policy: policy.to_owned(),
             compress: compress.to_owned(),
             mmap,
@@ -181,6 +183,7 @@ impl PersistentFunction {
         d.set_item("folder", self.engine.dir())?;
         d.set_item("maxsize", c.max_bytes)?;
         d.set_item("ttl", c.ttl.map(|t| t.as_secs_f64()))?;
+        d.set_item("jitter", self.engine.jitter().map(|t| t.as_secs_f64()))?;
         d.set_item("policy", c.policy.name())?;
         d.set_item("typed", self.keys.typed())?;
         d.set_item("secure", self.secure)?;
