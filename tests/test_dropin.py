@@ -209,3 +209,38 @@ def test_jitter_needs_a_ttl_and_a_sane_value() -> None:
     with pytest.raises(ConfigurationError, match="jitter"):
         bcache(ttl=10, jitter=-1)
     assert mcache(ttl=10, jitter=0)(lambda x: x)(3) == 3
+
+
+@pytest.mark.parametrize("engine", ["acache", "bcache"])
+def test_cache_close_cancels_or_waits_for_computations_in_flight(cache_dir: Any, engine: str) -> None:
+    import asyncio
+
+    import twat_cache
+
+    finished: list[int] = []
+
+    async def slow(x: int) -> int:
+        await asyncio.sleep(0.2)
+        finished.append(x)
+        return x
+
+    slow.__qualname__ = f"slow_close_{engine}"
+    f = getattr(twat_cache, engine)(slow)
+
+    async def cancel() -> None:
+        pending = asyncio.ensure_future(f(1))
+        await asyncio.sleep(0.05)  # the computation is in flight
+        await f.cache_close()
+        with pytest.raises(asyncio.CancelledError):
+            await pending
+
+    async def wait() -> None:
+        pending = asyncio.ensure_future(f(2))
+        await asyncio.sleep(0.05)
+        await f.cache_close(wait=True)
+        assert finished == [2]  # it ran to the end before cache_close returned
+        assert await pending == 2
+
+    asyncio.run(cancel())
+    assert finished == []
+    asyncio.run(wait())

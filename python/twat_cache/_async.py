@@ -56,13 +56,15 @@ _COMPUTING: contextvars.ContextVar[frozenset[Hashable]] = contextvars.ContextVar
 class _Flight:
     """One computation in progress and the callers waiting for it."""
 
-    __slots__ = ("foreign", "key", "loop", "task", "waiters")
+    __slots__ = ("closed", "foreign", "key", "loop", "task", "waiters")
 
     def __init__(self, key: Hashable, loop: asyncio.AbstractEventLoop) -> None:
         self.key = key
         self.loop = loop
         self.task: asyncio.Task[Any] | None = None
         self.waiters = 0
+        # Cancelled by cache_close: its waiters get the cancellation, and do not retry.
+        self.closed = False
         # Futures of callers on other loops, settled when the task ends.
         self.foreign: list[tuple[asyncio.AbstractEventLoop, asyncio.Future[Any]]] = []
 
@@ -133,6 +135,36 @@ class _Flights:
 _FLIGHTS = _Flights()
 
 
+def closer(cached: Any) -> Callable[..., Any]:
+    """``cache_close`` of an async cached function (async-lru's name): cancels its
+    computations in flight, or with ``wait=True`` waits for them; either way no flight
+    of it is left running when it returns. Flights on another event loop are cancelled
+    there."""
+
+    async def cache_close(*, wait: bool = False) -> None:
+        owners = set(cached._flight_owners())
+        with _FLIGHTS.lock:
+            flights = [f for k, f in _FLIGHTS.by_key.items() if isinstance(k, tuple) and k[0] in owners]
+        here = asyncio.get_running_loop()
+        ours: list[asyncio.Task[Any]] = []
+        for flight in flights:
+            task = flight.task
+            if task is None or task.done():
+                continue
+            flight.closed = not wait
+            if flight.loop is here:
+                ours.append(task)
+                if not wait:
+                    task.cancel()
+            elif not wait:
+                with contextlib.suppress(RuntimeError):  # a closed loop runs nothing
+                    flight.loop.call_soon_threadsafe(task.cancel)
+        if ours:
+            await asyncio.gather(*ours, return_exceptions=True)
+
+    return cache_close
+
+
 def after_fork_in_child() -> None:
     """In a child made by ``fork()``: the parent's flights run on loops and threads that
     are not here (and their lock may have been held by one of them)."""
@@ -198,7 +230,7 @@ async def _wait(flight: _Flight, future: asyncio.Future[Any] | None) -> tuple[bo
     try:
         return True, await asyncio.shield(target)
     except asyncio.CancelledError:
-        if target.cancelled() and not _being_cancelled(foreign=future is not None):
+        if target.cancelled() and not flight.closed and not _being_cancelled(foreign=future is not None):
             return False, None
         _FLIGHTS.leave(flight)
         raise

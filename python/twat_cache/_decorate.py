@@ -12,6 +12,7 @@ from collections.abc import Callable
 from typing import Any
 
 from . import _registry
+from ._async import closer
 
 
 def disabled_by_env() -> bool:
@@ -88,5 +89,6 @@ def apply(
     cached.cache_engine = engine
     if is_async(func):
         mark_async(cached)
+        cached.cache_close = closer(cached)
     _registry.register(name or default_name(func), cached)
     return cached

@@ -206,6 +206,14 @@ impl CachedFunction {
             .unbind())
     }
 
+    /// The owners of this cache's async flights (its engines), for `cache_close`.
+    fn _flight_owners(&self, py: Python<'_>) -> Vec<usize> {
+        self.engines(py)
+            .iter()
+            .map(|e| Arc::as_ptr(e) as usize)
+            .collect()
+    }
+
     /// Reclaims expired entries now; returns how many.
     fn purge_expired(&self, py: Python<'_>) -> usize {
         self.engines(py).iter().map(|e| e.purge_expired(py)).sum()

@@ -228,6 +228,11 @@ impl PersistentFunction {
         Ok(self.engine.save(value, key))
     }
 
+    /// The owners of this cache's async flights (itself), for `cache_close`.
+    fn _flight_owners(slf: &Bound<'_, Self>) -> Vec<usize> {
+        vec![slf.as_ptr() as usize]
+    }
+
     /// `cache_delete` under async-lru's name.
     #[pyo3(signature = (*args, **kwargs))]
     fn cache_invalidate(
