@@ -244,3 +244,33 @@ def test_cache_close_cancels_or_waits_for_computations_in_flight(cache_dir: Any,
     asyncio.run(cancel())
     assert finished == []
     asyncio.run(wait())
+
+
+def test_partialmethod_of_a_cached_method() -> None:
+    import asyncio
+    import functools
+
+    runs: list[int] = []
+
+    class Scaler:
+        def __init__(self, k: int) -> None:
+            self.k = k
+
+        @mcache
+        def scale(self, x: int) -> int:
+            runs.append(x)
+            return self.k * x
+
+        double_of_3 = functools.partialmethod(scale, 3)
+
+        @mcache
+        async def ascale(self, x: int) -> int:
+            runs.append(-x)
+            return self.k * x
+
+        async_of_4 = functools.partialmethod(ascale, 4)
+
+    s = Scaler(2)
+    assert s.double_of_3() == s.double_of_3() == 6
+    assert asyncio.run(s.async_of_4()) == asyncio.run(s.async_of_4()) == 8
+    assert runs == [3, -4]
