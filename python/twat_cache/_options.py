@@ -30,16 +30,20 @@ def check_maxsize(decorator: str, maxsize: object) -> int | None:
     return maxsize
 
 
+def _seconds(value: object) -> float:
+    """A number of seconds or a ``timedelta`` as a float; NaN for anything else."""
+    if isinstance(value, datetime.timedelta):
+        return value.total_seconds()
+    if isinstance(value, (int, float)) and not isinstance(value, bool):
+        return float(value)
+    return math.nan
+
+
 def check_ttl(decorator: str, ttl: object) -> float | None:
     """``None`` (no expiry), a positive number of seconds, or a positive ``timedelta``."""
     if ttl is None:
         return None
-    if isinstance(ttl, datetime.timedelta):
-        seconds = ttl.total_seconds()
-    elif isinstance(ttl, (int, float)) and not isinstance(ttl, bool):
-        seconds = float(ttl)
-    else:
-        seconds = math.nan
+    seconds = _seconds(ttl)
     if not (math.isfinite(seconds) and seconds > 0):
         raise _fail(decorator, "ttl", ttl, "a positive number of seconds or timedelta, or None for no expiry")
     return seconds
@@ -50,12 +54,7 @@ def check_jitter(decorator: str, jitter: object, ttl: float | None) -> float | N
     entry's ``ttl``; it needs a ``ttl`` to spread."""
     if jitter is None:
         return None
-    if isinstance(jitter, datetime.timedelta):
-        seconds = jitter.total_seconds()
-    elif isinstance(jitter, (int, float)) and not isinstance(jitter, bool):
-        seconds = float(jitter)
-    else:
-        seconds = math.nan
+    seconds = _seconds(jitter)
     if not (math.isfinite(seconds) and seconds >= 0):
         raise _fail(decorator, "jitter", jitter, "a number of seconds >= 0 or timedelta, or None")
     if ttl is None and seconds > 0:
