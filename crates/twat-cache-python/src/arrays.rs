@@ -10,8 +10,8 @@
 //! a buffer, may hold more than the buffer (a unit, a mask, attributes) and is refused;
 //! so are arrays of Python objects, whose bytes are addresses.
 
-use crate::once::{PyLazy, MASKED_ARRAY};
-use pyo3::buffer::PyUntypedBuffer;
+use crate::buffer::Exported;
+use crate::once::{imported, PyLazy, MASKED_ARRAY};
 use pyo3::prelude::*;
 use pyo3::types::PyType;
 
@@ -32,8 +32,7 @@ fn numpy(py: Python<'_>) -> PyResult<Option<&Numpy>> {
     if let Some(np) = NUMPY.get(py) {
         return Ok(Some(np));
     }
-    let modules = py.import("sys")?.getattr("modules")?;
-    if !modules.contains("numpy")? {
+    if imported(py, "numpy")?.is_none() {
         return Ok(None);
     }
     NUMPY
@@ -56,13 +55,13 @@ fn numpy(py: Python<'_>) -> PyResult<Option<&Numpy>> {
 
 /// An array argument, as a key sees it.
 pub enum ArrayValue<'py> {
-    /// Raw data: `type_name` (the exact class), element `format`, `shape`, and an
-    /// object whose buffer holds the bytes (read with [`crate::buffer::with_bytes`]).
+    /// Raw data: `type_name` (the exact class), element `format`, `shape`, and the
+    /// buffer that holds the bytes.
     Raw {
         type_name: &'static str,
         format: String,
         shape: Vec<usize>,
-        data: Bound<'py, PyAny>,
+        data: Exported<'py>,
     },
     /// A masked array: its data and its whole boolean mask (both [`ArrayValue::Raw`]
     /// arrays), its fill value and whether the mask is hard.
@@ -134,7 +133,7 @@ pub fn classify<'py>(obj: &Bound<'py, PyAny>) -> PyResult<Found<'py>> {
     } else {
         None
     };
-    let Ok(buffer) = PyUntypedBuffer::get(obj) else {
+    let Some(buffer) = Exported::get(obj) else {
         return Ok(Found::NotArray);
     };
     let Some(type_name) = exact_buffer else {
@@ -143,7 +142,7 @@ pub fn classify<'py>(obj: &Bound<'py, PyAny>) -> PyResult<Found<'py>> {
             t.qualname()?
         )));
     };
-    let format = buffer.format().to_string_lossy().into_owned();
+    let format = buffer.format();
     if format.contains('O') {
         return Ok(Found::Refused(objects_refused()));
     }
@@ -151,7 +150,7 @@ pub fn classify<'py>(obj: &Bound<'py, PyAny>) -> PyResult<Found<'py>> {
         type_name,
         format,
         shape: buffer.shape().to_vec(),
-        data: obj.clone(),
+        data: buffer,
     }))
 }
 
@@ -164,21 +163,19 @@ fn objects_refused() -> String {
 /// `uint8` (one copy only when it is not C-contiguous).
 fn raw<'py>(np: &Numpy, obj: &Bound<'py, PyAny>, type_name: &'static str) -> PyResult<Found<'py>> {
     let py = obj.py();
-    let shape: Vec<usize> = obj.getattr(pyo3::intern!(py, "shape"))?.extract()?;
-    if let Ok(buffer) = PyUntypedBuffer::get(obj) {
-        if buffer.shape() == shape.as_slice() {
-            let format = buffer.format().to_string_lossy().into_owned();
-            if format.contains('O') {
-                return Ok(Found::Refused(objects_refused()));
-            }
-            return Ok(Found::Array(ArrayValue::Raw {
-                type_name,
-                format,
-                shape,
-                data: obj.clone(),
-            }));
+    if let Some(buffer) = Exported::get(obj) {
+        let format = buffer.format();
+        if format.contains('O') {
+            return Ok(Found::Refused(objects_refused()));
         }
+        return Ok(Found::Array(ArrayValue::Raw {
+            type_name,
+            format,
+            shape: buffer.shape().to_vec(),
+            data: buffer,
+        }));
     }
+    let shape: Vec<usize> = obj.getattr(pyo3::intern!(py, "shape"))?.extract()?;
     let dtype = obj.getattr(pyo3::intern!(py, "dtype"))?;
     if dtype.getattr("hasobject")?.is_truthy()? {
         return Ok(Found::Refused(objects_refused()));
@@ -191,6 +188,9 @@ fn raw<'py>(np: &Numpy, obj: &Bound<'py, PyAny>, type_name: &'static str) -> PyR
         .call1((obj,))?
         .call_method1("reshape", (-1,))?
         .call_method1("view", (np.uint8.bind(py),))?;
+    let data = Exported::get(&data).ok_or_else(|| {
+        pyo3::exceptions::PyBufferError::new_err("numpy gave a uint8 view without a buffer")
+    })?;
     Ok(Found::Array(ArrayValue::Raw {
         type_name,
         format,
@@ -221,15 +221,4 @@ fn masked<'py>(np: &Numpy, obj: &Bound<'py, PyAny>) -> PyResult<Found<'py>> {
         fill_value: obj.getattr("fill_value")?,
         hard: obj.getattr("hardmask")?.is_truthy()?,
     }))
-}
-
-/// The raw bytes of a [`ArrayValue::Raw`]'s data, for `f`.
-pub fn with_data<R>(data: &Bound<'_, PyAny>, f: impl FnOnce(&[u8]) -> R) -> PyResult<R> {
-    match crate::buffer::with_bytes(data, |_, _, bytes| f(bytes))? {
-        Some(r) => Ok(r),
-        None => Err(pyo3::exceptions::PyBufferError::new_err(format!(
-            "{} no longer exports its buffer",
-            data.get_type().qualname()?
-        ))),
-    }
 }

@@ -1,8 +1,8 @@
 //! Raw bytes of objects that expose the buffer protocol (numpy arrays, memoryviews,
 //! pickle's out-of-band buffers), read in place.
 //!
-//! Keys hash them (`arrays.rs` says which objects are keyed by their buffer) and
-//! persistent values write them, through [`Held`] and [`with_bytes`].
+//! Keys hash them (`arrays.rs` says which objects are keyed by their buffer) through
+//! [`Exported`], and persistent values write them through [`Held`].
 
 use crate::once::PyLazy;
 use pyo3::buffer::PyUntypedBuffer;
@@ -92,21 +92,45 @@ impl<'py> Fresh<'py> {
     }
 }
 
-/// Calls `f(format, shape, bytes)` with `obj`'s buffer laid out in C order (strided views
-/// are copied once by the exporter's `tobytes()`); `None` when `obj` has no buffer.
-pub fn with_bytes<R>(
-    obj: &Bound<'_, PyAny>,
-    f: impl FnOnce(&str, &[usize], &[u8]) -> R,
-) -> PyResult<Option<R>> {
-    let Ok(buffer) = PyUntypedBuffer::get(obj) else {
-        return Ok(None);
-    };
-    let format = buffer.format().to_string_lossy().into_owned();
-    let shape = buffer.shape().to_vec();
-    if buffer.is_c_contiguous() {
-        let held = Held { buffer };
-        return Ok(Some(f(&format, &shape, held.bytes())));
+/// An object's buffer, held open once for all a key needs of it: element format, shape
+/// and bytes (read in place when C-contiguous; strided views are copied once by the
+/// exporter's `tobytes()`).
+pub struct Exported<'py> {
+    owner: Bound<'py, PyAny>,
+    buffer: PyUntypedBuffer,
+}
+
+impl<'py> Exported<'py> {
+    /// `obj`'s buffer, if it exports one.
+    pub fn get(obj: &Bound<'py, PyAny>) -> Option<Self> {
+        let buffer = PyUntypedBuffer::get(obj).ok()?;
+        Some(Exported {
+            owner: obj.clone(),
+            buffer,
+        })
     }
-    let raw = obj.call_method0(pyo3::intern!(obj.py(), "tobytes"))?;
-    Ok(Some(f(&format, &shape, raw.cast::<PyBytes>()?.as_bytes())))
+
+    /// The element format (`struct` syntax, as the exporter gives it).
+    pub fn format(&self) -> String {
+        self.buffer.format().to_string_lossy().into_owned()
+    }
+
+    pub fn shape(&self) -> &[usize] {
+        self.buffer.shape()
+    }
+
+    /// Calls `f` with the bytes in C order.
+    pub fn read<R>(self, f: impl FnOnce(&[u8]) -> R) -> PyResult<R> {
+        if self.buffer.is_c_contiguous() {
+            return Ok(f(Held {
+                buffer: self.buffer,
+            }
+            .bytes()));
+        }
+        drop(self.buffer);
+        let raw = self
+            .owner
+            .call_method0(pyo3::intern!(self.owner.py(), "tobytes"))?;
+        Ok(f(raw.cast::<PyBytes>()?.as_bytes()))
+    }
 }

@@ -171,11 +171,7 @@ impl Encoder<'_> {
                 self.hasher.str(&type_name(&obj.get_type())?);
                 self.dict(&attrs, false, name, depth)
             }
-            Extra::Hidden => Err(unstable(
-                obj,
-                name,
-                "its class keeps state in __slots__ or in C that the cache cannot see",
-            )),
+            Extra::Hidden => Err(unstable(obj, name, crate::state::HIDDEN)),
         }
     }
 
@@ -304,7 +300,7 @@ impl Encoder<'_> {
                 shape,
                 data,
             }) => {
-                return crate::arrays::with_data(&data, |bytes| {
+                return data.read(|bytes| {
                     if bytes.len() >= 1 << 20 {
                         // Milliseconds of hashing: let other threads run Python meanwhile.
                         let hasher = &mut *self.hasher;
@@ -431,11 +427,7 @@ impl Encoder<'_> {
         // An instance keyed by value: its class and its attributes (`self` of a method
         // in a persistent cache).
         match crate::state::extra(obj, &py.get_type::<PyAny>())? {
-            Extra::Hidden => Err(unstable(
-                obj,
-                name,
-                "its class keeps state in __slots__ or in C that the cache cannot see",
-            )),
+            Extra::Hidden => Err(unstable(obj, name, crate::state::HIDDEN)),
             Extra::Attrs(attrs) if !attrs.is_empty() || has_custom_eq(&t)? => {
                 self.hasher.begin(Tag::Object, 1);
                 self.hasher.str(&tname);

@@ -9,7 +9,6 @@
 //! list is never equal to a tuple) starts with a private [`KeyTag`], so the two cannot
 //! collide; `set` and `bytearray` become `frozenset` and `bytes`, which they equal.
 
-use crate::once::PyLazy;
 use pyo3::exceptions::PyTypeError;
 use pyo3::prelude::*;
 use pyo3::types::{
@@ -19,7 +18,7 @@ use pyo3::types::{
 use twox_hash::XxHash3_128;
 
 use crate::arrays::{ArrayValue, Found};
-use crate::once::{loaded, DEFAULT_DICT, ORDERED_DICT};
+use crate::once::{loaded, PyLazy, DEFAULT_DICT, ORDERED_DICT};
 use crate::state::Extra;
 
 /// How deep content keys may nest before the argument is refused (cycles end here).
@@ -81,7 +80,7 @@ pub fn hashable<'py>(
     depth: usize,
 ) -> PyResult<Bound<'py, PyAny>> {
     let py = obj.py();
-    if is_plain_scalar(obj) && !is_nan(obj) {
+    if is_plain_key(obj) {
         return Ok(obj.clone());
     }
     if depth > MAX_DEPTH {
@@ -108,15 +107,6 @@ pub fn hashable<'py>(
         let items = tuple.iter().map(|x| hashable(&x, name, depth + 1));
         return Ok(PyTuple::new(py, items.collect::<PyResult<Vec<_>>>()?)?.into_any());
     }
-    let refuse = |why: String| {
-        PyTypeError::new_err(format!(
-            "argument {name} of type {} cannot be turned into a cache key ({why}); pass \
-             ignore=({name:?},) or key=...",
-            obj.get_type()
-                .name()
-                .map_or_else(|_| "?".into(), |n| n.to_string())
-        ))
-    };
     if let Some(key) = container(obj, name, depth)? {
         return Ok(key);
     }
@@ -127,7 +117,7 @@ pub fn hashable<'py>(
             shape,
             data,
         }) => {
-            let hash = crate::arrays::with_data(&data, XxHash3_128::oneshot)?;
+            let hash = data.read(XxHash3_128::oneshot)?;
             let parts = vec![
                 PyString::new(py, type_name).into_any(),
                 PyString::new(py, &format).into_any(),
@@ -150,7 +140,7 @@ pub fn hashable<'py>(
             ];
             return tagged(py, &t.masked, parts);
         }
-        Found::Refused(why) => return Err(refuse(why)),
+        Found::Refused(why) => return Err(refused(obj, name, &why)),
         Found::NotArray => {}
     }
     if let Ok(s) = obj.cast::<PySlice>() {
@@ -167,7 +157,11 @@ pub fn hashable<'py>(
         }
         return tagged(py, &t.dataclass, parts);
     }
-    Err(refuse("it is unhashable and has no content rule".into()))
+    Err(refused(
+        obj,
+        name,
+        "it is unhashable and has no content rule",
+    ))
 }
 
 /// The content key of a builtin container (or of a Python subclass of one: then its
@@ -251,13 +245,19 @@ fn container<'py>(
             ];
             tagged(py, &t.subclass, parts).map(Some)
         }
-        Extra::Hidden => Err(PyTypeError::new_err(format!(
-            "argument {name} of type {} cannot be turned into a cache key (its class keeps \
-             state in __slots__ or in C that the cache cannot see); pass ignore=({name:?},) \
-             or key=...",
-            obj.get_type().name()?
-        ))),
+        Extra::Hidden => Err(refused(obj, name, crate::state::HIDDEN)),
     }
+}
+
+/// The `TypeError` for an argument that cannot be keyed, and why.
+fn refused(obj: &Bound<'_, PyAny>, name: &Bound<'_, PyString>, why: &str) -> PyErr {
+    PyTypeError::new_err(format!(
+        "argument {name} of type {} cannot be turned into a cache key ({why}); pass \
+         ignore=({name:?},) or key=...",
+        obj.get_type()
+            .name()
+            .map_or_else(|_| "?".into(), |n| n.to_string())
+    ))
 }
 
 /// Whether `hash()` failed because the value is unhashable: a `TypeError`, or the

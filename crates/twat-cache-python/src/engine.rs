@@ -46,12 +46,10 @@ pub struct MemoryEngine {
     store_errors: AtomicU64,
 }
 
-/// What a lookup found: the value, the caller's part in computing it, or that the
-/// engine cannot be used from here (see the module docs).
+/// What a lookup found: the value, or the caller's part in computing it.
 enum Lookup {
     Hit(Py<PyAny>),
     Miss(Claim<Outcome>),
-    Bypass,
 }
 
 impl MemoryEngine {
@@ -191,7 +189,6 @@ impl MemoryEngine {
         match self.lookup(key, hash)? {
             Lookup::Hit(value) => Ok(value),
             Lookup::Miss(claim) => self.compute(key, hash, claim, call),
-            Lookup::Bypass => call(),
         }
     }
 
@@ -199,7 +196,9 @@ impl MemoryEngine {
     fn lookup(&self, key: &Bound<'_, PyAny>, hash: isize) -> PyResult<Lookup> {
         let py = key.py();
         let Some(mut held) = self.state.lock(py) else {
-            return Ok(Lookup::Bypass);
+            // Not usable from here (see the module docs): compute directly, as a
+            // reentrant call does (its store is skipped for the same reason).
+            return Ok(Lookup::Miss(Claim::Reentrant));
         };
         let state = &mut *held;
         let found = state
@@ -268,7 +267,6 @@ impl MemoryEngine {
                     match self.lookup(key, hash)? {
                         Lookup::Hit(value) => return Ok(value),
                         Lookup::Miss(again) => claim = again,
-                        Lookup::Bypass => return call(),
                     }
                 }
             }

@@ -51,6 +51,21 @@ impl<T> PyLazy<T> {
     }
 }
 
+/// The module `name` if the program has imported it (`sys.modules` is looked up once:
+/// this runs for every argument that is not of a builtin type).
+pub fn imported<'py>(
+    py: Python<'py>,
+    name: &str,
+) -> pyo3::PyResult<Option<pyo3::Bound<'py, pyo3::PyAny>>> {
+    use pyo3::prelude::*;
+    static MODULES: PyLazy<pyo3::Py<pyo3::types::PyDict>> = PyLazy::new();
+    let modules = MODULES.get_or_try_init(py, || -> pyo3::PyResult<_> {
+        let modules = py.import("sys")?.getattr("modules")?;
+        Ok(modules.cast_into::<pyo3::types::PyDict>()?.unbind())
+    })?;
+    modules.bind(py).get_item(name)
+}
+
 /// A class of the standard library or of numpy, looked up only once its module has
 /// been imported by the program (no instance of it can exist before): a cache call
 /// never imports a module, so it never waits for another thread's import, nor leaves
@@ -79,11 +94,7 @@ impl LoadedClass {
         if let Some(class) = self.class.get(py) {
             return Ok(Some(class.bind(py)));
         }
-        let modules = py.import("sys")?.getattr("modules")?;
-        let Some(module) = modules
-            .cast::<pyo3::types::PyDict>()?
-            .get_item(self.module)?
-        else {
+        let Some(module) = imported(py, self.module)? else {
             return Ok(None);
         };
         let class = module

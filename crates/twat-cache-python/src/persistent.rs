@@ -243,7 +243,7 @@ impl PersistentFunction {
         self.cache_delete(args, kwargs)
     }
 
-    /// Whether a call with these arguments would find a stored entry (not counted).
+    /// Whether a call with these arguments would find a live entry (not counted).
     #[pyo3(signature = (*args, **kwargs))]
     fn cache_contains(
         &self,
@@ -251,7 +251,10 @@ impl PersistentFunction {
         kwargs: Option<&Bound<'_, PyDict>>,
     ) -> PyResult<bool> {
         let key = self.bound_digest(args, kwargs)?;
-        Ok(self.engine.load(args.py(), key).is_some())
+        // The index only: the value is not read, nor unpickled.
+        self.engine
+            .contains(args.py(), key)
+            .map_err(|e| to_py_err(args.py(), e))
     }
 
     /// Pickled by reference (`module.qualname`), as plain functions are; `copy` and
@@ -326,19 +329,19 @@ impl PersistentFunction {
         call: impl FnOnce() -> Outcome,
     ) -> Outcome {
         loop {
-            let Some(mut flights) = self.flights.lock(py) else {
-                // Held by a thread lost in a fork: compute here, without single flight.
-                let value = call()?;
-                self.engine.save(value.bind(py), key);
-                return Ok(value);
+            // A flight lock held by a thread lost in a fork: compute here, without
+            // single flight, as a reentrant call does.
+            let claim = match self.flights.lock(py) {
+                Some(mut flights) => flights
+                    .claim_by(
+                        key as u64,
+                        || key,
+                        |k| Ok::<_, std::convert::Infallible>(*k == key),
+                    )
+                    .unwrap_or_else(|never| match never {}),
+                None => Claim::Reentrant,
             };
-            let claim = flights.claim_by(
-                key as u64,
-                || key,
-                |k| Ok::<_, std::convert::Infallible>(*k == key),
-            );
-            drop(flights);
-            match claim.unwrap_or_else(|never| match never {}) {
+            match claim {
                 Claim::Leader(lead) => {
                     let leader = Leader {
                         owner: self,

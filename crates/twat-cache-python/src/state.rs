@@ -9,6 +9,9 @@ use pyo3::types::{PyDict, PyString, PyTuple, PyType};
 /// `Py_TPFLAGS_HEAPTYPE`: a class made by a `class` statement (or `type(...)`).
 const HEAPTYPE: u64 = 1 << 9;
 
+/// Why a value with [`Extra::Hidden`] state is refused (both kinds of key say it).
+pub const HIDDEN: &str = "its class keeps state in __slots__ or in C that the cache cannot see";
+
 /// What a subclass of a builtin container adds to it.
 pub enum Extra<'py> {
     /// The builtin type itself: nothing.
