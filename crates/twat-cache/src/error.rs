@@ -32,6 +32,10 @@ pub enum Error {
     Busy,
     /// The index database failed in another way.
     Database(String),
+    /// A networked store (Redis) failed, timed out or was skipped by its circuit
+    /// breaker; the message names the server, never its password. Persistent engines
+    /// turn it into a miss or a skipped store, with a warning once per outage.
+    Remote(String),
     /// A value larger than the whole size limit: it is not stored.
     TooLarge {
         /// The entry's size in bytes.
@@ -80,6 +84,7 @@ impl fmt::Display for Error {
             Error::Corrupt(why) => write!(f, "corrupted entry: {why}"),
             Error::Busy => f.write_str("the cache index stayed locked by other processes"),
             Error::Database(why) => write!(f, "cache index error: {why}"),
+            Error::Remote(why) => write!(f, "Redis: {why}"),
             Error::TooLarge { size, limit } => write!(
                 f,
                 "an entry of {size} bytes is larger than the whole cache limit of {limit} bytes"

@@ -36,6 +36,9 @@
 pub struct ReadmeDoctests;
 
 mod background;
+#[cfg(feature = "redis")]
+mod breaker;
+mod byte_store;
 mod checksum;
 mod codec;
 mod connection;
@@ -53,12 +56,17 @@ mod memory;
 mod parallel;
 mod policy;
 mod reader;
+#[cfg(feature = "redis")]
+mod redis_store;
+#[cfg(feature = "redis")]
+mod redis_url;
 mod single_flight;
 mod sketch;
 mod stats;
 mod store;
 mod tinylfu;
 
+pub use byte_store::{ByteStore, Health, Lease};
 pub use codec::{write_frame, Compression, Header, Payload, Signer, HEADER_LEN};
 pub use disk::{
     DiskConfig, DiskStore, Entry, EntrySource, DEFAULT_BUSY_TIMEOUT, DEFAULT_INLINE_MAX,
@@ -68,6 +76,10 @@ pub use error::Error;
 pub use keyhash::{KeyDigest, KeyHasher, Tag, KEY_FORMAT};
 pub use memory::{MemoryCache, MemoryCacheBuilder, DEFAULT_MAX_SIZE};
 pub use policy::Policy;
+#[cfg(feature = "redis")]
+pub use redis_store::{RedisConfig, RedisStore, DEFAULT_REDIS_PREFIX, DEFAULT_REDIS_TIMEOUT};
+#[cfg(feature = "redis")]
+pub use redis_url::RedisUrl;
 pub use reader::{read_frame, small_stream, FrameReader, Layout, Loaded};
 pub use single_flight::{Claim, Flight, Flights, Lead};
 pub use stats::Stats;

@@ -1,0 +1,170 @@
+//! The seam between the persistent engines and where their bytes live: a folder
+//! ([`DiskStore`]) or a Redis / Valkey server ([`crate::RedisStore`], feature `redis`).
+//!
+//! Both stores keep the same checksummed frame ([`crate::write_frame`]), compressed and
+//! signed the same way, under a 128-bit key inside a namespace (one cache's entries).
+//! An owner (the Python binding) holds a `Box<dyn ByteStore>` and never needs to know
+//! which one it has.
+
+use std::time::Duration;
+
+use crate::codec::{Compression, Payload, Signer};
+use crate::disk::{DiskStore, Entry};
+use crate::keyhash::KeyDigest;
+use crate::Error;
+
+/// A persistent store of framed entries.
+///
+/// ```
+/// use twat_cache::{ByteStore, Compression, DiskConfig, DiskStore, Payload};
+///
+/// let dir = std::env::temp_dir().join(format!("twc-doc-byte-store-{}", std::process::id()));
+/// let store: Box<dyn ByteStore> = Box::new(DiskStore::open(&dir, DiskConfig::default())?);
+/// let payload = Payload { stream: b"hello", buffers: Vec::new() };
+/// store.put("greetings", 7, &payload, Compression::None, None, None)?;
+/// let entry = store.get("greetings", 7)?.expect("stored");
+/// let loaded = twat_cache::read_frame(entry.reader()?, None)?;
+/// assert_eq!(loaded.stream, b"hello");
+/// assert!(store.remove("greetings", 7)?);
+/// # drop(store); std::fs::remove_dir_all(&dir).ok();
+/// # Ok::<(), twat_cache::Error>(())
+/// ```
+pub trait ByteStore: Send + Sync {
+    /// The entry of `key` in namespace `ns`; `None` when it is missing or expired.
+    fn get(&self, ns: &str, key: KeyDigest) -> Result<Option<Entry>, Error>;
+
+    /// [`ByteStore::get`] only when the answer needs no waiting (`None` otherwise), for
+    /// a caller holding a lock of its own. A network store always waits.
+    fn try_get(&self, ns: &str, key: KeyDigest) -> Option<Result<Option<Entry>, Error>> {
+        let _ = (ns, key);
+        None
+    }
+
+    /// Stores an entry, replacing any older one; `ttl` `None` is the store's own TTL.
+    /// Returns the bytes written.
+    fn put(
+        &self,
+        ns: &str,
+        key: KeyDigest,
+        payload: &Payload<'_>,
+        compression: Compression,
+        signer: Option<&Signer>,
+        ttl: Option<Duration>,
+    ) -> Result<u64, Error>;
+
+    /// Removes the entry of `key`; whether there was one.
+    fn remove(&self, ns: &str, key: KeyDigest) -> Result<bool, Error>;
+
+    /// Removes `entry` if it is still the one stored for `key` (it was found damaged).
+    fn discard(&self, ns: &str, key: KeyDigest, entry: &Entry) -> Result<(), Error>;
+
+    /// Removes every entry of one namespace; returns how many went (a store that
+    /// removes them in the background reports the ones it knew of).
+    fn clear(&self, ns: &str) -> Result<u64, Error>;
+
+    /// `(entries, bytes)` of one namespace.
+    fn usage(&self, ns: &str) -> Result<(u64, u64), Error>;
+
+    /// Removes expired entries now, where the store does not do it itself.
+    fn purge_expired(&self) -> Result<u64, Error> {
+        Ok(0)
+    }
+
+    /// Writes what the store buffers (access records).
+    fn flush(&self) -> Result<(), Error> {
+        Ok(())
+    }
+
+    /// Takes the right to compute `key` across processes for `lease`, where the store
+    /// can arbitrate that: [`Lease::Held`] (extend it while computing, then
+    /// [`ByteStore::release`]), [`Lease::Busy`] (another process computes), or
+    /// [`Lease::Local`] (no arbitration; the caller's own single flight is all).
+    fn lease(&self, ns: &str, key: KeyDigest, lease: Duration) -> Result<Lease, Error> {
+        let _ = (ns, key, lease);
+        Ok(Lease::Local)
+    }
+
+    /// Gives back a lease taken by [`ByteStore::lease`] (only if it is still ours).
+    fn release(&self, lease: Lease) {
+        let _ = lease;
+    }
+
+    /// The health of the store's connection, for a store that has one.
+    fn health(&self) -> Option<Health> {
+        None
+    }
+}
+
+/// The outcome of [`ByteStore::lease`].
+#[derive(Debug, PartialEq, Eq)]
+pub enum Lease {
+    /// No cross-process arbitration in this store.
+    Local,
+    /// Another process holds the lease: wait for its value.
+    Busy,
+    /// Ours: `name` is the lease's key in the store, `token` proves it is ours.
+    Held {
+        /// The lease's key.
+        name: String,
+        /// A random token only this holder knows.
+        token: u128,
+    },
+}
+
+/// A networked store's connection health (`cache_stats()` reports it).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Health {
+    /// `"closed"` (calls go to the server), `"open"` (calls skip it after repeated
+    /// failures) or `"half-open"` (one probe is on its way).
+    pub breaker: &'static str,
+    /// Failed commands since the store was made.
+    pub errors: u64,
+    /// Whether the last command failed: an outage is going on.
+    pub failing: bool,
+}
+
+impl ByteStore for DiskStore {
+    fn get(&self, _ns: &str, key: KeyDigest) -> Result<Option<Entry>, Error> {
+        DiskStore::get(self, key)
+    }
+
+    fn try_get(&self, _ns: &str, key: KeyDigest) -> Option<Result<Option<Entry>, Error>> {
+        DiskStore::try_get(self, key)
+    }
+
+    fn put(
+        &self,
+        ns: &str,
+        key: KeyDigest,
+        payload: &Payload<'_>,
+        compression: Compression,
+        signer: Option<&Signer>,
+        ttl: Option<Duration>,
+    ) -> Result<u64, Error> {
+        self.put_expiring(ns, key, payload, compression, signer, ttl)
+    }
+
+    fn remove(&self, _ns: &str, key: KeyDigest) -> Result<bool, Error> {
+        DiskStore::remove(self, key)
+    }
+
+    fn discard(&self, _ns: &str, key: KeyDigest, entry: &Entry) -> Result<(), Error> {
+        DiskStore::discard(self, key, entry)
+    }
+
+    fn clear(&self, ns: &str) -> Result<u64, Error> {
+        DiskStore::clear(self, Some(ns))
+    }
+
+    fn usage(&self, ns: &str) -> Result<(u64, u64), Error> {
+        DiskStore::usage(self, Some(ns))
+    }
+
+    fn purge_expired(&self) -> Result<u64, Error> {
+        DiskStore::purge_expired(self)
+    }
+
+    fn flush(&self) -> Result<(), Error> {
+        DiskStore::flush(self)
+    }
+}

@@ -1,0 +1,679 @@
+//! [`RedisStore`]: the persistent byte store on a Redis or Valkey server (or cluster).
+//!
+//! Keys are short: `<prefix>:<namespace>:<generation>:<key in base64url>`. Clearing a
+//! namespace is O(1): its generation (`<prefix>:<namespace>:g`) is bumped with `INCR`,
+//! so no reader finds the old entries any more, and a background thread unlinks them
+//! with `SCAN` (never `KEYS`). Every command has a timeout; connections are pooled,
+//! dropped when they fail, made anew on demand and after `fork()`; a [`Breaker`] makes
+//! calls skip a failing server.
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex, Weak};
+use std::time::Duration;
+
+use redis::{ConnectionLike, RedisError, Value};
+
+use crate::breaker::{Admit, Breaker};
+use crate::byte_store::{ByteStore, Health, Lease};
+use crate::codec::{write_frame, Compression, Payload, Signer};
+use crate::disk::{Entry, EntrySource};
+use crate::keyhash::KeyDigest;
+use crate::redis_url::RedisUrl;
+use crate::Error;
+
+/// The default timeout of every command.
+pub const DEFAULT_REDIS_TIMEOUT: Duration = Duration::from_millis(250);
+/// The default key prefix.
+pub const DEFAULT_REDIS_PREFIX: &str = "twc";
+/// Idle connections kept per store.
+const POOL_MAX: usize = 16;
+
+/// How to reach the server and name the keys.
+#[derive(Clone, Debug)]
+pub struct RedisConfig {
+    /// Where to connect ([`RedisUrl::parse`]).
+    pub url: RedisUrl,
+    /// The first part of every key.
+    pub prefix: String,
+    /// The timeout of connecting and of every command.
+    pub timeout: Duration,
+    /// The TTL of entries stored without one of their own.
+    pub ttl: Option<Duration>,
+}
+
+impl RedisConfig {
+    /// A configuration for `url` with the default prefix and timeout and no TTL.
+    pub fn new(url: &str) -> Result<Self, Error> {
+        Ok(Self {
+            url: RedisUrl::parse(url)?,
+            prefix: DEFAULT_REDIS_PREFIX.to_owned(),
+            timeout: DEFAULT_REDIS_TIMEOUT,
+            ttl: None,
+        })
+    }
+}
+
+enum Target {
+    Single(redis::Client),
+    Cluster(redis::cluster::ClusterClient),
+}
+
+type Conn = Box<dyn ConnectionLike + Send>;
+
+struct Pool {
+    pid: u32,
+    idle: Vec<Conn>,
+}
+
+struct Inner {
+    config: RedisConfig,
+    target: Target,
+    pool: Mutex<Pool>,
+    breaker: Breaker,
+    /// Leases this process holds, extended by the keeper thread: name → token.
+    held: Mutex<HashMap<String, u128>>,
+    /// The process whose keeper thread is running.
+    keeper_pid: Mutex<Option<u32>>,
+}
+
+/// A store on a Redis or Valkey server.
+///
+/// ```no_run
+/// use twat_cache::{ByteStore, Compression, Payload, RedisConfig, RedisStore};
+///
+/// let store = RedisStore::open(RedisConfig::new("redis://127.0.0.1:6379/0")?)?;
+/// let payload = Payload { stream: b"value", buffers: Vec::new() };
+/// store.put("demo", 42, &payload, Compression::None, None, None)?;
+/// assert!(store.get("demo", 42)?.is_some());
+/// store.clear("demo")?;
+/// assert!(store.get("demo", 42)?.is_none());
+/// # Ok::<(), twat_cache::Error>(())
+/// ```
+#[derive(Clone)]
+pub struct RedisStore {
+    inner: Arc<Inner>,
+}
+
+impl std::fmt::Debug for RedisStore {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "RedisStore({})", self.inner.config.url.shown)
+    }
+}
+
+/// The 128 bits of a key in base64url without padding: 22 characters.
+fn key_text(key: KeyDigest) -> String {
+    const ALPHABET: &[u8; 64] =
+        b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
+    let mut out = String::with_capacity(22);
+    // 128 bits = 21 groups of 6 bits and 2 left over.
+    for i in 0..22u32 {
+        let shift = 128i32 - 6 * (i as i32 + 1);
+        let bits = if shift >= 0 {
+            (key >> shift) & 0x3f
+        } else {
+            (key << (-shift)) & 0x3f
+        };
+        out.push(ALPHABET[bits as usize] as char);
+    }
+    out
+}
+
+/// A namespace as it appears in keys: `%`, `:` and the `SCAN` pattern characters
+/// escaped, so that no namespace's keys match another's pattern.
+fn ns_text(ns: &str) -> String {
+    let mut out = String::with_capacity(ns.len());
+    for c in ns.chars() {
+        match c {
+            '%' | ':' | '*' | '?' | '[' | ']' | '\\' => out.push_str(&format!("%{:02X}", c as u32)),
+            c => out.push(c),
+        }
+    }
+    out
+}
+
+/// Every command here is idempotent or guarded: a failed one may be retried freely.
+fn is_broken(e: &RedisError) -> bool {
+    e.is_io_error() || e.is_timeout() || e.is_connection_dropped() || e.is_unrecoverable_error()
+}
+
+// Scripts run on a single server, where a script may touch keys it computes (a
+// cluster takes two round trips instead, see `RedisStore::get`).
+const GET_SCRIPT: &str = r"
+local g = redis.call('GET', KEYS[1]) or '0'
+return redis.call('GET', ARGV[1] .. g .. ':' .. ARGV[2])
+";
+const EXTEND_SCRIPT: &str = r"
+if redis.call('GET', KEYS[1]) == ARGV[1] then
+  return redis.call('PEXPIRE', KEYS[1], ARGV[2])
+end
+return 0
+";
+const RELEASE_SCRIPT: &str = r"
+if redis.call('GET', KEYS[1]) == ARGV[1] then
+  return redis.call('DEL', KEYS[1])
+end
+return 0
+";
+
+fn script(code: &'static str) -> &'static redis::Script {
+    use std::sync::OnceLock;
+    static GET: OnceLock<redis::Script> = OnceLock::new();
+    static EXTEND: OnceLock<redis::Script> = OnceLock::new();
+    static RELEASE: OnceLock<redis::Script> = OnceLock::new();
+    let cell = match code {
+        GET_SCRIPT => &GET,
+        EXTEND_SCRIPT => &EXTEND,
+        _ => &RELEASE,
+    };
+    cell.get_or_init(|| redis::Script::new(code))
+}
+
+impl RedisStore {
+    /// A store for `config`. Nothing is connected yet: the first command connects.
+    pub fn open(config: RedisConfig) -> Result<Self, Error> {
+        if config.timeout.is_zero() {
+            return Err(Error::InvalidConfig {
+                param: "timeout",
+                value: "0".into(),
+                accepted: "a positive number of seconds",
+            });
+        }
+        let url = &config.url;
+        let invalid = |_| Error::InvalidConfig {
+            param: "url",
+            value: format!("{:?}", url.shown),
+            accepted: "a redis://, rediss://, unix:// or redis+cluster:// URL",
+        };
+        let target = if url.cluster {
+            redis::cluster::ClusterClient::builder(url.nodes.iter().map(String::as_str))
+                .connection_timeout(config.timeout)
+                .response_timeout(config.timeout)
+                .build()
+                .map(Target::Cluster)
+                .map_err(invalid)?
+        } else {
+            redis::Client::open(url.nodes[0].as_str())
+                .map(Target::Single)
+                .map_err(invalid)?
+        };
+        Ok(Self {
+            inner: Arc::new(Inner {
+                config,
+                target,
+                pool: Mutex::new(Pool {
+                    pid: std::process::id(),
+                    idle: Vec::new(),
+                }),
+                breaker: Breaker::default(),
+                held: Mutex::new(HashMap::new()),
+                keeper_pid: Mutex::new(None),
+            }),
+        })
+    }
+
+    /// The configuration.
+    pub fn config(&self) -> &RedisConfig {
+        &self.inner.config
+    }
+
+    /// Runs `f` on a pooled connection, through the breaker.
+    fn with_conn<T>(
+        &self,
+        mut f: impl FnMut(&mut dyn ConnectionLike, &Inner) -> Result<T, RedisError>,
+    ) -> Result<T, Error> {
+        let inner = &*self.inner;
+        let admitted = inner.breaker.admit();
+        if admitted == Admit::Skip {
+            return Err(Error::Remote(format!(
+                "{}: skipped, the server failed repeatedly (the circuit is open)",
+                inner.config.url.shown
+            )));
+        }
+        let result = inner
+            .take()
+            .map_or_else(|| inner.connect(), Ok)
+            .and_then(|mut conn| match f(&mut *conn, inner) {
+                Ok(v) => {
+                    inner.give_back(conn);
+                    Ok(v)
+                }
+                Err(e) => {
+                    if !is_broken(&e) {
+                        inner.give_back(conn);
+                    }
+                    Err(e)
+                }
+            });
+        match result {
+            Ok(v) => {
+                inner.breaker.success(&admitted);
+                Ok(v)
+            }
+            Err(e) => {
+                inner.breaker.failure(&admitted);
+                Err(inner.error(e))
+            }
+        }
+    }
+
+    fn key_base(&self, ns: &str) -> String {
+        format!("{}:{}:", self.inner.config.prefix, ns_text(ns))
+    }
+
+    /// The entry keys of `ns` as they are now: `(base, generation)`.
+    fn generation(conn: &mut dyn ConnectionLike, base: &str) -> Result<String, RedisError> {
+        let g: Option<String> = redis::cmd("GET").arg(format!("{base}g")).query(conn)?;
+        Ok(g.unwrap_or_else(|| "0".into()))
+    }
+
+    fn is_cluster(&self) -> bool {
+        self.inner.config.url.cluster
+    }
+
+    /// The nodes to scan: every primary of a cluster, or the one server.
+    fn scan_nodes(&self) -> Result<Vec<String>, Error> {
+        if !self.is_cluster() {
+            return Ok(self.inner.config.url.nodes.clone());
+        }
+        let url = &self.inner.config.url;
+        self.with_conn(|conn, _| {
+            let slots: Value = redis::cmd("CLUSTER").arg("SLOTS").query(conn)?;
+            let mut nodes = Vec::new();
+            if let Value::Array(ranges) = slots {
+                for range in ranges {
+                    let Value::Array(parts) = range else { continue };
+                    let Some(Value::Array(primary)) = parts.get(2) else {
+                        continue;
+                    };
+                    let host: Option<String> = primary
+                        .first()
+                        .and_then(|v| redis::from_redis_value(v.clone()).ok());
+                    let port: Option<u16> = primary
+                        .get(1)
+                        .and_then(|v| redis::from_redis_value(v.clone()).ok());
+                    if let (Some(host), Some(port)) = (host, port) {
+                        let node = url.node(&host, port);
+                        if !nodes.contains(&node) {
+                            nodes.push(node);
+                        }
+                    }
+                }
+            }
+            Ok(nodes)
+        })
+    }
+
+    /// Calls `each` with every batch of keys matching `pattern`, on every node.
+    fn scan(
+        &self,
+        pattern: &str,
+        mut each: impl FnMut(&mut redis::Connection, Vec<String>) -> Result<(), RedisError>,
+    ) -> Result<(), Error> {
+        let timeout = self.inner.config.timeout;
+        for node in self.scan_nodes()? {
+            let mut run = || -> Result<(), RedisError> {
+                let client = redis::Client::open(node.as_str())?;
+                let mut conn = client.get_connection_with_timeout(timeout)?;
+                conn.set_read_timeout(Some(timeout))?;
+                conn.set_write_timeout(Some(timeout))?;
+                let mut cursor: u64 = 0;
+                loop {
+                    let (next, keys): (u64, Vec<String>) = redis::cmd("SCAN")
+                        .arg(cursor)
+                        .arg("MATCH")
+                        .arg(pattern)
+                        .arg("COUNT")
+                        .arg(1000)
+                        .query(&mut conn)?;
+                    if !keys.is_empty() {
+                        each(&mut conn, keys)?;
+                    }
+                    if next == 0 {
+                        return Ok(());
+                    }
+                    cursor = next;
+                }
+            };
+            run().map_err(|e| self.inner.error(e))?;
+        }
+        Ok(())
+    }
+
+    /// Unlinks the keys of `base` from generations before `current`.
+    fn unlink_old(&self, base: &str, current: u64) -> Result<u64, Error> {
+        let mut gone = 0u64;
+        self.scan(&format!("{base}*"), |conn, keys| {
+            let old: Vec<&String> = keys
+                .iter()
+                .filter(|k| {
+                    k[base.len()..]
+                        .split(':')
+                        .next()
+                        .and_then(|g| g.parse::<u64>().ok())
+                        .is_some_and(|g| g < current)
+                })
+                .collect();
+            if !old.is_empty() {
+                let mut pipe = redis::pipe();
+                for k in &old {
+                    pipe.cmd("UNLINK").arg(k.as_str()).ignore();
+                }
+                pipe.query::<()>(conn)?;
+                gone += old.len() as u64;
+            }
+            Ok(())
+        })?;
+        Ok(gone)
+    }
+
+    /// Starts (once per process) the thread that extends the leases this process holds.
+    fn keep_leases(&self, lease: Duration) {
+        let pid = std::process::id();
+        let mut running = self.inner.keeper_pid.lock().unwrap_or_else(|e| e.into_inner());
+        if *running == Some(pid) {
+            return;
+        }
+        *running = Some(pid);
+        let weak: Weak<Inner> = Arc::downgrade(&self.inner);
+        let every = lease / 3;
+        let spawned = std::thread::Builder::new()
+            .name("twat-cache-leases".into())
+            .spawn(move || loop {
+                std::thread::sleep(every);
+                let Some(inner) = weak.upgrade() else { return };
+                let store = RedisStore { inner };
+                let held: Vec<(String, u128)> = store
+                    .inner
+                    .held
+                    .lock()
+                    .unwrap_or_else(|e| e.into_inner())
+                    .iter()
+                    .map(|(k, t)| (k.clone(), *t))
+                    .collect();
+                for (name, token) in held {
+                    let _ = store.with_conn(|conn, _| {
+                        script(EXTEND_SCRIPT)
+                            .key(&name)
+                            .arg(token.to_string())
+                            .arg(lease.as_millis() as u64)
+                            .invoke::<i64>(conn)
+                    });
+                }
+            });
+        if spawned.is_err() {
+            *running = None;
+        }
+    }
+}
+
+impl Inner {
+    fn error(&self, e: RedisError) -> Error {
+        Error::Remote(
+            self.config
+                .url
+                .scrub(format!("{}: {e}", self.config.url.shown)),
+        )
+    }
+
+    /// An idle connection of this process, if there is one.
+    fn take(&self) -> Option<Conn> {
+        let mut pool = self.pool.lock().unwrap_or_else(|e| e.into_inner());
+        let pid = std::process::id();
+        if pool.pid != pid {
+            // Inherited through fork(): the parent's sockets (and TLS sessions) are
+            // its own; closing or using them here would disturb it.
+            for conn in pool.idle.drain(..) {
+                std::mem::forget(conn);
+            }
+            pool.pid = pid;
+        }
+        pool.idle.pop()
+    }
+
+    fn give_back(&self, conn: Conn) {
+        let mut pool = self.pool.lock().unwrap_or_else(|e| e.into_inner());
+        if pool.pid == std::process::id() && pool.idle.len() < POOL_MAX {
+            pool.idle.push(conn);
+        } else if pool.pid != std::process::id() {
+            std::mem::forget(conn);
+        }
+    }
+
+    fn connect(&self) -> Result<Conn, RedisError> {
+        let timeout = self.config.timeout;
+        Ok(match &self.target {
+            Target::Single(client) => {
+                let conn = client.get_connection_with_timeout(timeout)?;
+                conn.set_read_timeout(Some(timeout))?;
+                conn.set_write_timeout(Some(timeout))?;
+                Box::new(conn)
+            }
+            Target::Cluster(client) => Box::new(client.get_connection()?),
+        })
+    }
+}
+
+impl ByteStore for RedisStore {
+    fn get(&self, ns: &str, key: KeyDigest) -> Result<Option<Entry>, Error> {
+        let base = self.key_base(ns);
+        let id = key_text(key);
+        let cluster = self.is_cluster();
+        let bytes: Option<Vec<u8>> = self.with_conn(|conn, _| {
+            if cluster {
+                let g = Self::generation(conn, &base)?;
+                redis::cmd("GET")
+                    .arg(format!("{base}{g}:{id}"))
+                    .query(conn)
+            } else {
+                script(GET_SCRIPT)
+                    .key(format!("{base}g"))
+                    .arg(&base)
+                    .arg(&id)
+                    .invoke(conn)
+            }
+        })?;
+        Ok(bytes.map(|b| Entry {
+            len: b.len() as u64,
+            source: EntrySource::Inline(b),
+        }))
+    }
+
+    fn put(
+        &self,
+        ns: &str,
+        key: KeyDigest,
+        payload: &Payload<'_>,
+        compression: Compression,
+        signer: Option<&Signer>,
+        ttl: Option<Duration>,
+    ) -> Result<u64, Error> {
+        let mut frame = std::io::Cursor::new(Vec::with_capacity(payload.len() + 64));
+        write_frame(&mut frame, payload, compression, signer)?;
+        let frame = frame.into_inner();
+        let base = self.key_base(ns);
+        let id = key_text(key);
+        let ttl = ttl.or(self.inner.config.ttl);
+        self.with_conn(|conn, _| {
+            // A clear between these two commands leaves the entry under the old
+            // generation, where no reader looks and the background unlink finds it.
+            let g = Self::generation(conn, &base)?;
+            let mut set = redis::cmd("SET");
+            set.arg(format!("{base}{g}:{id}")).arg(&frame[..]);
+            if let Some(ttl) = ttl {
+                set.arg("PX").arg((ttl.as_millis() as u64).max(1));
+            }
+            set.query::<()>(conn)
+        })?;
+        Ok(frame.len() as u64)
+    }
+
+    fn remove(&self, ns: &str, key: KeyDigest) -> Result<bool, Error> {
+        let base = self.key_base(ns);
+        let id = key_text(key);
+        self.with_conn(|conn, _| {
+            let g = Self::generation(conn, &base)?;
+            let n: i64 = redis::cmd("UNLINK")
+                .arg(format!("{base}{g}:{id}"))
+                .query(conn)?;
+            Ok(n > 0)
+        })
+    }
+
+    fn discard(&self, ns: &str, key: KeyDigest, _entry: &Entry) -> Result<(), Error> {
+        self.remove(ns, key).map(|_| ())
+    }
+
+    /// Bumps the namespace's generation (no reader finds the old entries from here on)
+    /// and unlinks the old entries on a background thread; returns 0.
+    fn clear(&self, ns: &str) -> Result<u64, Error> {
+        let base = self.key_base(ns);
+        let current: u64 = self.with_conn(|conn, _| {
+            redis::cmd("INCR").arg(format!("{base}g")).query(conn)
+        })?;
+        let store = self.clone();
+        let spawned = std::thread::Builder::new()
+            .name("twat-cache-unlink".into())
+            .spawn(move || {
+                let _ = store.unlink_old(&base, current);
+            });
+        if spawned.is_err() {
+            // No thread to spare: the old entries expire or are evicted by the server.
+        }
+        Ok(0)
+    }
+
+    fn usage(&self, ns: &str) -> Result<(u64, u64), Error> {
+        let base = self.key_base(ns);
+        let g = self.with_conn(|conn, _| Self::generation(conn, &base))?;
+        let (mut entries, mut bytes) = (0u64, 0u64);
+        self.scan(&format!("{base}{g}:*"), |conn, keys| {
+            let mut pipe = redis::pipe();
+            for k in &keys {
+                pipe.cmd("STRLEN").arg(k.as_str());
+            }
+            let lens: Vec<u64> = pipe.query(conn)?;
+            entries += lens.iter().filter(|&&l| l > 0).count() as u64;
+            bytes += lens.iter().sum::<u64>();
+            Ok(())
+        })?;
+        Ok((entries, bytes))
+    }
+
+    fn lease(&self, ns: &str, key: KeyDigest, lease: Duration) -> Result<Lease, Error> {
+        let name = format!("{}l:{}", self.key_base(ns), key_text(key));
+        let token: u128 = random_token();
+        let ms = (lease.as_millis() as u64).max(1);
+        let set: Option<String> = self.with_conn(|conn, _| {
+            redis::cmd("SET")
+                .arg(&name)
+                .arg(token.to_string())
+                .arg("NX")
+                .arg("PX")
+                .arg(ms)
+                .query(conn)
+        })?;
+        if set.is_none() {
+            return Ok(Lease::Busy);
+        }
+        self.inner
+            .held
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .insert(name.clone(), token);
+        self.keep_leases(lease);
+        Ok(Lease::Held { name, token })
+    }
+
+    fn release(&self, lease: Lease) {
+        let Lease::Held { name, token } = lease else {
+            return;
+        };
+        self.inner
+            .held
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .remove(&name);
+        let _ = self.with_conn(|conn, _| {
+            script(RELEASE_SCRIPT)
+                .key(&name)
+                .arg(token.to_string())
+                .invoke::<i64>(conn)
+        });
+    }
+
+    fn health(&self) -> Option<Health> {
+        let b = &self.inner.breaker;
+        Some(Health {
+            breaker: b.state(),
+            errors: b.errors(),
+            failing: b.failing(),
+        })
+    }
+}
+
+/// A token no other holder guesses: two std hashers with random keys (seeded by the
+/// operating system) over the process id and a counter.
+fn random_token() -> u128 {
+    use std::hash::{BuildHasher, Hasher};
+    use std::sync::atomic::{AtomicU64, Ordering};
+    static COUNTER: AtomicU64 = AtomicU64::new(0);
+    let n = COUNTER.fetch_add(1, Ordering::Relaxed);
+    let half = || {
+        let mut h = std::collections::hash_map::RandomState::new().build_hasher();
+        h.write_u32(std::process::id());
+        h.write_u64(n);
+        h.finish()
+    };
+    (u128::from(half()) << 64) | u128::from(half())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn keys_are_22_characters_and_distinct() {
+        assert_eq!(key_text(0), "AAAAAAAAAAAAAAAAAAAAAA");
+        assert_eq!(key_text(u128::MAX), "_____________________w");
+        assert_ne!(key_text(1), key_text(2));
+        assert_eq!(key_text(12345).len(), 22);
+    }
+
+    #[test]
+    fn namespaces_cannot_reach_into_each_other() {
+        assert_eq!(ns_text("a:3"), "a%3A3");
+        assert_eq!(ns_text("x*"), "x%2A");
+        assert_eq!(ns_text("plain.name"), "plain.name");
+    }
+
+    #[test]
+    fn a_zero_timeout_is_refused() {
+        let mut c = RedisConfig::new("redis://127.0.0.1:1").unwrap();
+        c.timeout = Duration::ZERO;
+        assert!(matches!(
+            RedisStore::open(c),
+            Err(Error::InvalidConfig {
+                param: "timeout",
+                ..
+            })
+        ));
+    }
+
+    #[test]
+    fn a_dead_server_fails_fast_then_the_breaker_skips_it() {
+        // A port nothing listens on (connections are refused at once).
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let port = listener.local_addr().unwrap().port();
+        drop(listener);
+        let store = RedisStore::open(RedisConfig::new(&format!("redis://127.0.0.1:{port}")).unwrap())
+            .unwrap();
+        for _ in 0..crate::breaker::OPEN_AFTER {
+            assert!(matches!(store.get("ns", 1), Err(Error::Remote(_))));
+        }
+        let health = store.health().unwrap();
+        assert_eq!(health.breaker, "open");
+        let e = store.get("ns", 1).unwrap_err();
+        assert!(e.to_string().contains("circuit is open"), "{e}");
+        assert_eq!(store.health().unwrap().errors, u64::from(crate::breaker::OPEN_AFTER));
+    }
+}
