@@ -24,6 +24,7 @@ from .disk import bcache
 from .exceptions import ConfigurationError, EngineNotAvailableError, SerializationError, TwatCacheError
 from .files import fcache
 from .memory import mcache
+from .redis import rcache
 from .universal import ucache
 
 __all__ = [
@@ -47,5 +48,6 @@ __all__ = [
     "get_stats",
     "list_caches",
     "mcache",
+    "rcache",
     "ucache",
 ]

@@ -46,6 +46,8 @@ class Slot(Protocol):
     def peek(self) -> tuple[bool, Any]: ...
     def store(self, value: Any) -> bool: ...
     def tally(self, hit: bool) -> None: ...
+    def claim(self) -> tuple[bool, Any]: ...
+    def release(self) -> None: ...
 
 
 _COMPUTING: contextvars.ContextVar[frozenset[Hashable]] = contextvars.ContextVar(
@@ -206,7 +208,29 @@ async def _lead(
     found, value = await _run(slot, slot.peek)
     if found:
         return True, value
-    return False, await _compute(slot, func, args, kwargs)
+    found, value = await _claim(slot)
+    if found:
+        return True, value
+    try:
+        return False, await _compute(slot, func, args, kwargs)
+    finally:
+        # Stored (or raised) first: processes waiting on the lease then find the value.
+        await asyncio.shield(_run(slot, slot.release))
+
+
+async def _claim(slot: Slot) -> tuple[bool, Any]:
+    """Takes the key's cross-process lease, or waits in the executor for the process
+    that holds it (``(True, value)`` when it stored the value). A task cancelled while
+    the claim is under way gives back whatever lease the claim ends up taking."""
+    if not slot.blocking:
+        return slot.claim()  # type: ignore[no-any-return]
+    loop = asyncio.get_running_loop()
+    claiming = loop.run_in_executor(None, slot.claim)
+    try:
+        return await asyncio.shield(claiming)  # type: ignore[no-any-return]
+    except asyncio.CancelledError:
+        claiming.add_done_callback(lambda _done: slot.release())
+        raise
 
 
 def _being_cancelled(*, foreign: bool) -> bool:

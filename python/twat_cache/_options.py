@@ -139,7 +139,10 @@ def check_compress(decorator: str, compress: object) -> str:
 
 
 def check_secret(decorator: str, secret: object) -> bytes | None:
-    """The HMAC key: ``secret=`` (str or bytes), else ``$TWAT_CACHE_SECRET``, else none."""
+    """The HMAC key: ``secret=`` (str or bytes), else ``$TWAT_CACHE_SECRET``, else none;
+    ``False`` is an explicit none (unsigned entries, chosen)."""
+    if secret is False:
+        return None
     if secret is None:
         from_env = os.environ.get("TWAT_CACHE_SECRET")
         return from_env.encode() if from_env else None
@@ -147,7 +150,9 @@ def check_secret(decorator: str, secret: object) -> bytes | None:
         return secret.encode()
     if isinstance(secret, (bytes, bytearray)) and secret:
         return bytes(secret)
-    raise _fail(decorator, "secret", "<hidden>", "a non-empty str or bytes, or None for $TWAT_CACHE_SECRET")
+    raise _fail(
+        decorator, "secret", "<hidden>", "a non-empty str or bytes, None for $TWAT_CACHE_SECRET, or False for none"
+    )
 
 
 def check_folder(decorator: str, folder_name: object) -> str | os.PathLike[str] | None:
@@ -191,4 +196,60 @@ def check_store_options(where: str, options: dict[str, Any]) -> dict[str, Any]:
         "mmap": use_mmap,
         "durable": check_flag(where, "durable", options["durable"]),
         "secret": check_secret(where, options["secret"]),
+    }
+
+
+DEFAULT_REDIS_URL = "redis://127.0.0.1:6379/0"
+_REDIS_SCHEMES = ("redis://", "rediss://", "unix://", "redis+unix://", "redis+cluster://", "rediss+cluster://")
+_REDIS_URLS = "a redis://, rediss://, unix:// or redis+cluster://host:port,host:port URL"
+
+
+def shown_url(url: str) -> str:
+    """``url`` with its password, if any, replaced by ``***`` (for messages)."""
+    scheme, sep, rest = url.partition("://")
+    userinfo, at, hosts = rest.rpartition("@")
+    if not sep or not at:
+        return url if sep else ("***@" + hosts if at else url)
+    user, colon, _password = userinfo.partition(":")
+    return f"{scheme}://{user}{':***' if colon else ''}@{hosts}"
+
+
+def check_url(decorator: str, url: object) -> str:
+    """A Redis URL: ``url=``, else ``$TWAT_CACHE_REDIS_URL``, else the local default. The
+    scheme is checked here; the rest when the engine is made (both at decoration time)."""
+    if url is None:
+        url = os.environ.get("TWAT_CACHE_REDIS_URL") or DEFAULT_REDIS_URL
+    if not isinstance(url, str) or not url.startswith(_REDIS_SCHEMES):
+        shown = shown_url(url) if isinstance(url, str) else url
+        raise _fail(decorator, "url", shown, _REDIS_URLS)
+    return url
+
+
+def check_seconds(decorator: str, param: str, value: object) -> float:
+    """A positive, finite number of seconds (or ``timedelta``)."""
+    seconds = _seconds(value)
+    if not (math.isfinite(seconds) and seconds > 0):
+        raise _fail(decorator, param, value, "a positive number of seconds or timedelta")
+    return seconds
+
+
+def check_namespace(decorator: str, namespace: object) -> str | None:
+    """``None`` (the cache's name) or a non-empty string."""
+    if namespace is not None and (not isinstance(namespace, str) or not namespace):
+        raise _fail(decorator, "namespace", namespace, "a non-empty str, or None for the cache's name")
+    return namespace
+
+
+def check_redis_options(where: str, options: dict[str, Any]) -> dict[str, Any]:
+    """The Redis store's own options (``url``, ``namespace``, ``timeout``, ``ttl``,
+    ``compress``, ``secret``), checked and normalized; shared by ``rcache`` and redis
+    contexts."""
+    return {
+        "url": check_url(where, options["url"]),
+        "namespace": check_namespace(where, options["namespace"]),
+        "timeout": check_seconds(where, "timeout", options["timeout"]),
+        "ttl": check_ttl(where, options["ttl"]),
+        "compress": check_compress(where, options["compress"]),
+        "secret": check_secret(where, options["secret"]),
+        "unsigned_chosen": options["secret"] is False,
     }

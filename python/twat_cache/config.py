@@ -34,7 +34,12 @@ class Options(TypedDict, total=False):
     compress: bool | str
     mmap: bool
     durable: bool
-    secret: str | bytes | None
+    secret: str | bytes | bool | None
+    url: str | None
+    namespace: str | None
+    timeout: float | datetime.timedelta
+    lock: bool
+    lock_wait: float | datetime.timedelta
     key: Callable[..., Any] | None
     ignore: Iterable[str]
     typed: bool
@@ -76,6 +81,11 @@ _CHECKS: dict[str, Callable[[str, Any], Any]] = {
     "mmap": _flag("mmap"),
     "durable": _flag("durable"),
     "secret": _secret,
+    "url": lambda where, value: None if value is None else _options.check_url(where, value),
+    "namespace": _options.check_namespace,
+    "timeout": lambda where, value: _options.check_seconds(where, "timeout", value),
+    "lock": _flag("lock"),
+    "lock_wait": lambda where, value: _options.check_seconds(where, "lock_wait", value),
     "key": _options.check_key,
     "ignore": _options.check_ignore,
     "typed": _flag("typed"),

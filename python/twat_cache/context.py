@@ -39,6 +39,9 @@ CONTEXT_DEFAULTS: dict[str, Any] = {
     "typed": False,
     "secure": True,
     "name": None,
+    "url": None,
+    "namespace": None,
+    "timeout": 0.25,
 }
 
 _MISSING: Any = object()
@@ -87,7 +90,8 @@ class Cache:
         return self._open().delete(key)
 
     def clear(self) -> None:
-        """Removes every entry of this cache (on disk: of this name, not the folder's others)."""
+        """Removes every entry of this cache (on disk: of this name, not the folder's
+        others; on Redis: of its namespace)."""
         self._open().clear()
 
     def stats(self) -> dict[str, Any]:
@@ -166,9 +170,11 @@ class CacheContext:
 
     - ``engine_name``: ``"memory"``, ``"disk"``, ``"file"``, an alias of the original
       library (``"functools"``, ``"cachetools"``, ``"cachebox"``, ``"diskcache"``,
-      ``"klepto"``, ``"joblib"``, ``"aiocache"``), or ``None``: ``"file"`` with
-      ``compress``/``mmap``, ``"disk"`` with ``folder_name``, else ``"memory"``.
-      ``"redis"`` is reserved and raises ``EngineNotAvailableError``.
+      ``"klepto"``, ``"joblib"``, ``"aiocache"``), ``"redis"``, or ``None``: ``"redis"``
+      with ``url``, ``"file"`` with ``compress``/``mmap``, ``"disk"`` with
+      ``folder_name``, else ``"memory"``.
+    - ``url``, ``namespace`` (default: the name), ``timeout``: for ``"redis"``, as for
+      ``rcache``.
     - ``folder_name``, ``maxsize`` (entries in memory, bytes on disk), ``ttl``,
       ``policy``, ``compress``, ``mmap``, ``secret``, ``durable``, ``typed``, ``secure``
       as for the decorators; ``name``: the registry name, and on disk the namespace
@@ -189,7 +195,12 @@ class CacheContext:
         self.options = settle("CacheContext", config, CONTEXT_DEFAULTS, options)
         o = self.options
         if engine_name is None:
-            engine_name = "file" if o["compress"] or o["mmap"] else "disk" if o["folder_name"] is not None else "memory"
+            if o["url"] is not None:
+                engine_name = "redis"
+            elif o["compress"] or o["mmap"]:
+                engine_name = "file"
+            else:
+                engine_name = "disk" if o["folder_name"] is not None else "memory"
         self.engine = check_engine("CacheContext", "engine_name", engine_name)
         require_available("CacheContext", self.engine)
         self._checked = self._check()
@@ -205,6 +216,13 @@ class CacheContext:
         }
         if self.engine in ("memory", "async"):
             return {**common, **_options.check_memory_options(where, o)}
+        if self.engine == "redis":
+            checked = _options.check_redis_options(where, o)
+            if checked.pop("unsigned_chosen") is False and checked["secret"] is None:
+                from .redis import warn_unsigned
+
+                warn_unsigned("CacheContext", _options.shown_url(checked["url"]))
+            return {**common, **checked, "secure": _options.check_flag(where, "secure", o["secure"])}
         return {
             **common,
             **_options.check_store_options(where, o),
@@ -218,6 +236,17 @@ class CacheContext:
         if self.engine in ("memory", "async"):
             native: MemoryHandle | DiskHandle = MemoryHandle(**o)
             name = name or f"context.{self.engine}.{_next()}"
+        elif self.engine == "redis":
+            name = name or f"context.redis.{_next()}"
+            native = DiskHandle(
+                kind="rcache",
+                name=name,
+                maxsize=None,
+                policy="lru",
+                mmap=False,
+                durable=False,
+                **o,
+            )
         else:
             folder = o.pop("folder_name")
             path = get_cache_path(folder if folder is not None else "context")

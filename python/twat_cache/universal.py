@@ -17,13 +17,14 @@ from .engines import check_engine, require_available
 from .exceptions import ConfigurationError, EngineNotAvailableError, TwatCacheError
 from .files import fcache
 from .memory import MEMORY_DEFAULTS, mcache
+from .redis import RCACHE_DEFAULTS, rcache
 
 __all__ = ["choose_engines", "ucache"]
 
 _log = logging.getLogger("twat_cache")
 
 _UNSET: Any = object()
-UCACHE_OPTIONS = (*dict.fromkeys([*MEMORY_DEFAULTS, *FCACHE_DEFAULTS]), "preferred_engine")
+UCACHE_OPTIONS = (*dict.fromkeys([*MEMORY_DEFAULTS, *FCACHE_DEFAULTS, *RCACHE_DEFAULTS]), "preferred_engine")
 
 # Each engine's decorator and the options it takes.
 _DECORATORS: dict[str, tuple[Callable[..., Any], Iterable[str]]] = {
@@ -31,6 +32,7 @@ _DECORATORS: dict[str, tuple[Callable[..., Any], Iterable[str]]] = {
     "async": (acache, MEMORY_DEFAULTS),
     "disk": (bcache, BCACHE_DEFAULTS),
     "file": (fcache, FCACHE_DEFAULTS),
+    "redis": (rcache, RCACHE_DEFAULTS),
 }
 
 
@@ -38,10 +40,11 @@ def choose_engines(func: Callable[..., Any], options: dict[str, Any]) -> list[st
     """The engines ``ucache`` tries for ``func``, in order: the first one that can be
     used is used.
 
-    The rule: ``preferred_engine`` if given; else an ``async def`` function gets the
-    async memory engine; else ``compress`` or ``mmap`` selects the file engine; else
-    ``folder_name`` selects the disk engine; else memory. Each choice falls back to the
-    next one that still makes sense (file, then disk, then memory).
+    The rule: ``preferred_engine`` if given; else ``url`` selects Redis (for sync and
+    async functions alike); else an ``async def`` function gets the async memory
+    engine; else ``compress`` or ``mmap`` selects the file engine; else ``folder_name``
+    selects the disk engine; else memory. Each choice falls back to the next one that
+    still makes sense (file, then disk, then memory).
 
     >>> def f(x): ...
     >>> choose_engines(f, {}), choose_engines(f, {"folder_name": "reports"})
@@ -51,6 +54,8 @@ def choose_engines(func: Callable[..., Any], options: dict[str, Any]) -> list[st
     >>> async def g(x): ...
     >>> choose_engines(g, {"folder_name": "reports"}), choose_engines(g, {"preferred_engine": "diskcache"})
     (['async'], ['disk', 'async'])
+    >>> choose_engines(f, {"url": "redis://cache.internal:6379/0", "folder_name": "reports"})
+    ['redis', 'disk', 'memory']
     """
     last = "async" if _decorate.is_async(func) else "memory"
     if last == "async":
@@ -61,6 +66,8 @@ def choose_engines(func: Callable[..., Any], options: dict[str, Any]) -> list[st
         by_rule = ["disk", "memory"]
     else:
         by_rule = ["memory"]
+    if options.get("url") is not None:
+        by_rule = ["redis", *by_rule]
     preferred = options.get("preferred_engine")
     chain = by_rule if preferred is None else [check_engine("ucache", "preferred_engine", preferred), *by_rule]
     if chain[-1] not in ("memory", "async"):
@@ -83,6 +90,11 @@ def ucache(
     mmap: bool = False,
     secret: str | bytes | None = None,
     durable: bool = False,
+    url: str | None = None,
+    namespace: str | None = None,
+    timeout: float = 0.25,
+    lock: bool = True,
+    lock_wait: float = 10.0,
     key: Callable[..., Any] | None = None,
     ignore: Iterable[str] = (),
     typed: bool = False,
@@ -101,7 +113,7 @@ def ucache(func: Any = None, /, *, config: CacheConfig | None = None, **options:
     name or alias: ``"memory"``, ``"disk"``, ``"file"``, ``"diskcache"``,
     ``"joblib"``...). Options the chosen engine does not have are ignored; ``maxsize``
     is in the chosen engine's unit (entries in memory, bytes on disk). If an engine
-    cannot be used (``redis`` is not built yet; a folder cannot be created...), the next
+    cannot be used (a folder cannot be created, a Redis URL is malformed...), the next
     one is tried and a warning is logged on the ``twat_cache`` logger. Bad option
     values fail as they would in the engine's own decorator.
 

@@ -11,7 +11,9 @@ use std::sync::Arc;
 use crate::once::PyLazy;
 use pyo3::prelude::*;
 use pyo3::types::{PyDict, PyTuple};
-use twat_cache::KeyDigest;
+use twat_cache::{KeyDigest, Lease};
+
+use crate::store_engine::Claimed;
 
 use crate::engine::MemoryEngine;
 use crate::persistent::PersistentFunction;
@@ -59,6 +61,13 @@ impl MemorySlot {
         self.engine.set(self.key.bind(py), self.hash, value);
         true
     }
+
+    /// One process: the flight is all the single flight there is.
+    fn claim(&self, py: Python<'_>) -> (bool, Py<PyAny>) {
+        (false, py.None())
+    }
+
+    fn release(&self) {}
 }
 
 /// One key of a disk or file store. Its methods do I/O (with the GIL released), so the
@@ -67,6 +76,7 @@ impl MemorySlot {
 pub struct DiskSlot {
     owner: Py<PersistentFunction>,
     key: KeyDigest,
+    lease: parking_lot::Mutex<Option<Lease>>,
 }
 
 #[pymethods]
@@ -95,11 +105,34 @@ impl DiskSlot {
     fn store(&self, value: &Bound<'_, PyAny>) -> bool {
         self.owner.get().engine().save(value, self.key)
     }
+
+    /// Before computing: takes the key's cross-process lease, or waits for the process
+    /// that holds it; `(True, value)` when that process stored the value meanwhile.
+    fn claim(&self, py: Python<'_>) -> PyResult<(bool, Py<PyAny>)> {
+        match self.owner.get().engine().claim(py, self.key)? {
+            Claimed::Found(v) => Ok((true, v)),
+            Claimed::Compute(lease) => {
+                *self.lease.lock() = Some(lease);
+                Ok((false, py.None()))
+            }
+        }
+    }
+
+    /// After computing (and storing, or raising): gives the lease back.
+    fn release(&self, py: Python<'_>) {
+        if let Some(lease) = self.lease.lock().take() {
+            self.owner.get().engine().release(py, lease);
+        }
+    }
 }
 
 impl DiskSlot {
     pub fn new(owner: Py<PersistentFunction>, key: KeyDigest) -> Self {
-        Self { owner, key }
+        Self {
+            owner,
+            key,
+            lease: parking_lot::Mutex::new(None),
+        }
     }
 }
 

@@ -9,9 +9,9 @@ use pyo3::prelude::*;
 use pyo3::types::PyDict;
 use twat_cache::Stats;
 
-use crate::disk_engine::DiskEngine;
 use crate::engine::{EngineConfig, MemoryEngine};
 use crate::errors::to_py_err;
+use crate::store_engine::StoreEngine;
 
 fn total(py: Python<'_>, engines: &[Arc<MemoryEngine>]) -> (Stats, u64) {
     engines
@@ -70,10 +70,16 @@ pub fn cache_stats<'py>(
 }
 
 /// Counters as a dict: hits, misses, hit_ratio, evictions, expirations, entries,
-/// bytes, store_errors. Evictions and expirations happen in every process that
-/// shares the folder, so they are not counted here (`None`).
-pub fn disk_stats<'py>(py: Python<'py>, engine: &DiskEngine) -> PyResult<Bound<'py, PyDict>> {
-    let (entries, bytes) = engine.usage(py).map_err(|e| to_py_err(py, e))?;
+/// bytes, store_errors (and for Redis, `errors` and `breaker`). Evictions and
+/// expirations happen in every process that shares the store, so they are not
+/// counted here (`None`).
+pub fn disk_stats<'py>(py: Python<'py>, engine: &StoreEngine) -> PyResult<Bound<'py, PyDict>> {
+    let (entries, bytes) = match engine.usage(py) {
+        Ok((entries, bytes)) => (Some(entries), Some(bytes)),
+        // An unreachable server: the counters of this process are still worth seeing.
+        Err(twat_cache::Error::Remote(_)) => (None, None),
+        Err(e) => return Err(to_py_err(py, e)),
+    };
     let (hits, misses) = (
         engine.hits.load(Ordering::Relaxed),
         engine.misses.load(Ordering::Relaxed),
@@ -95,5 +101,10 @@ pub fn disk_stats<'py>(py: Python<'py>, engine: &DiskEngine) -> PyResult<Bound<'
     d.set_item("entries", entries)?;
     d.set_item("bytes", bytes)?;
     d.set_item("store_errors", engine.store_errors.load(Ordering::Relaxed))?;
+    if let Some(health) = engine.health() {
+        // A networked store: its failed commands and its circuit breaker.
+        d.set_item("errors", health.errors)?;
+        d.set_item("breaker", health.breaker)?;
+    }
     Ok(d)
 }

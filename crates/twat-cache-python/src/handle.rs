@@ -13,11 +13,12 @@ use twat_cache::KeyDigest;
 use crate::canonical::call_digest;
 use crate::counters::cache_stats;
 use crate::counters::disk_stats;
-use crate::disk_engine::DiskEngine;
 use crate::engine::{EngineConfig, MemoryEngine};
 use crate::errors::to_py_err;
 use crate::key::KeyBuilder;
-use crate::options::{self, DiskSpec};
+use crate::options::{self, StoreSpec};
+use crate::persistent::place;
+use crate::store_engine::StoreEngine;
 
 /// A key builder for one positional parameter, `key`.
 fn one_key(py: Python<'_>, typed: bool) -> KeyBuilder {
@@ -125,11 +126,11 @@ impl MemoryHandle {
     }
 }
 
-/// A folder (the `disk` or `file` engine) used directly. Entries of one handle name
-/// are shared by every process that opens the folder with that name.
+/// A persistent store (the `disk`, `file` or `redis` engine) used directly. Entries of
+/// one handle name are shared by every process that opens the store with that name.
 #[pyclass(frozen, module = "twat_cache._core")]
 pub struct DiskHandle {
-    engine: DiskEngine,
+    engine: StoreEngine,
     keys: KeyBuilder,
     identity: String,
     secure: bool,
@@ -145,12 +146,12 @@ impl DiskHandle {
 #[pymethods]
 impl DiskHandle {
     #[new]
-    #[pyo3(signature = (*, kind, folder, name, maxsize, ttl, policy, compress, mmap, secret, typed, secure, durable))]
+    #[pyo3(signature = (*, kind, folder=None, name, maxsize, ttl, policy, compress, mmap, secret, typed, secure, durable, url=None, namespace=None, timeout=None))]
     #[allow(clippy::too_many_arguments)]
     fn new(
         py: Python<'_>,
         kind: &str,
-        folder: PathBuf,
+        folder: Option<PathBuf>,
         name: String,
         maxsize: Option<u64>,
         ttl: Option<f64>,
@@ -161,11 +162,14 @@ impl DiskHandle {
         typed: bool,
         secure: bool,
         durable: bool,
+        url: Option<String>,
+        namespace: Option<String>,
+        timeout: Option<f64>,
     ) -> PyResult<Self> {
-        let engine = DiskSpec {
-            kind: DiskSpec::kind(py, kind)?,
-            folder,
-            ns: name.clone(),
+        let engine = StoreSpec {
+            kind: StoreSpec::kind(py, kind)?,
+            place: place(py, folder, url, timeout)?,
+            ns: namespace.unwrap_or_else(|| name.clone()),
             maxsize,
             ttl,
             jitter: None,
@@ -174,6 +178,7 @@ impl DiskHandle {
             mmap,
             secret,
             durable,
+            lock_wait: None,
         }
         .open(py)?;
         Ok(Self {
@@ -242,8 +247,9 @@ impl DiskHandle {
         self.engine.flush(py).map_err(|e| to_py_err(py, e))
     }
 
+    /// The folder of a disk or file handle (`None` for Redis).
     #[getter]
-    fn folder(&self) -> PathBuf {
-        self.engine.dir().to_path_buf()
+    fn folder(&self) -> Option<PathBuf> {
+        self.engine.dir().map(std::path::Path::to_path_buf)
     }
 }

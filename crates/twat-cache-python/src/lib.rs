@@ -10,7 +10,6 @@ mod cached;
 mod canonical;
 mod content;
 mod counters;
-mod disk_engine;
 mod engine;
 mod errors;
 mod handle;
@@ -23,6 +22,7 @@ mod options;
 mod persistent;
 mod ready;
 mod state;
+mod store_engine;
 mod waiting;
 
 use pyo3::prelude::*;

@@ -6,10 +6,10 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use pyo3::prelude::*;
-use twat_cache::{Compression, DiskConfig, Policy, Signer};
+use twat_cache::{Compression, DiskConfig, Policy, RedisConfig, Signer};
 
-use crate::disk_engine::{DiskEngine, ValueOptions};
 use crate::errors::to_py_err;
+use crate::store_engine::{Backing, LockSpec, StoreEngine, ValueOptions};
 
 pub fn bad_config(
     py: Python<'_>,
@@ -59,13 +59,22 @@ pub fn policy(py: Python<'_>, name: &str) -> PyResult<Policy> {
     name.parse().map_err(|e| to_py_err(py, e))
 }
 
-/// Everything that opens a folder as a persistent engine (`bcache`, `fcache` and the
-/// `disk`/`file` handles of `CacheContext`).
-pub struct DiskSpec {
-    /// `"bcache"` (small values inline in the index) or `"fcache"` (a file per entry).
+/// Where a persistent engine keeps its entries, as Python gives it.
+pub enum Place {
+    /// `bcache`, `fcache` and the `disk`/`file` handles: a folder.
+    Folder(PathBuf),
+    /// `rcache` and the `redis` handle: a server, with the timeout of every command.
+    Redis { url: String, timeout: Option<f64> },
+}
+
+/// Everything that opens a persistent engine (`bcache`, `fcache`, `rcache` and the
+/// `disk`/`file`/`redis` handles of `CacheContext`).
+pub struct StoreSpec {
+    /// `"bcache"` (small values inline in the index), `"fcache"` (a file per entry) or
+    /// `"rcache"` (a Redis server).
     pub kind: &'static str,
-    pub folder: PathBuf,
-    /// The namespace of the entries inside the folder.
+    pub place: Place,
+    /// The namespace of the entries inside the store.
     pub ns: String,
     pub maxsize: Option<u64>,
     pub ttl: Option<f64>,
@@ -75,36 +84,69 @@ pub struct DiskSpec {
     pub mmap: bool,
     pub secret: Option<Vec<u8>>,
     pub durable: bool,
+    /// Cross-process single flight: `Some(lock_wait seconds)` when on.
+    pub lock_wait: Option<f64>,
 }
 
-impl DiskSpec {
+/// How long a computation's lease lasts between two extensions.
+const LEASE: Duration = Duration::from_secs(5);
+
+fn seconds(py: Python<'_>, param: &'static str, value: f64) -> PyResult<Duration> {
+    if value.is_finite() && value > 0.0 {
+        Ok(Duration::from_secs_f64(value))
+    } else {
+        Err(bad_config(
+            py,
+            param,
+            value.to_string(),
+            "a positive number of seconds",
+        ))
+    }
+}
+
+impl StoreSpec {
     pub fn kind(py: Python<'_>, kind: &str) -> PyResult<&'static str> {
         match kind {
             "bcache" => Ok("bcache"),
             "fcache" => Ok("fcache"),
+            "rcache" => Ok("rcache"),
             other => Err(bad_config(
                 py,
                 "kind",
                 format!("{other:?}"),
-                "'bcache' or 'fcache'",
+                "'bcache', 'fcache' or 'rcache'",
             )),
         }
     }
 
-    pub fn open(self, py: Python<'_>) -> PyResult<DiskEngine> {
+    pub fn open(self, py: Python<'_>) -> PyResult<StoreEngine> {
         let compression: Compression = self.compress.parse().map_err(|e| to_py_err(py, e))?;
-        let config = DiskConfig {
-            max_bytes: self.maxsize.unwrap_or(twat_cache::DEFAULT_MAX_BYTES),
-            ttl: ttl(py, self.ttl)?,
-            policy: policy(py, &self.policy)?,
-            // fcache gives every entry a file of its own, in the raw layout that maps.
-            inline_max: if self.kind == "fcache" {
-                0
-            } else {
-                twat_cache::DEFAULT_INLINE_MAX
+        let ttl = ttl(py, self.ttl)?;
+        let backing = match self.place {
+            Place::Folder(folder) => Backing::Disk {
+                folder,
+                config: DiskConfig {
+                    max_bytes: self.maxsize.unwrap_or(twat_cache::DEFAULT_MAX_BYTES),
+                    ttl,
+                    policy: policy(py, &self.policy)?,
+                    // fcache gives every entry a file of its own, in the raw layout that maps.
+                    inline_max: if self.kind == "fcache" {
+                        0
+                    } else {
+                        twat_cache::DEFAULT_INLINE_MAX
+                    },
+                    durable: self.durable,
+                    busy_timeout: twat_cache::DEFAULT_BUSY_TIMEOUT,
+                },
             },
-            durable: self.durable,
-            busy_timeout: twat_cache::DEFAULT_BUSY_TIMEOUT,
+            Place::Redis { url, timeout } => {
+                let mut config = RedisConfig::new(&url).map_err(|e| to_py_err(py, e))?;
+                if let Some(t) = timeout {
+                    config.timeout = seconds(py, "timeout", t)?;
+                }
+                config.ttl = ttl;
+                Backing::Redis(config)
+            }
         };
         let options = ValueOptions {
             compression,
@@ -112,7 +154,13 @@ impl DiskSpec {
             mmap: self.mmap,
         };
         let jitter = jitter(py, self.jitter)?;
-        DiskEngine::open(py, self.folder, self.ns, config, options, jitter)
-            .map_err(|e| to_py_err(py, e))
+        let lock = match self.lock_wait {
+            Some(wait) => Some(LockSpec {
+                lease: LEASE,
+                wait: seconds(py, "lock_wait", wait)?,
+            }),
+            None => None,
+        };
+        StoreEngine::open(py, backing, self.ns, options, jitter, lock).map_err(|e| to_py_err(py, e))
     }
 }

@@ -1,7 +1,8 @@
-//! A function cached on disk (`bcache`, `fcache`): a native callable that binds the
-//! call, derives its stable key, and loads or computes and stores the value. Within a
-//! process, concurrent misses of one key compute once (single flight); across
-//! processes, the store's transactions keep entries whole.
+//! A function cached in a persistent store (`bcache`, `fcache` on disk, `rcache` on
+//! Redis): a native callable that binds the call, derives its stable key, and loads or
+//! computes and stores the value. Within a process, concurrent misses of one key
+//! compute once (single flight); across processes, the store keeps entries whole, and
+//! a store with leases (Redis) makes the processes compute a key once too.
 
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -13,15 +14,17 @@ use twat_cache::{Claim, Flights, KeyDigest, KeyHasher, Lead};
 use crate::async_slot::{miss_coroutine, DiskSlot};
 use crate::canonical::call_digest;
 use crate::counters::disk_stats;
-use crate::disk_engine::DiskEngine;
 use crate::errors::to_py_err;
 use crate::holder::Guarded;
 use crate::key::{KeyBuilder, ParamSpec};
-use crate::options::DiskSpec;
+use crate::options::{Place, StoreSpec};
+use crate::store_engine::StoreEngine;
+use crate::store_engine::{Backing, Claimed};
 
 type Outcome = Result<Py<PyAny>, PyErr>;
 
-/// A function cached in a folder. Made by `twat_cache.bcache` and `twat_cache.fcache`.
+/// A function cached in a persistent store. Made by `twat_cache.bcache`,
+/// `twat_cache.fcache` and `twat_cache.rcache`.
 #[pyclass(frozen, dict, weakref, module = "twat_cache._core")]
 pub struct PersistentFunction {
     func: Py<PyAny>,
@@ -29,7 +32,7 @@ pub struct PersistentFunction {
     /// `module.qualname` and version: the first things every key hashes.
     identity: String,
     secure: bool,
-    engine: DiskEngine,
+    engine: StoreEngine,
     flights: Guarded<Flights<KeyDigest, Outcome>>,
     /// Flights finished in this process: a leader re-reads the store only if one ended
     /// since its own lookup (then another thread may have just stored the value).
@@ -43,14 +46,14 @@ pub struct PersistentFunction {
 #[pymethods]
 impl PersistentFunction {
     #[new]
-    #[pyo3(signature = (func, params, *, kind, folder, name, version, maxsize, ttl, policy, compress, mmap, secret, typed, key, secure, disabled, durable=false, is_async=false, jitter=None))]
+    #[pyo3(signature = (func, params, *, kind, folder=None, name, version, maxsize, ttl, policy, compress, mmap, secret, typed, key, secure, disabled, durable=false, is_async=false, jitter=None, url=None, namespace=None, timeout=None, lock_wait=None))]
     #[allow(clippy::too_many_arguments)]
     fn new(
         py: Python<'_>,
         func: Py<PyAny>,
         params: Vec<ParamSpec>,
         kind: &str,
-        folder: PathBuf,
+        folder: Option<PathBuf>,
         name: String,
         version: String,
         maxsize: Option<u64>,
@@ -66,12 +69,16 @@ impl PersistentFunction {
         durable: bool,
         is_async: bool,
         jitter: Option<f64>,
+        url: Option<String>,
+        namespace: Option<String>,
+        timeout: Option<f64>,
+        lock_wait: Option<f64>,
     ) -> PyResult<Self> {
-        let kind = DiskSpec::kind(py, kind)?;
-        let engine = DiskSpec {
+        let kind = StoreSpec::kind(py, kind)?;
+        let engine = StoreSpec {
             kind,
-            folder,
-            ns: name.clone(),
+            place: place(py, folder, url, timeout)?,
+            ns: namespace.unwrap_or_else(|| name.clone()),
             maxsize,
             ttl,
             jitter,
@@ -80,6 +87,7 @@ impl PersistentFunction {
             mmap,
             secret,
             durable,
+            lock_wait,
         }
         .open(py)?;
         // The hasher's first use pays one-time CPU setup (tens of microseconds for the
@@ -141,16 +149,25 @@ impl PersistentFunction {
         }
     }
 
-    /// `(hits, misses, maxsize, currsize)`: `maxsize` is the folder's byte limit.
+    /// `(hits, misses, maxsize, currsize)`: `maxsize` is the folder's byte limit (`None`
+    /// on Redis, whose server sets its own).
     fn cache_info(&self, py: Python<'_>) -> PyResult<Py<PyAny>> {
-        let (entries, _) = self.engine.usage(py).map_err(|e| to_py_err(py, e))?;
+        let entries = match self.engine.usage(py) {
+            Ok((entries, _)) => Some(entries),
+            Err(twat_cache::Error::Remote(_)) => None,
+            Err(e) => return Err(to_py_err(py, e)),
+        };
         let class = py.import("twat_cache._types")?.getattr("CacheInfo")?;
         let e = &self.engine;
+        let maxsize = match e.backing() {
+            Backing::Disk { config, .. } => Some(config.max_bytes),
+            Backing::Redis(_) => None,
+        };
         Ok(class
             .call1((
                 e.hits.load(Ordering::Relaxed),
                 e.misses.load(Ordering::Relaxed),
-                e.config().max_bytes,
+                maxsize,
                 entries,
             ))?
             .unbind())
@@ -170,24 +187,33 @@ impl PersistentFunction {
 
     /// The options this cache was built with.
     fn cache_parameters<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyDict>> {
-        let c = self.engine.config();
         let d = PyDict::new(py);
         d.set_item(
             "engine",
-            if self.kind == "fcache" {
-                "file"
-            } else {
-                "disk"
+            match self.kind {
+                "fcache" => "file",
+                "rcache" => "redis",
+                _ => "disk",
             },
         )?;
-        d.set_item("folder", self.engine.dir())?;
-        d.set_item("maxsize", c.max_bytes)?;
-        d.set_item("ttl", c.ttl.map(|t| t.as_secs_f64()))?;
+        match self.engine.backing() {
+            Backing::Disk { folder, config: c } => {
+                d.set_item("folder", folder)?;
+                d.set_item("maxsize", c.max_bytes)?;
+                d.set_item("policy", c.policy.name())?;
+                d.set_item("durable", c.durable)?;
+            }
+            Backing::Redis(c) => {
+                // The URL as shown: never its password.
+                d.set_item("url", &c.url.shown)?;
+                d.set_item("namespace", self.engine.namespace())?;
+                d.set_item("timeout", c.timeout.as_secs_f64())?;
+            }
+        }
+        d.set_item("ttl", self.engine.backing().ttl().map(|t| t.as_secs_f64()))?;
         d.set_item("jitter", self.engine.jitter().map(|t| t.as_secs_f64()))?;
-        d.set_item("policy", c.policy.name())?;
         d.set_item("typed", self.keys.typed())?;
         d.set_item("secure", self.secure)?;
-        d.set_item("durable", c.durable)?;
         d.set_item("is_async", self.is_async)?;
         Ok(d)
     }
@@ -275,8 +301,27 @@ impl PersistentFunction {
     }
 }
 
+/// Where the entries go: a folder, or a Redis server for `url=`.
+pub fn place(
+    py: Python<'_>,
+    folder: Option<PathBuf>,
+    url: Option<String>,
+    timeout: Option<f64>,
+) -> PyResult<Place> {
+    match (folder, url) {
+        (Some(folder), None) => Ok(Place::Folder(folder)),
+        (None, Some(url)) => Ok(Place::Redis { url, timeout }),
+        _ => Err(crate::options::bad_config(
+            py,
+            "folder",
+            "both or neither of folder and url".into(),
+            "exactly one of folder= (a disk store) and url= (a Redis store)",
+        )),
+    }
+}
+
 impl PersistentFunction {
-    pub fn engine(&self) -> &DiskEngine {
+    pub fn engine(&self) -> &StoreEngine {
         &self.engine
     }
 
@@ -354,16 +399,22 @@ impl PersistentFunction {
                     } else {
                         self.engine.load(py, key)
                     };
-                    let outcome = match stored {
-                        Some(v) => {
+                    let claimed = match stored {
+                        Some(v) => Claimed::Found(v),
+                        None => self.engine.claim(py, key)?,
+                    };
+                    let outcome = match claimed {
+                        Claimed::Found(v) => {
                             self.engine.miss_was_shared();
                             Ok(v)
                         }
-                        None => {
+                        Claimed::Compute(lease) => {
                             let outcome = call();
                             if let Ok(v) = &outcome {
                                 self.engine.save(v.bind(py), key);
                             }
+                            // Stored first, so that the processes waiting find it.
+                            self.engine.release(py, lease);
                             outcome
                         }
                     };

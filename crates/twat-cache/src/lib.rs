@@ -76,11 +76,11 @@ pub use error::Error;
 pub use keyhash::{KeyDigest, KeyHasher, Tag, KEY_FORMAT};
 pub use memory::{MemoryCache, MemoryCacheBuilder, DEFAULT_MAX_SIZE};
 pub use policy::Policy;
+pub use reader::{read_frame, small_stream, FrameReader, Layout, Loaded};
 #[cfg(feature = "redis")]
 pub use redis_store::{RedisConfig, RedisStore, DEFAULT_REDIS_PREFIX, DEFAULT_REDIS_TIMEOUT};
 #[cfg(feature = "redis")]
 pub use redis_url::RedisUrl;
-pub use reader::{read_frame, small_stream, FrameReader, Layout, Loaded};
 pub use single_flight::{Claim, Flight, Flights, Lead};
 pub use stats::Stats;
 pub use store::{Removed, Store};

@@ -102,8 +102,7 @@ impl std::fmt::Debug for RedisStore {
 
 /// The 128 bits of a key in base64url without padding: 22 characters.
 fn key_text(key: KeyDigest) -> String {
-    const ALPHABET: &[u8; 64] =
-        b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
+    const ALPHABET: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
     let mut out = String::with_capacity(22);
     // 128 bits = 21 groups of 6 bits and 2 left over.
     for i in 0..22u32 {
@@ -369,7 +368,11 @@ impl RedisStore {
     /// Starts (once per process) the thread that extends the leases this process holds.
     fn keep_leases(&self, lease: Duration) {
         let pid = std::process::id();
-        let mut running = self.inner.keeper_pid.lock().unwrap_or_else(|e| e.into_inner());
+        let mut running = self
+            .inner
+            .keeper_pid
+            .lock()
+            .unwrap_or_else(|e| e.into_inner());
         if *running == Some(pid) {
             return;
         }
@@ -461,9 +464,7 @@ impl ByteStore for RedisStore {
         let bytes: Option<Vec<u8>> = self.with_conn(|conn, _| {
             if cluster {
                 let g = Self::generation(conn, &base)?;
-                redis::cmd("GET")
-                    .arg(format!("{base}{g}:{id}"))
-                    .query(conn)
+                redis::cmd("GET").arg(format!("{base}{g}:{id}")).query(conn)
             } else {
                 script(GET_SCRIPT)
                     .key(format!("{base}g"))
@@ -527,9 +528,8 @@ impl ByteStore for RedisStore {
     /// and unlinks the old entries on a background thread; returns 0.
     fn clear(&self, ns: &str) -> Result<u64, Error> {
         let base = self.key_base(ns);
-        let current: u64 = self.with_conn(|conn, _| {
-            redis::cmd("INCR").arg(format!("{base}g")).query(conn)
-        })?;
+        let current: u64 =
+            self.with_conn(|conn, _| redis::cmd("INCR").arg(format!("{base}g")).query(conn))?;
         let store = self.clone();
         let spawned = std::thread::Builder::new()
             .name("twat-cache-unlink".into())
@@ -665,8 +665,9 @@ mod tests {
         let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
         let port = listener.local_addr().unwrap().port();
         drop(listener);
-        let store = RedisStore::open(RedisConfig::new(&format!("redis://127.0.0.1:{port}")).unwrap())
-            .unwrap();
+        let store =
+            RedisStore::open(RedisConfig::new(&format!("redis://127.0.0.1:{port}")).unwrap())
+                .unwrap();
         for _ in 0..crate::breaker::OPEN_AFTER {
             assert!(matches!(store.get("ns", 1), Err(Error::Remote(_))));
         }
@@ -674,6 +675,9 @@ mod tests {
         assert_eq!(health.breaker, "open");
         let e = store.get("ns", 1).unwrap_err();
         assert!(e.to_string().contains("circuit is open"), "{e}");
-        assert_eq!(store.health().unwrap().errors, u64::from(crate::breaker::OPEN_AFTER));
+        assert_eq!(
+            store.health().unwrap().errors,
+            u64::from(crate::breaker::OPEN_AFTER)
+        );
     }
 }

@@ -86,7 +86,11 @@ impl RedisUrl {
             .split(',')
             .map(|h| format!("{head}{}", h.trim()))
             .collect();
-        if nodes.iter().any(|n| redis::Client::open(n.as_str()).is_err()) || hosts.is_empty() {
+        if nodes
+            .iter()
+            .any(|n| redis::Client::open(n.as_str()).is_err())
+            || hosts.is_empty()
+        {
             return Err(bad(&shown));
         }
         Ok(Self {

@@ -105,7 +105,14 @@ fn entries_round_trip_compressed_and_signed() {
     let signer = Signer::new(b"k");
     let big = vec![7u8; 100_000];
     store
-        .put("ns", 1, &payload(&big), Compression::Zstd, Some(&signer), None)
+        .put(
+            "ns",
+            1,
+            &payload(&big),
+            Compression::Zstd,
+            Some(&signer),
+            None,
+        )
         .unwrap();
     assert_eq!(stream_of(&store, "ns", 1, Some(&signer)), Some(big));
     // Another namespace, another key: not found.
@@ -178,10 +185,16 @@ fn one_lease_per_key_until_released_or_expired() {
     let b = server.store();
     let lease = a.lease("ns", 9, Duration::from_millis(300)).unwrap();
     assert!(matches!(lease, Lease::Held { .. }));
-    assert_eq!(b.lease("ns", 9, Duration::from_millis(300)).unwrap(), Lease::Busy);
+    assert_eq!(
+        b.lease("ns", 9, Duration::from_millis(300)).unwrap(),
+        Lease::Busy
+    );
     // Extended while held: still busy after several lease periods.
     std::thread::sleep(Duration::from_millis(800));
-    assert_eq!(b.lease("ns", 9, Duration::from_millis(300)).unwrap(), Lease::Busy);
+    assert_eq!(
+        b.lease("ns", 9, Duration::from_millis(300)).unwrap(),
+        Lease::Busy
+    );
     a.release(lease);
     let taken = b.lease("ns", 9, Duration::from_millis(300)).unwrap();
     assert!(matches!(taken, Lease::Held { .. }));

@@ -1,9 +1,11 @@
 //! The persistent engine as the binding uses it: Python values pickled (protocol 5,
-//! large buffers out of band and written raw) into the core's [`DiskStore`].
+//! large buffers out of band and written raw) into one of the core's byte stores, a
+//! folder ([`DiskStore`]) or a Redis server ([`RedisStore`]), behind [`ByteStore`].
 //!
 //! Every failure inside the cache becomes a miss or a skipped store with a warning on
 //! the `twat_cache` logger, never an exception in the user's call (docs/reference.md,
-//! "Behaviour, in every engine"). File and database work runs with the GIL released.
+//! "Behaviour, in every engine"). File, database and network work runs with the GIL
+//! released.
 
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicU64, AtomicU8, Ordering};
@@ -16,8 +18,8 @@ use crate::once::PyLazy;
 use pyo3::prelude::*;
 use pyo3::types::{PyBytes, PyDict, PyList, PyMemoryView, PySlice};
 use twat_cache::{
-    read_frame, small_stream, write_frame, Compression, DiskConfig, DiskStore, Entry, EntrySource,
-    Error, KeyDigest, Payload, Signer,
+    read_frame, small_stream, write_frame, ByteStore, Compression, DiskConfig, DiskStore, Entry,
+    EntrySource, Error, Health, KeyDigest, Lease, Payload, RedisConfig, RedisStore, Signer,
 };
 
 use crate::buffer::{Fresh, Held};
@@ -52,6 +54,7 @@ enum Failure {
     TooLarge = 2,
     Write = 4,
     Folder = 8,
+    Read = 16,
 }
 
 /// How often a folder that could not be opened is tried again.
@@ -64,17 +67,61 @@ pub struct ValueOptions {
     pub mmap: bool,
 }
 
-/// One cache's view of a folder: its namespace, codec options and counters.
+/// Where an engine's entries live.
+pub enum Backing {
+    /// A folder, shared by the processes of one machine.
+    Disk { folder: PathBuf, config: DiskConfig },
+    /// A Redis or Valkey server (or cluster), shared by every machine that reaches it.
+    Redis(RedisConfig),
+}
+
+impl Backing {
+    fn open(&self) -> Result<Box<dyn ByteStore>, Error> {
+        Ok(match self {
+            Backing::Disk { folder, config } => Box::new(DiskStore::open(folder, config.clone())?),
+            Backing::Redis(config) => Box::new(RedisStore::open(config.clone())?),
+        })
+    }
+
+    /// The store's place, for messages (a URL without its password).
+    pub fn describe(&self) -> String {
+        match self {
+            Backing::Disk { folder, .. } => format!("the folder {}", folder.display()),
+            Backing::Redis(config) => format!("the Redis at {}", config.url.shown),
+        }
+    }
+
+    /// The TTL of entries stored without one of their own.
+    pub fn ttl(&self) -> Option<Duration> {
+        match self {
+            Backing::Disk { config, .. } => config.ttl,
+            Backing::Redis(config) => config.ttl,
+        }
+    }
+}
+
+/// Cross-process single flight: how long a computation's lease lasts (it is extended
+/// while the computation runs) and how long other processes wait for its value.
+#[derive(Clone, Copy)]
+pub struct LockSpec {
+    pub lease: Duration,
+    pub wait: Duration,
+}
+
+/// One cache's view of a store: its namespace, codec options and counters.
 ///
-/// A folder that cannot be used (its parent is a file, a read-only filesystem) never
-/// breaks the program: the cache is made anyway, calls go straight to the function
-/// (counted in `store_errors`, warned about once), and the folder is tried again at
-/// most every [`FOLDER_RETRY`] until it opens.
-pub struct DiskEngine {
-    store: OnceLock<DiskStore>,
-    folder: PathBuf,
-    config: DiskConfig,
+/// A store that cannot be used (a folder whose parent is a file, a read-only
+/// filesystem) never breaks the program: the cache is made anyway, calls go straight
+/// to the function (counted in `store_errors`, warned about once), and the store is
+/// tried again at most every [`FOLDER_RETRY`] until it opens. A Redis that fails is
+/// warned about once per outage.
+pub struct StoreEngine {
+    store: OnceLock<Box<dyn ByteStore>>,
+    backing: Backing,
     retry_at: Mutex<Instant>,
+    lock: Option<LockSpec>,
+    /// An outage of a networked store is going on (it was warned about).
+    outage: std::sync::atomic::AtomicBool,
     /// A random spread added to each entry's TTL (`jitter.rs`).
     jitter: Option<Duration>,
     ns: String,
@@ -132,7 +179,7 @@ fn dumps<'py>(value: &Bound<'py, PyAny>) -> PyResult<Pickled<'py>> {
     Ok(Pickled { stream, buffers })
 }
 
-impl Drop for DiskEngine {
+impl Drop for StoreEngine {
     /// The store's last write (pending access records) may wait for other processes:
     /// never with the GIL held.
     fn drop(&mut self) {
@@ -172,23 +219,24 @@ fn loads(py: Python<'_>, stream: &[u8], buffers: Vec<Bound<'_, PyAny>>) -> PyRes
     Ok(f.loads.bind(py).call((stream,), Some(&kwargs))?.unbind())
 }
 
-impl DiskEngine {
+impl StoreEngine {
     pub fn open(
         py: Python<'_>,
-        folder: std::path::PathBuf,
+        backing: Backing,
         ns: String,
-        config: DiskConfig,
         options: ValueOptions,
         jitter: Option<Duration>,
+        lock: Option<LockSpec>,
     ) -> Result<Self, Error> {
         // Import what loads need now, at decoration time, not in the first call.
         py3(py).map_err(|e| Error::Database(format!("cannot import pickle or mmap: {e}")))?;
         warm_up(py, options.signer.as_ref());
-        let engine = DiskEngine {
+        let engine = StoreEngine {
             store: OnceLock::new(),
-            folder,
-            config,
+            backing,
             retry_at: Mutex::new(Instant::now()),
+            lock,
+            outage: std::sync::atomic::AtomicBool::new(false),
             jitter,
             ns,
             options,
@@ -205,14 +253,14 @@ impl DiskEngine {
     }
 
     /// The store, opened now if it could not be before (`None`: not usable yet).
-    pub fn store(&self, py: Python<'_>) -> Option<&DiskStore> {
+    pub fn store(&self, py: Python<'_>) -> Option<&dyn ByteStore> {
         match self.store.get() {
-            Some(store) => Some(store),
+            Some(store) => Some(&**store),
             None => self.open_store(py).ok().flatten(),
         }
     }
 
-    fn open_store(&self, py: Python<'_>) -> Result<Option<&DiskStore>, Error> {
+    fn open_store(&self, py: Python<'_>) -> Result<Option<&dyn ByteStore>, Error> {
         {
             let mut at = self.retry_at.lock();
             let now = Instant::now();
@@ -221,17 +269,17 @@ impl DiskEngine {
             }
             *at = now + FOLDER_RETRY;
         }
-        match py.detach(|| DiskStore::open(&self.folder, self.config.clone())) {
+        match py.detach(|| self.backing.open()) {
             Ok(store) => {
                 let _ = self.store.set(store);
-                Ok(self.store.get())
+                Ok(self.store.get().map(|s| &**s))
             }
             Err(e @ Error::InvalidConfig { .. }) => Err(e),
             Err(e) => {
                 let why = format!(
-                    "the folder {} cannot be used ({e}); calls run the function without \
-                     caching until it can",
-                    self.folder.display()
+                    "{} cannot be used ({e}); calls run the function without caching \
+                     until it can",
+                    self.backing.describe()
                 );
                 self.store_failed(py, Failure::Folder, &why);
                 Err(e)
@@ -239,14 +287,55 @@ impl DiskEngine {
         }
     }
 
-    /// The folder's configuration.
-    pub fn config(&self) -> &DiskConfig {
-        &self.config
+    /// The namespace of this cache's entries.
+    pub fn namespace(&self) -> &str {
+        &self.ns
     }
 
-    /// The folder.
-    pub fn dir(&self) -> &std::path::Path {
-        &self.folder
+    /// Where the entries live.
+    pub fn backing(&self) -> &Backing {
+        &self.backing
+    }
+
+    /// The folder, for a disk engine.
+    pub fn dir(&self) -> Option<&std::path::Path> {
+        match &self.backing {
+            Backing::Disk { folder, .. } => Some(folder),
+            Backing::Redis(_) => None,
+        }
+    }
+
+    /// The connection health of a networked store.
+    pub fn health(&self) -> Option<Health> {
+        self.store.get().and_then(|s| s.health())
+    }
+
+    /// A failed store operation: counted, and warned about once per kind (a networked
+    /// store: once per outage, until an operation succeeds again).
+    fn failed(&self, py: Python<'_>, kind: Failure, e: &Error, message: &str) {
+        if let Error::Remote(_) = e {
+            self.store_errors.fetch_add(1, Ordering::Relaxed);
+            if !self.outage.swap(true, Ordering::Relaxed) {
+                warn(
+                    py,
+                    &format!(
+                        "twat_cache: {}: {message} ({e}); calls run the function without \
+                         caching until {} answers again",
+                        self.ns,
+                        self.backing.describe()
+                    ),
+                );
+            }
+            return;
+        }
+        self.store_failed(py, kind, &format!("{message}: {e}"));
+    }
+
+    /// A store operation succeeded: an outage (if one was going on) is over.
+    fn succeeded(&self) {
+        if self.outage.load(Ordering::Relaxed) {
+            self.outage.store(false, Ordering::Relaxed);
+        }
     }
 
     /// The value stored for `key`, or `None` (missing, expired, unreadable). A damaged
@@ -256,19 +345,22 @@ impl DiskEngine {
         // held (releasing and taking it back costs more than the lookup). One that
         // might wait (a busy connection or index) runs without it.
         let store = self.store(py)?;
-        let found = match store.try_get(key) {
+        let ns = &self.ns;
+        let found = match store.try_get(ns, key) {
             Some(found) => found,
-            None => py.detach(|| store.get(key)),
+            None => py.detach(|| store.get(ns, key)),
         };
         let entry = match found {
-            Ok(Some(entry)) => entry,
-            Ok(None) => return None,
+            Ok(Some(entry)) => {
+                self.succeeded();
+                entry
+            }
+            Ok(None) => {
+                self.succeeded();
+                return None;
+            }
             Err(e) => {
-                let why = format!(
-                    "twat_cache: {}: lookup failed, treated as a miss: {e}",
-                    self.ns
-                );
-                warn(py, &why);
+                self.failed(py, Failure::Read, &e, "a lookup failed, treated as a miss");
                 return None;
             }
         };
@@ -297,7 +389,7 @@ impl DiskEngine {
                         self.ns
                     ),
                 );
-                let _ = py.detach(|| store.discard(key, &entry));
+                let _ = py.detach(|| store.discard(ns, key, &entry));
                 None
             }
         }
@@ -356,7 +448,7 @@ impl DiskEngine {
         counter.fetch_add(1, Ordering::Relaxed);
     }
 
-    /// [`DiskEngine::load`], counted as a hit or a miss.
+    /// [`StoreEngine::load`], counted as a hit or a miss.
     pub fn load_counted(&self, py: Python<'_>, key: KeyDigest) -> Option<Py<PyAny>> {
         let value = self.load(py, key);
         self.count(value.is_some());
@@ -377,7 +469,7 @@ impl DiskEngine {
     /// Stores `value` under `key`; on failure the caller still has its value: the
     /// failure is counted and logged (once per kind), and `false` returned.
     pub fn save(&self, value: &Bound<'_, PyAny>, key: KeyDigest) -> bool {
-        let ttl = crate::jitter::spread(self.config.ttl, self.jitter);
+        let ttl = crate::jitter::spread(self.backing.ttl(), self.jitter);
         self.save_expiring(value, key, ttl)
     }
 
@@ -386,7 +478,7 @@ impl DiskEngine {
         self.jitter
     }
 
-    /// [`DiskEngine::save`] with a TTL of its own (`None`: the store's).
+    /// [`StoreEngine::save`] with a TTL of its own (`None`: the store's).
     pub fn save_expiring(
         &self,
         value: &Bound<'_, PyAny>,
@@ -416,21 +508,21 @@ impl DiskEngine {
         };
         let (compression, signer) = (self.options.compression, self.options.signer.as_ref());
         let Some(store) = self.store(py) else {
-            self.store_failed(py, Failure::Folder, "not stored: the folder cannot be used");
+            let why = format!("not stored: {} cannot be used", self.backing.describe());
+            self.store_failed(py, Failure::Folder, &why);
             return false;
         };
-        match py.detach(|| store.put_expiring(&self.ns, key, &payload, compression, signer, ttl)) {
-            Ok(_) => true,
+        match py.detach(|| store.put(&self.ns, key, &payload, compression, signer, ttl)) {
+            Ok(_) => {
+                self.succeeded();
+                true
+            }
             Err(e @ Error::TooLarge { .. }) => {
-                self.store_failed(py, Failure::TooLarge, &format!("not stored: {e}"));
+                self.failed(py, Failure::TooLarge, &e, "not stored");
                 false
             }
             Err(e) => {
-                self.store_failed(
-                    py,
-                    Failure::Write,
-                    &format!("could not store a result: {e}"),
-                );
+                self.failed(py, Failure::Write, &e, "could not store a result");
                 false
             }
         }
@@ -444,11 +536,11 @@ impl DiskEngine {
         }
     }
 
-    /// Removes this cache's entries (not other caches' in the same folder) and resets
+    /// Removes this cache's entries (not other caches' in the same store) and resets
     /// its counters.
     pub fn clear(&self, py: Python<'_>) -> Result<u64, Error> {
         let n = match self.store(py) {
-            Some(store) => py.detach(|| store.clear(Some(&self.ns)))?,
+            Some(store) => py.detach(|| store.clear(&self.ns))?,
             None => 0,
         };
         for c in [&self.hits, &self.misses, &self.store_errors] {
@@ -460,7 +552,7 @@ impl DiskEngine {
     /// `(entries, bytes)` of this cache.
     pub fn usage(&self, py: Python<'_>) -> Result<(u64, u64), Error> {
         match self.store(py) {
-            Some(store) => py.detach(|| store.usage(Some(&self.ns))),
+            Some(store) => py.detach(|| store.usage(&self.ns)),
             None => Ok((0, 0)),
         }
     }
@@ -468,12 +560,13 @@ impl DiskEngine {
     /// Removes the entry of `key`.
     pub fn delete(&self, py: Python<'_>, key: KeyDigest) -> Result<bool, Error> {
         match self.store(py) {
-            Some(store) => py.detach(|| store.remove(key)),
+            Some(store) => py.detach(|| store.remove(&self.ns, key)),
             None => Ok(false),
         }
     }
 
-    /// Removes every expired entry of the folder now; returns how many.
+    /// Removes every expired entry of the store now (a folder; Redis expires its own);
+    /// returns how many.
     pub fn purge_expired(&self, py: Python<'_>) -> Result<u64, Error> {
         match self.store(py) {
             Some(store) => py.detach(|| store.purge_expired()),
@@ -484,7 +577,7 @@ impl DiskEngine {
     /// Whether `key` is stored and live (the index only, not the value).
     pub fn contains(&self, py: Python<'_>, key: KeyDigest) -> Result<bool, Error> {
         match self.store(py) {
-            Some(store) => Ok(py.detach(|| store.get(key))?.is_some()),
+            Some(store) => Ok(py.detach(|| store.get(&self.ns, key))?.is_some()),
             None => Ok(false),
         }
     }
@@ -494,6 +587,64 @@ impl DiskEngine {
         match self.store(py) {
             Some(store) => py.detach(|| store.flush()),
             None => Ok(()),
+        }
+    }
+}
+
+/// How a caller stands after [`StoreEngine::claim`].
+pub enum Claimed {
+    /// Another process computed the value while this one waited.
+    Found(Py<PyAny>),
+    /// Compute it (holding this lease, if any, until the value is stored).
+    Compute(Lease),
+}
+
+/// Followers poll for the leader's value from this pause up to [`MAX_PAUSE`].
+const FIRST_PAUSE: Duration = Duration::from_millis(2);
+const MAX_PAUSE: Duration = Duration::from_millis(50);
+
+impl StoreEngine {
+    /// Cross-process single flight, for a caller about to compute `key`: takes the
+    /// key's lease, or waits (with the GIL released, bounded back-off, at most
+    /// `lock_wait`) for the process holding it to store the value. A store without
+    /// leases, a lease that cannot be taken (a dead Redis), or a wait that runs out
+    /// all end in `Compute`: nothing is ever lost by waiting.
+    pub fn claim(&self, py: Python<'_>, key: KeyDigest) -> PyResult<Claimed> {
+        let (Some(lock), Some(store)) = (self.lock, self.store(py)) else {
+            return Ok(Claimed::Compute(Lease::Local));
+        };
+        let deadline = Instant::now() + lock.wait;
+        let mut pause = FIRST_PAUSE;
+        loop {
+            match py.detach(|| store.lease(&self.ns, key, lock.lease)) {
+                Ok(Lease::Busy) if Instant::now() < deadline => {}
+                Ok(Lease::Busy) | Err(_) => return Ok(Claimed::Compute(Lease::Local)),
+                Ok(lease) => {
+                    // The holder may have stored the value and let go since our lookup.
+                    if let Some(v) = self.load(py, key) {
+                        py.detach(|| store.release(lease));
+                        return Ok(Claimed::Found(v));
+                    }
+                    return Ok(Claimed::Compute(lease));
+                }
+            }
+            py.detach(|| std::thread::sleep(pause));
+            py.check_signals()?;
+            pause = (pause * 2).min(MAX_PAUSE);
+            if let Some(v) = self.load(py, key) {
+                return Ok(Claimed::Found(v));
+            }
+        }
+    }
+
+    /// Gives back a lease from [`StoreEngine::claim`] (after storing the value, or at
+    /// once when the computation raised).
+    pub fn release(&self, py: Python<'_>, lease: Lease) {
+        if lease == Lease::Local {
+            return;
+        }
+        if let Some(store) = self.store(py) {
+            py.detach(|| store.release(lease));
         }
     }
 }
