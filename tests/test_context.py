@@ -14,7 +14,6 @@ from conftest import run_python
 from twat_cache import (
     CacheContext,
     ConfigurationError,
-    EngineNotAvailableError,
     TwatCacheError,
     create_cache_config,
     engine_context,
@@ -174,8 +173,8 @@ def test_engine_names(cache_dir):
             assert cache.engine == engine, name
     with pytest.raises(ConfigurationError, match=r"engine_name='memcached'.*'memory', 'async', 'disk', 'file'"):
         CacheContext(engine_name="memcached")
-    with pytest.raises(EngineNotAvailableError, match=r"redis.*not available yet"):
-        CacheContext(engine_name="redis")
+    with pytest.raises(ConfigurationError, match=r"url='http://u:\*\*\*@host'"):
+        CacheContext(engine_name="redis", url="http://u:pw@host")
     with pytest.raises(ConfigurationError, match="policy"):
         CacheContext(engine_name="disk", policy="rr")
     with pytest.raises(ConfigurationError, match="mmap=True with compress"):

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import socket
 
 import numpy as np
 import pytest
@@ -108,17 +109,17 @@ def test_preferred_disk_engine_for_an_async_function(cache_dir, calls):
     assert (cache_dir / "async_on_disk" / "index.sqlite").exists()
 
 
-def test_redis_falls_back_to_the_rule_with_a_logged_warning(calls, caplog):
-    with caplog.at_level(logging.WARNING, logger="twat_cache"):
+def test_redis_is_used_even_when_the_server_is_down(calls, free_url):
+    # Unlike a folder that cannot be made, an unreachable server is an outage, not a
+    # configuration: the engine stays, and calls run uncached until the server is back.
+    @ucache(preferred_engine="redis", url=free_url, secret=False)
+    def ident(x):
+        calls(x)
+        return x
 
-        @ucache(preferred_engine="redis")
-        def ident(x):
-            calls(x)
-            return x
-
-    assert ident.cache_engine == "memory"
-    assert ident(1) == ident(1) == 1 and calls.count == 1
-    assert any("'redis'" in r.getMessage() and "not available" in r.getMessage() for r in caplog.records)
+    assert ident.cache_engine == "redis"
+    assert ident(1) == ident(1) == 1 and calls.count == 2
+    assert ident.cache_stats()["store_errors"] >= 2
 
 
 def test_a_folder_that_cannot_be_created_falls_back_to_memory(tmp_path, calls, caplog):
@@ -176,3 +177,12 @@ def test_every_decorator_names_its_engine(cache_dir):
 
     engines = [mcache(f), mcache(g), acache(g), acache(f), bcache(f), bcache(g), fcache(f)]
     assert [c.cache_engine for c in engines] == ["memory", "memory", "async", "memory", "disk", "disk", "file"]
+
+
+@pytest.fixture
+def free_url():
+    """A loopback port nothing listens on: connections are refused at once."""
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    return f"redis://127.0.0.1:{port}/0"

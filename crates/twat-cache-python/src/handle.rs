@@ -166,10 +166,13 @@ impl DiskHandle {
         namespace: Option<String>,
         timeout: Option<f64>,
     ) -> PyResult<Self> {
+        // Handles of one namespace share their entries, whatever their registry names.
+        let ns = namespace.unwrap_or(name);
+        let identity = format!("{ns}\0context");
         let engine = StoreSpec {
             kind: StoreSpec::kind(py, kind)?,
             place: place(py, folder, url, timeout)?,
-            ns: namespace.unwrap_or_else(|| name.clone()),
+            ns,
             maxsize,
             ttl,
             jitter: None,
@@ -184,7 +187,7 @@ impl DiskHandle {
         Ok(Self {
             engine,
             keys: one_key(py, typed),
-            identity: format!("{name}\0context"),
+            identity,
             secure,
         })
     }

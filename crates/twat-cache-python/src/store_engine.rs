@@ -331,6 +331,12 @@ impl StoreEngine {
         self.store_failed(py, kind, &format!("{message}: {e}"));
     }
 
+    /// A networked store failed since its last success: writes and leases are skipped
+    /// until a lookup succeeds again, so that a call pays at most one timeout.
+    fn in_outage(&self) -> bool {
+        self.outage.load(Ordering::Relaxed)
+    }
+
     /// A store operation succeeded: an outage (if one was going on) is over.
     fn succeeded(&self) {
         if self.outage.load(Ordering::Relaxed) {
@@ -507,6 +513,11 @@ impl StoreEngine {
             buffers: pickled.buffers.iter().map(Held::bytes).collect(),
         };
         let (compression, signer) = (self.options.compression, self.options.signer.as_ref());
+        if self.in_outage() {
+            // The lookup of this call failed just now: one timeout per call is enough.
+            self.store_errors.fetch_add(1, Ordering::Relaxed);
+            return false;
+        }
         let Some(store) = self.store(py) else {
             let why = format!("not stored: {} cannot be used", self.backing.describe());
             self.store_failed(py, Failure::Folder, &why);
@@ -577,7 +588,12 @@ impl StoreEngine {
     /// Whether `key` is stored and live (the index only, not the value).
     pub fn contains(&self, py: Python<'_>, key: KeyDigest) -> Result<bool, Error> {
         match self.store(py) {
-            Some(store) => Ok(py.detach(|| store.get(&self.ns, key))?.is_some()),
+            // An unreachable server: a call would not find it either.
+            Some(store) => match py.detach(|| store.get(&self.ns, key)) {
+                Ok(found) => Ok(found.is_some()),
+                Err(Error::Remote(_)) => Ok(false),
+                Err(e) => Err(e),
+            },
             None => Ok(false),
         }
     }
@@ -613,6 +629,9 @@ impl StoreEngine {
         let (Some(lock), Some(store)) = (self.lock, self.store(py)) else {
             return Ok(Claimed::Compute(Lease::Local));
         };
+        if self.in_outage() {
+            return Ok(Claimed::Compute(Lease::Local));
+        }
         let deadline = Instant::now() + lock.wait;
         let mut pause = FIRST_PAUSE;
         loop {
