@@ -74,6 +74,9 @@ struct Inner {
     held: Mutex<HashMap<String, u128>>,
     /// The process whose keeper thread is running.
     keeper_pid: Mutex<Option<u32>>,
+    /// The generation last seen of each namespace (its key base): a hit reads it and
+    /// the entry in one round trip.
+    generations: Mutex<HashMap<String, String>>,
 }
 
 /// A store on a Redis or Valkey server.
@@ -135,12 +138,7 @@ fn is_broken(e: &RedisError) -> bool {
     e.is_io_error() || e.is_timeout() || e.is_connection_dropped() || e.is_unrecoverable_error()
 }
 
-// Scripts run on a single server, where a script may touch keys it computes (a
-// cluster takes two round trips instead, see `RedisStore::get`).
-const GET_SCRIPT: &str = r"
-local g = redis.call('GET', KEYS[1]) or '0'
-return redis.call('GET', ARGV[1] .. g .. ':' .. ARGV[2])
-";
+// Leases are extended and released only by their holder (its token), atomically.
 const EXTEND_SCRIPT: &str = r"
 if redis.call('GET', KEYS[1]) == ARGV[1] then
   return redis.call('PEXPIRE', KEYS[1], ARGV[2])
@@ -156,11 +154,9 @@ return 0
 
 fn script(code: &'static str) -> &'static redis::Script {
     use std::sync::OnceLock;
-    static GET: OnceLock<redis::Script> = OnceLock::new();
     static EXTEND: OnceLock<redis::Script> = OnceLock::new();
     static RELEASE: OnceLock<redis::Script> = OnceLock::new();
     let cell = match code {
-        GET_SCRIPT => &GET,
         EXTEND_SCRIPT => &EXTEND,
         _ => &RELEASE,
     };
@@ -191,7 +187,13 @@ impl RedisStore {
                 .map(Target::Cluster)
                 .map_err(invalid)?
         } else {
-            redis::Client::open(url.nodes[0].as_str())
+            use redis::IntoConnectionInfo;
+            // Requests are small writes: sent at once, not held back by Nagle.
+            let tcp = redis::io::tcp::TcpSettings::default().set_nodelay(true);
+            url.nodes[0]
+                .as_str()
+                .into_connection_info()
+                .and_then(|info| redis::Client::open(info.set_tcp_settings(tcp)))
                 .map(Target::Single)
                 .map_err(invalid)?
         };
@@ -206,6 +208,7 @@ impl RedisStore {
                 breaker: Breaker::default(),
                 held: Mutex::new(HashMap::new()),
                 keeper_pid: Mutex::new(None),
+                generations: Mutex::new(HashMap::new()),
             }),
         })
     }
@@ -410,6 +413,16 @@ impl RedisStore {
 }
 
 impl Inner {
+    fn seen_generation(&self, base: &str) -> String {
+        let seen = self.generations.lock().unwrap_or_else(|e| e.into_inner());
+        seen.get(base).cloned().unwrap_or_else(|| "0".into())
+    }
+
+    fn saw_generation(&self, base: &str, generation: &str) {
+        let mut seen = self.generations.lock().unwrap_or_else(|e| e.into_inner());
+        seen.insert(base.to_owned(), generation.to_owned());
+    }
+
     fn error(&self, e: RedisError) -> Error {
         Error::Remote(
             self.config
@@ -457,21 +470,36 @@ impl Inner {
 }
 
 impl ByteStore for RedisStore {
+    /// One round trip, no script: the namespace's generation and the entry under the
+    /// generation last seen, pipelined. When the generation moved on (a `clear`), the
+    /// entry is read again under the new one. (A cluster takes two round trips.)
     fn get(&self, ns: &str, key: KeyDigest) -> Result<Option<Entry>, Error> {
         let base = self.key_base(ns);
         let id = key_text(key);
+        let mut guess = self.inner.seen_generation(&base);
         let cluster = self.is_cluster();
-        let bytes: Option<Vec<u8>> = self.with_conn(|conn, _| {
+        let bytes: Option<Vec<u8>> = self.with_conn(|conn, inner| {
             if cluster {
+                // The two keys live on different nodes: one after the other.
                 let g = Self::generation(conn, &base)?;
-                redis::cmd("GET").arg(format!("{base}{g}:{id}")).query(conn)
-            } else {
-                script(GET_SCRIPT)
-                    .key(format!("{base}g"))
-                    .arg(&base)
-                    .arg(&id)
-                    .invoke(conn)
+                return redis::cmd("GET").arg(format!("{base}{g}:{id}")).query(conn);
             }
+            for _ in 0..3 {
+                let (g, bytes): (Option<String>, Option<Vec<u8>>) = redis::pipe()
+                    .cmd("GET")
+                    .arg(format!("{base}g"))
+                    .cmd("GET")
+                    .arg(format!("{base}{guess}:{id}"))
+                    .query(conn)?;
+                let g = g.unwrap_or_else(|| "0".into());
+                if g == guess {
+                    return Ok(bytes);
+                }
+                inner.saw_generation(&base, &g);
+                guess = g;
+            }
+            // Cleared three times while we looked: the namespace is being emptied.
+            Ok(None)
         })?;
         Ok(bytes.map(|b| Entry {
             len: b.len() as u64,
@@ -530,6 +558,7 @@ impl ByteStore for RedisStore {
         let base = self.key_base(ns);
         let current: u64 =
             self.with_conn(|conn, _| redis::cmd("INCR").arg(format!("{base}g")).query(conn))?;
+        self.inner.saw_generation(&base, &current.to_string());
         let store = self.clone();
         let spawned = std::thread::Builder::new()
             .name("twat-cache-unlink".into())
