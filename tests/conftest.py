@@ -120,3 +120,12 @@ def redis_client(redis_server: Any) -> Any:
     client = redis.Redis.from_url(redis_server.url)
     yield client
     client.close()
+
+
+@pytest.fixture(scope="session")
+def redis_cluster(redis_binary: str) -> Any:
+    """Three primaries with --cluster-enabled yes, slots assigned by the fixture."""
+    from twat_cache.testing import RedisCluster
+
+    with RedisCluster(redis_binary) as cluster:
+        yield cluster

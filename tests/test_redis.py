@@ -542,3 +542,62 @@ def test_a_wrong_password_never_shows_it(own_redis: Any, calls: Calls, caplog: p
     g(1)
     g(1)
     assert calls.count == 3
+
+
+# Redis Cluster: three primaries.
+
+
+def _node_keys(cluster: Any, pattern: str) -> list[list[bytes]]:
+    import redis
+
+    per_node = []
+    for server in cluster.servers:
+        client = redis.Redis.from_url(server.url)
+        per_node.append(list(client.scan_iter(match=pattern)))
+        client.close()
+    return per_node
+
+
+def test_a_cluster_spreads_keys_and_clears_every_primary(redis_cluster: Any, calls: Calls) -> None:
+    @rcache(url=redis_cluster.url, namespace="spread", secret=False)
+    def f(x: int) -> int:
+        calls(x)
+        return x * 3
+
+    assert [f(x) for x in range(60)] == [f(x) for x in range(60)]
+    assert calls.count == 60
+    assert f.cache_info().currsize == 60
+    entries = [[k for k in keys if not k.endswith(b":g")] for keys in _node_keys(redis_cluster, "twc:spread:*")]
+    assert all(len(keys) > 0 for keys in entries), [len(k) for k in entries]
+    assert sum(len(keys) for keys in entries) == 60
+    f.cache_clear()
+    assert f.cache_info().currsize == 0
+    f(1)
+    assert calls.count == 61
+    deadline = time.monotonic() + 10
+    while sum(len(k) for k in _node_keys(redis_cluster, "twc:spread:0:*")) != 0:
+        assert time.monotonic() < deadline
+        time.sleep(0.05)
+    assert f.cache_delete(1) is True
+
+
+def test_a_cluster_runs_one_computation_across_processes(redis_cluster: Any, tmp_path: Any) -> None:
+    import subprocess
+    import sys
+
+    log = tmp_path / "runs"
+    code = f"""
+import time
+from twat_cache import rcache
+@rcache(url={redis_cluster.url!r}, name="cluster-flight", version=1, secret=False, timeout=2)
+def slow(x):
+    with open({str(log)!r}, "a") as f:
+        f.write("ran\\n")
+    time.sleep(0.5)
+    return x
+print(slow(5))
+"""
+    procs = [subprocess.Popen([sys.executable, "-c", code], stdout=subprocess.PIPE, text=True) for _ in range(3)]
+    outs = [p.communicate(timeout=120)[0].strip() for p in procs]
+    assert outs == ["5", "5", "5"]
+    assert log.read_text().split() == ["ran"]
