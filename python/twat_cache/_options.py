@@ -196,7 +196,18 @@ def check_store_options(where: str, options: dict[str, Any]) -> dict[str, Any]:
         "mmap": use_mmap,
         "durable": check_flag(where, "durable", options["durable"]),
         "secret": check_secret(where, options["secret"]),
+        "serializer": _checked_serializer(where, options, use_mmap),
     }
+
+
+def _checked_serializer(where: str, options: dict[str, Any], use_mmap: bool) -> Any:
+    serializer = check_serializer(where, options.get("serializer", "pickle"))
+    if use_mmap and serializer is not None:
+        raise ConfigurationError(
+            f"{where}: invalid mmap=True with serializer={options['serializer']!r}: expected serializer='pickle', "
+            "since only pickle's raw array buffers can be memory-mapped"
+        )
+    return serializer
 
 
 DEFAULT_REDIS_URL = "redis://127.0.0.1:6379/0"
@@ -251,5 +262,26 @@ def check_redis_options(where: str, options: dict[str, Any]) -> dict[str, Any]:
         "ttl": check_ttl(where, options["ttl"]),
         "compress": check_compress(where, options["compress"]),
         "secret": check_secret(where, options["secret"]),
+        "serializer": check_serializer(where, options.get("serializer", "pickle")),
         "unsigned_chosen": options["secret"] is False,
     }
+
+
+def check_serializer(decorator: str, serializer: object) -> Any:
+    """``"pickle"`` (returns ``None``: the native default), ``"json"``, or an object with
+    callable ``dumps`` and ``loads``; returns the serializer object."""
+    from ._serializers import JSON
+
+    if serializer is None or serializer == "pickle":
+        return None
+    if serializer == "json":
+        return JSON
+    has = [callable(getattr(serializer, m, None)) for m in ("dumps", "loads")]
+    if not isinstance(serializer, str) and all(has):
+        return serializer
+    raise _fail(
+        decorator,
+        "serializer",
+        serializer,
+        "'pickle', 'json', or an object with dumps(value) -> bytes and loads(bytes)",
+    )

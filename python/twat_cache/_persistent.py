@@ -10,6 +10,7 @@ from . import _decorate, _options
 from ._core import PersistentFunction
 from ._fingerprint import code_version
 from ._paths import folder_for_name, get_cache_path
+from ._serializers import native_serializer
 from ._signature import param_specs
 
 # The options of the persistent decorators and their defaults.
@@ -22,6 +23,7 @@ BCACHE_DEFAULTS: dict[str, Any] = {
     "compress": False,
     "secret": None,
     "durable": False,
+    "serializer": "pickle",
     "key": None,
     "ignore": (),
     "typed": False,
@@ -70,6 +72,7 @@ def persistent_decorator(kind: str, func: Any, options: dict[str, Any]) -> Any:
             disabled=_decorate.disabled_by_env(),
             durable=store["durable"],
             is_async=_decorate.is_async(fn),
+            serializer=native_serializer(store["serializer"]),
         )
 
     def decorate(fn: Any) -> Any:

@@ -35,6 +35,7 @@ class Options(TypedDict, total=False):
     mmap: bool
     durable: bool
     secret: str | bytes | bool | None
+    serializer: Any
     url: str | None
     namespace: str | None
     timeout: float | datetime.timedelta
@@ -81,6 +82,7 @@ _CHECKS: dict[str, Callable[[str, Any], Any]] = {
     "mmap": _flag("mmap"),
     "durable": _flag("durable"),
     "secret": _secret,
+    "serializer": _kept(_options.check_serializer),
     "url": lambda where, value: None if value is None else _options.check_url(where, value),
     "namespace": _options.check_namespace,
     "timeout": lambda where, value: _options.check_seconds(where, "timeout", value),

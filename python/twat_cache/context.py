@@ -20,6 +20,7 @@ from typing import Any
 from . import _options, _registry
 from ._core import DiskHandle, MemoryHandle
 from ._paths import get_cache_path
+from ._serializers import native_serializer
 from .config import CacheConfig, settle
 from .engines import check_engine, require_available
 from .exceptions import TwatCacheError
@@ -42,6 +43,7 @@ CONTEXT_DEFAULTS: dict[str, Any] = {
     "url": None,
     "namespace": None,
     "timeout": 0.25,
+    "serializer": "pickle",
 }
 
 _MISSING: Any = object()
@@ -176,7 +178,7 @@ class CacheContext:
     - ``url``, ``namespace`` (default: the name, else ``"context"``), ``timeout``: for
       ``"redis"``, as for ``rcache``; handles on one namespace share their entries.
     - ``folder_name``, ``maxsize`` (entries in memory, bytes on disk), ``ttl``,
-      ``policy``, ``compress``, ``mmap``, ``secret``, ``durable``, ``typed``, ``secure``
+      ``policy``, ``compress``, ``mmap``, ``secret``, ``serializer``, ``durable``, ``typed``, ``secure``
       as for the decorators; ``name``: the registry name, and on disk the namespace
       of the entries in the folder (default: the folder's name); ``config``: a
       ``CacheConfig``.
@@ -233,6 +235,8 @@ class CacheContext:
         """Opens a new handle on the engine (``with`` does this for you)."""
         o = dict(self._checked)
         name = o.pop("name")
+        if "serializer" in o:
+            o["serializer"] = native_serializer(o["serializer"])
         if self.engine in ("memory", "async"):
             native: MemoryHandle | DiskHandle = MemoryHandle(**o)
             name = name or f"context.{self.engine}.{_next()}"

@@ -26,6 +26,7 @@ def bcache(
     compress: bool | str = False,
     secret: str | bytes | None = None,
     durable: bool = False,
+    serializer: Any = "pickle",
     key: Callable[..., Any] | None = None,
     ignore: Iterable[str] = (),
     typed: bool = False,
@@ -54,6 +55,9 @@ def bcache(func: Any = None, /, *, config: CacheConfig | None = None, **options:
     - ``durable``: flush each value file to the device before it is renamed into place
       (the default flushes it in the background right after; a power cut in between can
       only lose the entry, never return a damaged one).
+    - ``serializer``: ``"pickle"`` (the default), ``"json"`` (reading an entry can never run
+      code; a value JSON cannot carry unchanged is returned and not stored), or an object
+      with ``dumps(value) -> bytes`` and ``loads(bytes)``. Its name is part of every key.
     - ``secret``: sign entries with HMAC-SHA256 (default ``$TWAT_CACHE_SECRET``); an entry
       that fails verification is never unpickled.
     - ``version``: part of every key; ``None`` uses a fingerprint of the function's code,

@@ -27,6 +27,7 @@ def fcache(
     policy: str = "lru",
     secret: str | bytes | None = None,
     durable: bool = False,
+    serializer: Any = "pickle",
     key: Callable[..., Any] | None = None,
     ignore: Iterable[str] = (),
     typed: bool = False,

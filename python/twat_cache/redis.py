@@ -12,6 +12,7 @@ from typing import Any, overload
 from . import _decorate, _options
 from ._core import PersistentFunction
 from ._fingerprint import code_version
+from ._serializers import native_serializer
 from ._signature import param_specs
 from ._types import CachedFunction, P, R
 from .config import CacheConfig, settle
@@ -27,6 +28,7 @@ RCACHE_DEFAULTS: dict[str, Any] = {
     "jitter": None,
     "compress": False,
     "secret": None,
+    "serializer": "pickle",
     "lock": True,
     "lock_wait": 10.0,
     "key": None,
@@ -67,6 +69,7 @@ def rcache(
     jitter: float | datetime.timedelta | None = None,
     compress: bool | str = False,
     secret: str | bytes | bool | None = None,
+    serializer: Any = "pickle",
     lock: bool = True,
     lock_wait: float | datetime.timedelta = 10.0,
     key: Callable[..., Any] | None = None,
@@ -100,6 +103,10 @@ def rcache(func: Any = None, /, *, config: CacheConfig | None = None, **options:
     - ``secret``: sign entries with HMAC-SHA256 (default ``$TWAT_CACHE_SECRET``). Without
       one, anyone who can write to the server can run code in every client (a warning
       says so once per process); ``secret=False`` states the server is trusted.
+    - ``serializer``: ``"pickle"`` (the default), ``"json"`` (reading an entry can never
+      run code; a value JSON cannot carry unchanged is returned and not stored), or an
+      object with ``dumps(value) -> bytes`` and ``loads(bytes)``. Its name is part of
+      every key.
     - ``lock``: single flight across processes and machines (default ``True``): one caller
       computes a missing key, the others wait for its value, at most ``lock_wait``
       seconds (then compute themselves).
@@ -155,6 +162,7 @@ def redis_decorator(func: Any, options: dict[str, Any]) -> Any:
             secure=secure,
             disabled=_decorate.disabled_by_env(),
             is_async=_decorate.is_async(fn),
+            serializer=native_serializer(store["serializer"]),
         )
         if store["secret"] is None and not store["unsigned_chosen"]:
             warn_unsigned(f"rcache {cache_name!r}", _options.shown_url(store["url"]))

@@ -16,7 +16,7 @@ use crate::counters::disk_stats;
 use crate::engine::{EngineConfig, MemoryEngine};
 use crate::errors::to_py_err;
 use crate::key::KeyBuilder;
-use crate::options::{self, StoreSpec};
+use crate::options::{self, serializer_identity, SerializerSpec, StoreSpec};
 use crate::persistent::place;
 use crate::store_engine::StoreEngine;
 
@@ -146,7 +146,7 @@ impl DiskHandle {
 #[pymethods]
 impl DiskHandle {
     #[new]
-    #[pyo3(signature = (*, kind, folder=None, name, maxsize, ttl, policy, compress, mmap, secret, typed, secure, durable, url=None, namespace=None, timeout=None))]
+    #[pyo3(signature = (*, kind, folder=None, name, maxsize, ttl, policy, compress, mmap, secret, typed, secure, durable, url=None, namespace=None, timeout=None, serializer=None))]
     #[allow(clippy::too_many_arguments)]
     fn new(
         py: Python<'_>,
@@ -165,10 +165,11 @@ impl DiskHandle {
         url: Option<String>,
         namespace: Option<String>,
         timeout: Option<f64>,
+        serializer: Option<SerializerSpec>,
     ) -> PyResult<Self> {
         // Handles of one namespace share their entries, whatever their registry names.
         let ns = namespace.unwrap_or(name);
-        let identity = format!("{ns}\0context");
+        let identity = format!("{ns}\0context{}", serializer_identity(&serializer));
         let engine = StoreSpec {
             kind: StoreSpec::kind(py, kind)?,
             place: place(py, folder, url, timeout)?,
@@ -182,6 +183,7 @@ impl DiskHandle {
             secret,
             durable,
             lock_wait: None,
+            serializer,
         }
         .open(py)?;
         Ok(Self {

@@ -9,7 +9,7 @@ use pyo3::prelude::*;
 use twat_cache::{Compression, DiskConfig, Policy, RedisConfig, Signer};
 
 use crate::errors::to_py_err;
-use crate::store_engine::{Backing, LockSpec, StoreEngine, ValueOptions};
+use crate::store_engine::{Backing, LockSpec, Serializer, StoreEngine, ValueOptions};
 
 pub fn bad_config(
     py: Python<'_>,
@@ -86,6 +86,20 @@ pub struct StoreSpec {
     pub durable: bool,
     /// Cross-process single flight: `Some(lock_wait seconds)` when on.
     pub lock_wait: Option<f64>,
+    /// `serializer=` other than pickle: `(name, dumps, loads)`.
+    pub serializer: Option<SerializerSpec>,
+}
+
+/// `serializer=` as Python passes it: `(name, dumps, loads)`.
+pub type SerializerSpec = (String, Py<PyAny>, Py<PyAny>);
+
+/// The part of every key that names the serializer (nothing for pickle, so keys
+/// written before `serializer=` existed still match).
+pub fn serializer_identity(serializer: &Option<SerializerSpec>) -> String {
+    match serializer {
+        Some((name, _, _)) => format!("\0serializer={name}"),
+        None => String::new(),
+    }
 }
 
 /// How long a computation's lease lasts between two extensions.
@@ -152,6 +166,11 @@ impl StoreSpec {
             compression,
             signer: self.secret.map(|s| Signer::new(&s)),
             mmap: self.mmap,
+            serializer: self.serializer.map(|(name, dumps, loads)| Serializer {
+                name,
+                dumps,
+                loads,
+            }),
         };
         let jitter = jitter(py, self.jitter)?;
         let lock = match self.lock_wait {

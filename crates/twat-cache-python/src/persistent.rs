@@ -17,7 +17,7 @@ use crate::counters::disk_stats;
 use crate::errors::to_py_err;
 use crate::holder::Guarded;
 use crate::key::{KeyBuilder, ParamSpec};
-use crate::options::{Place, StoreSpec};
+use crate::options::{serializer_identity, Place, SerializerSpec, StoreSpec};
 use crate::store_engine::StoreEngine;
 use crate::store_engine::{Backing, Claimed};
 
@@ -46,7 +46,7 @@ pub struct PersistentFunction {
 #[pymethods]
 impl PersistentFunction {
     #[new]
-    #[pyo3(signature = (func, params, *, kind, folder=None, name, version, maxsize, ttl, policy, compress, mmap, secret, typed, key, secure, disabled, durable=false, is_async=false, jitter=None, url=None, namespace=None, timeout=None, lock_wait=None))]
+    #[pyo3(signature = (func, params, *, kind, folder=None, name, version, maxsize, ttl, policy, compress, mmap, secret, typed, key, secure, disabled, durable=false, is_async=false, jitter=None, url=None, namespace=None, timeout=None, lock_wait=None, serializer=None))]
     #[allow(clippy::too_many_arguments)]
     fn new(
         py: Python<'_>,
@@ -73,8 +73,10 @@ impl PersistentFunction {
         namespace: Option<String>,
         timeout: Option<f64>,
         lock_wait: Option<f64>,
+        serializer: Option<SerializerSpec>,
     ) -> PyResult<Self> {
         let kind = StoreSpec::kind(py, kind)?;
+        let identity = format!("{name}\0{version}{}", serializer_identity(&serializer));
         let engine = StoreSpec {
             kind,
             place: place(py, folder, url, timeout)?,
@@ -88,6 +90,7 @@ impl PersistentFunction {
             secret,
             durable,
             lock_wait,
+            serializer,
         }
         .open(py)?;
         // The hasher's first use pays one-time CPU setup (tens of microseconds for the
@@ -96,7 +99,7 @@ impl PersistentFunction {
         Ok(PersistentFunction {
             func,
             keys: KeyBuilder::new(params, typed, key),
-            identity: format!("{name}\0{version}"),
+            identity,
             secure,
             engine,
             flights: Guarded::new(Flights::default()),

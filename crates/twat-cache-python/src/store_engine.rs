@@ -65,6 +65,17 @@ pub struct ValueOptions {
     pub compression: Compression,
     pub signer: Option<Signer>,
     pub mmap: bool,
+    /// A serializer other than pickle (`serializer=`): its name, `dumps` and `loads`.
+    pub serializer: Option<Serializer>,
+}
+
+/// `serializer=`: an object whose `dumps(value)` returns bytes and `loads(bytes)` the
+/// value. Its name is part of every key, so an entry is only ever read by the
+/// serializer that wrote it.
+pub struct Serializer {
+    pub name: String,
+    pub dumps: Py<PyAny>,
+    pub loads: Py<PyAny>,
 }
 
 /// Where an engine's entries live.
@@ -374,7 +385,9 @@ impl StoreEngine {
             // Most small values: checked and unpickled straight from the index row.
             EntrySource::Inline(bytes) if self.options.signer.is_none() => {
                 match small_stream(bytes) {
-                    Ok(Some(stream)) => loads(py, stream, Vec::new()).map_err(LoadFail::Python),
+                    Ok(Some(stream)) => {
+                        self.loads(py, stream, Vec::new()).map_err(LoadFail::Python)
+                    }
                     Ok(None) => self.decode(py, &entry),
                     Err(e) => Err(LoadFail::Store(e)),
                 }
@@ -445,7 +458,7 @@ impl StoreEngine {
                 py.detach(|| reader.finish())?;
             }
         }
-        Ok(loads(py, &layout.stream, buffers)?)
+        Ok(self.loads(py, &layout.stream, buffers)?)
     }
 
     /// Counts one call as a hit or a miss.
@@ -492,17 +505,21 @@ impl StoreEngine {
         ttl: Option<std::time::Duration>,
     ) -> bool {
         let py = value.py();
-        let pickled = match dumps(value) {
+        let pickled = match self.dumps(value) {
             Ok(p) => p,
             Err(e) => {
                 let t = value
                     .get_type()
                     .name()
                     .map_or_else(|_| "?".into(), |n| n.to_string());
+                let how = match &self.options.serializer {
+                    Some(s) => format!("serialized with {}", s.name),
+                    None => "pickled".to_owned(),
+                };
                 self.store_failed(
                     py,
                     Failure::Pickle,
-                    &format!("a result of type {t} cannot be pickled ({e})"),
+                    &format!("a result of type {t} cannot be {how} ({e})"),
                 );
                 return false;
             }
@@ -603,6 +620,39 @@ impl StoreEngine {
         match self.store(py) {
             Some(store) => py.detach(|| store.flush()),
             None => Ok(()),
+        }
+    }
+}
+
+impl StoreEngine {
+    /// The value's bytes: pickled (large buffers out of band), or by `serializer=`.
+    fn dumps<'py>(&self, value: &Bound<'py, PyAny>) -> PyResult<Pickled<'py>> {
+        match &self.options.serializer {
+            None => dumps(value),
+            Some(s) => Ok(Pickled {
+                stream: s
+                    .dumps
+                    .bind(value.py())
+                    .call1((value,))?
+                    .cast_into::<PyBytes>()?,
+                buffers: Vec::new(),
+            }),
+        }
+    }
+
+    fn loads(
+        &self,
+        py: Python<'_>,
+        stream: &[u8],
+        buffers: Vec<Bound<'_, PyAny>>,
+    ) -> PyResult<Py<PyAny>> {
+        match &self.options.serializer {
+            None => loads(py, stream, buffers),
+            Some(s) => Ok(s
+                .loads
+                .bind(py)
+                .call1((PyBytes::new(py, stream),))?
+                .unbind()),
         }
     }
 }
