@@ -11,6 +11,7 @@ import pickle
 import re
 import threading
 import time
+from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 import pytest
@@ -656,3 +657,135 @@ print(f(1), f(1), f.cache_stats()["store_errors"])
         # Without that CA the server is not trusted: calls still work, uncached.
         out = run_python(code, env={"SSL_CERT_FILE": str(tmp_path / "none.pem")})
         assert out.count("ran 1") == 2, out
+
+
+# The async hit path: the event loop's own connection.
+
+
+class _CountingExecutor(ThreadPoolExecutor):
+    """The loop's default executor, counting what is submitted to it."""
+
+    submitted = 0
+
+    def submit(self, fn: Any, /, *args: Any, **kwargs: Any) -> Any:
+        self.submitted += 1
+        return super().submit(fn, *args, **kwargs)
+
+
+async def _until_wired(f: Any, *args: Any) -> None:
+    """Calls until the loop's connection is up (it is made in the background)."""
+    from twat_cache import _wire
+
+    loop = asyncio.get_running_loop()
+    deadline = time.monotonic() + 10
+    while not any(not isinstance(w, tuple) for w in _wire._WIRES.get(loop, {}).values()):
+        assert time.monotonic() < deadline, "no wire"
+        await f(*args)
+        await asyncio.sleep(0.01)
+
+
+def test_async_hits_wait_on_the_loop_not_in_a_thread(redis_url: str, calls: Calls) -> None:
+    @rcache(url=redis_url, secret=False)
+    async def f(x: int) -> dict[str, int]:
+        calls(x)
+        return {"x": x}
+
+    async def main() -> tuple[int, list[Any]]:
+        executor = _CountingExecutor(4)
+        asyncio.get_running_loop().set_default_executor(executor)
+        await f(1)
+        await _until_wired(f, 1)
+        before = executor.submitted
+        values = [await f(1) for _ in range(50)]
+        values += await asyncio.gather(*(f(1) for _ in range(50)))
+        return executor.submitted - before, values
+
+    submitted, values = asyncio.run(main())
+    assert submitted == 0
+    assert values == [{"x": 1}] * 100
+    assert calls.count == 1
+    assert f.cache_info().hits >= 100
+
+
+def test_a_clear_elsewhere_is_seen_by_the_next_async_hit(redis_url: str, calls: Calls) -> None:
+    @rcache(url=redis_url, name="wire-clear", version=1, secret=False)
+    async def f(x: int) -> int:
+        calls(x)
+        return x
+
+    async def main() -> None:
+        await f(1)
+        await _until_wired(f, 1)
+        assert calls.count == 1
+        run_python(f"""
+from twat_cache import rcache
+@rcache(url={redis_url!r}, name="wire-clear", version=1, secret=False)
+async def f(x):
+    return x
+f.cache_clear()
+""")
+        assert await f(1) == 1
+        assert calls.count == 2
+        assert await f(1) == 1
+        assert calls.count == 2
+
+    asyncio.run(main())
+
+
+def test_a_paused_server_breaks_the_wire_not_the_call(own_redis: Any, calls: Calls) -> None:
+    server = own_redis()
+
+    @rcache(url=server.url, secret=False, timeout=0.1)
+    async def f(x: int) -> int:
+        calls(x)
+        return x
+
+    async def main() -> None:
+        await f(1)
+        await _until_wired(f, 1)
+        server.command("CLIENT", "PAUSE", 2000, "ALL")
+        started = time.monotonic()
+        assert await asyncio.gather(f(1), f(1), f(2)) == [1, 1, 2]
+        assert time.monotonic() - started < 10  # a generous bound on a hang
+
+    asyncio.run(main())
+    assert f.cache_stats()["store_errors"] >= 1
+
+
+def test_a_killed_server_under_a_wire_never_breaks_a_call(own_redis: Any, calls: Calls) -> None:
+    server = own_redis()
+
+    @rcache(url=server.url, secret=False)
+    async def f(x: int) -> int:
+        calls(x)
+        return x * 2
+
+    async def main() -> list[int]:
+        await f(1)
+        await _until_wired(f, 1)
+        server.stop(kill=True)
+        return [await f(1) for _ in range(10)]
+
+    assert asyncio.run(main()) == [2] * 10
+    assert calls.count == 11
+
+
+def test_a_cancelled_async_hit_leaves_the_wire_usable(redis_url: str, calls: Calls) -> None:
+    @rcache(url=redis_url, secret=False)
+    async def f(x: int) -> int:
+        calls(x)
+        return x
+
+    async def main() -> list[int]:
+        await f(1)
+        await _until_wired(f, 1)
+        tasks = [asyncio.ensure_future(f(1)) for _ in range(20)]
+        await asyncio.sleep(0)
+        for t in tasks[::2]:
+            t.cancel()
+        done = await asyncio.gather(*tasks, return_exceptions=True)
+        assert all(d == 1 or isinstance(d, asyncio.CancelledError) for d in done)
+        return [await f(1) for _ in range(5)]
+
+    assert asyncio.run(main()) == [1] * 5
+    assert calls.count == 1

@@ -11,6 +11,8 @@ import threading
 import weakref
 from typing import Any
 
+from .exceptions import TwatCacheError
+
 __all__ = ["clear_cache", "get_stats", "list_caches"]
 
 _lock = threading.Lock()
@@ -102,10 +104,20 @@ def get_stats(name: str | None = None) -> dict[str, Any]:
 
 
 def clear_cache(name: str | None = None) -> None:
-    """Empties one cache by name, or every cache."""
-    targets = [_lookup(name)] if name is not None else list(_snapshot().values())
-    for cache in targets:
-        cache.cache_clear()
+    """Empties one cache by name, or every cache. A cache that cannot be emptied (its
+    Redis is unreachable) does not stop the others: the error, naming each such
+    cache, is raised once the rest are empty."""
+    if name is not None:
+        _lookup(name).cache_clear()
+        return
+    failed = []
+    for cache_name, cache in sorted(_snapshot().items()):
+        try:
+            cache.cache_clear()
+        except TwatCacheError as e:
+            failed.append(f"{cache_name}: {e}")
+    if failed:
+        raise TwatCacheError("some caches could not be emptied: " + "; ".join(failed))
 
 
 def list_caches() -> list[str]:

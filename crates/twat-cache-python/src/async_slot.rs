@@ -86,6 +86,12 @@ impl DiskSlot {
         (self.owner.as_ptr() as usize, self.key)
     }
 
+    /// The 128-bit key.
+    #[getter]
+    fn key(&self) -> KeyDigest {
+        self.key
+    }
+
     #[getter]
     fn blocking(&self) -> bool {
         true
@@ -147,6 +153,35 @@ fn unwrap_found(py: Python<'_>, value: Option<Py<PyAny>>) -> (bool, Py<PyAny>) {
         Some(v) => (true, v),
         None => (false, py.None()),
     }
+}
+
+/// The coroutine of an async call of an `rcache` function on one server:
+/// `wire_call(cached, slot, func, args, kwargs)`, which looks the key up on the event
+/// loop's own connection and goes on to `cached_call` on a miss.
+pub fn wire_coroutine(
+    py: Python<'_>,
+    cached: &Bound<'_, PyAny>,
+    slot: Bound<'_, PyAny>,
+    func: &Py<PyAny>,
+    args: Bound<'_, PyTuple>,
+    kwargs: Option<&Bound<'_, PyDict>>,
+) -> PyResult<Py<PyAny>> {
+    static WIRE_CALL: PyLazy<Py<PyAny>> = PyLazy::new();
+    let wire_call = WIRE_CALL.get_or_try_init(py, || {
+        Ok::<_, PyErr>(
+            py.import("twat_cache._wire")?
+                .getattr("wire_call")?
+                .unbind(),
+        )
+    })?;
+    let kwargs = match kwargs {
+        Some(k) => k.clone().into_any(),
+        None => PyDict::new(py).into_any(),
+    };
+    Ok(wire_call
+        .bind(py)
+        .call1((cached, slot, func.clone_ref(py), args, kwargs))?
+        .unbind())
 }
 
 /// The coroutine that serves a call the native side could not answer:

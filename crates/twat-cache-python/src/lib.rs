@@ -24,6 +24,7 @@ mod ready;
 mod state;
 mod store_engine;
 mod waiting;
+mod wire;
 
 use pyo3::prelude::*;
 
@@ -66,6 +67,7 @@ fn _core(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_class::<handle::DiskHandle>()?;
     m.add_class::<async_slot::MemorySlot>()?;
     m.add_class::<async_slot::DiskSlot>()?;
+    m.add_class::<wire::LoopWire>()?;
     m.add(
         "POLICIES",
         twat_cache::Policy::ALL.map(|p| p.name()).to_vec(),

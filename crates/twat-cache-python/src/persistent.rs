@@ -11,7 +11,7 @@ use pyo3::prelude::*;
 use pyo3::types::{PyDict, PyTuple};
 use twat_cache::{Claim, Flights, KeyDigest, KeyHasher, Lead};
 
-use crate::async_slot::{miss_coroutine, DiskSlot};
+use crate::async_slot::{miss_coroutine, wire_coroutine, DiskSlot};
 use crate::canonical::call_digest;
 use crate::counters::disk_stats;
 use crate::errors::to_py_err;
@@ -41,6 +41,9 @@ pub struct PersistentFunction {
     disabled: bool,
     /// An `async def` function: its I/O runs in the event loop's executor.
     is_async: bool,
+    /// Its store is one Redis server without TLS: async hits use the loop's own
+    /// connection (`wire.rs`).
+    wired: bool,
 }
 
 #[pymethods]
@@ -96,6 +99,7 @@ impl PersistentFunction {
         // The hasher's first use pays one-time CPU setup (tens of microseconds for the
         // SIMD unit BLAKE3 uses): at decoration time, not in the first call.
         KeyHasher::new(secure).finish();
+        let wired = is_async && engine_is_wired(&engine);
         Ok(PersistentFunction {
             func,
             keys: KeyBuilder::new(params, typed, key),
@@ -107,6 +111,7 @@ impl PersistentFunction {
             kind,
             disabled,
             is_async,
+            wired,
         })
     }
 
@@ -129,6 +134,17 @@ impl PersistentFunction {
             // Hashing the arguments is CPU work and stays here; every lookup and store
             // runs in the loop's executor (see `twat_cache._async`).
             let slot = Bound::new(py, DiskSlot::new(slf.clone().unbind(), key))?;
+            if this.wired {
+                // Redis on one server: hits wait on the event loop, not in a thread.
+                return wire_coroutine(
+                    py,
+                    slf.as_any(),
+                    slot.into_any(),
+                    &this.func,
+                    args.clone(),
+                    kwargs,
+                );
+            }
             return miss_coroutine(py, slot.into_any(), &this.func, args.clone(), kwargs);
         }
         this.sync_call(py, key, args, kwargs)
@@ -301,6 +317,14 @@ impl PersistentFunction {
 
     fn __repr__(&self, py: Python<'_>) -> PyResult<String> {
         Ok(format!("<{} {}>", self.kind, self.func.bind(py).repr()?))
+    }
+}
+
+/// A Redis store on one server, reached without TLS: the loop can watch its socket.
+fn engine_is_wired(engine: &crate::store_engine::StoreEngine) -> bool {
+    match engine.backing() {
+        Backing::Redis(c) => !c.url.cluster && !c.url.nodes[0].starts_with("rediss"),
+        Backing::Disk { .. } => false,
     }
 }
 

@@ -87,10 +87,16 @@ pub enum Backing {
 }
 
 impl Backing {
-    fn open(&self) -> Result<Box<dyn ByteStore>, Error> {
+    /// The store, and for Redis a second handle on it (for the event loops' wires).
+    fn open(&self) -> Result<(Box<dyn ByteStore>, Option<RedisStore>), Error> {
         Ok(match self {
-            Backing::Disk { folder, config } => Box::new(DiskStore::open(folder, config.clone())?),
-            Backing::Redis(config) => Box::new(RedisStore::open(config.clone())?),
+            Backing::Disk { folder, config } => {
+                (Box::new(DiskStore::open(folder, config.clone())?), None)
+            }
+            Backing::Redis(config) => {
+                let store = RedisStore::open(config.clone())?;
+                (Box::new(store.clone()), Some(store))
+            }
         })
     }
 
@@ -128,6 +134,7 @@ pub struct LockSpec {
 /// warned about once per outage.
 pub struct StoreEngine {
     store: OnceLock<Box<dyn ByteStore>>,
+    redis: OnceLock<RedisStore>,
     backing: Backing,
     retry_at: Mutex<Instant>,
     lock: Option<LockSpec>,
@@ -244,6 +251,7 @@ impl StoreEngine {
         warm_up(py, options.signer.as_ref());
         let engine = StoreEngine {
             store: OnceLock::new(),
+            redis: OnceLock::new(),
             backing,
             retry_at: Mutex::new(Instant::now()),
             lock,
@@ -281,7 +289,10 @@ impl StoreEngine {
             *at = now + FOLDER_RETRY;
         }
         match py.detach(|| self.backing.open()) {
-            Ok(store) => {
+            Ok((store, redis)) => {
+                if let Some(redis) = redis {
+                    let _ = self.redis.set(redis);
+                }
                 let _ = self.store.set(store);
                 Ok(self.store.get().map(|s| &**s))
             }
@@ -296,6 +307,34 @@ impl StoreEngine {
                 Err(e)
             }
         }
+    }
+
+    /// The Redis store behind this engine, for the event loops' wires (`wire.rs`).
+    pub fn redis(&self, py: Python<'_>) -> Option<&RedisStore> {
+        self.store(py)?;
+        self.redis.get()
+    }
+
+    /// The value of an entry's bytes that arrived on a wire, counted as a hit or miss
+    /// by the caller.
+    pub fn value_of_bytes(
+        &self,
+        py: Python<'_>,
+        key: KeyDigest,
+        bytes: Vec<u8>,
+    ) -> Option<Py<PyAny>> {
+        let store = self.store(py)?;
+        self.succeeded();
+        let entry = Entry {
+            len: bytes.len() as u64,
+            source: EntrySource::Inline(bytes),
+        };
+        self.value_of(py, store, key, entry)
+    }
+
+    /// A wire lookup failed: warned about once per outage, like any other.
+    pub fn wire_failed(&self, py: Python<'_>, e: &Error) {
+        self.failed(py, Failure::Read, e, "a lookup failed, treated as a miss");
     }
 
     /// The namespace of this cache's entries.
@@ -381,6 +420,19 @@ impl StoreEngine {
                 return None;
             }
         };
+        self.value_of(py, store, key, entry)
+    }
+
+    /// The value of a found entry; a damaged one (bad checksum or signature, or one
+    /// that cannot be unpickled) is removed, logged, and `None`.
+    fn value_of(
+        &self,
+        py: Python<'_>,
+        store: &dyn ByteStore,
+        key: KeyDigest,
+        entry: Entry,
+    ) -> Option<Py<PyAny>> {
+        let ns = &self.ns;
         let value = match &entry.source {
             // Most small values: checked and unpickled straight from the index row.
             EntrySource::Inline(bytes) if self.options.signer.is_none() => {

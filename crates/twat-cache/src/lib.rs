@@ -60,6 +60,8 @@ mod reader;
 mod redis_store;
 #[cfg(feature = "redis")]
 mod redis_url;
+#[cfg(feature = "redis")]
+mod redis_wire;
 mod single_flight;
 mod sketch;
 mod stats;
@@ -81,6 +83,8 @@ pub use reader::{read_frame, small_stream, FrameReader, Layout, Loaded};
 pub use redis_store::{RedisConfig, RedisStore, DEFAULT_REDIS_PREFIX, DEFAULT_REDIS_TIMEOUT};
 #[cfg(feature = "redis")]
 pub use redis_url::RedisUrl;
+#[cfg(feature = "redis")]
+pub use redis_wire::{HitRequest, Reply, Wire};
 pub use single_flight::{Claim, Flight, Flights, Lead};
 pub use stats::Stats;
 pub use store::{Removed, Store};

@@ -104,7 +104,7 @@ impl std::fmt::Debug for RedisStore {
 }
 
 /// The 128 bits of a key in base64url without padding: 22 characters.
-fn key_text(key: KeyDigest) -> String {
+pub(crate) fn key_text(key: KeyDigest) -> String {
     const ALPHABET: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
     let mut out = String::with_capacity(22);
     // 128 bits = 21 groups of 6 bits and 2 left over.
@@ -258,7 +258,19 @@ impl RedisStore {
         }
     }
 
-    fn key_base(&self, ns: &str) -> String {
+    pub(crate) fn breaker(&self) -> &Breaker {
+        &self.inner.breaker
+    }
+
+    pub(crate) fn seen_generation(&self, base: &str) -> String {
+        self.inner.seen_generation(base)
+    }
+
+    pub(crate) fn saw_generation(&self, base: &str, generation: &str) {
+        self.inner.saw_generation(base, generation);
+    }
+
+    pub(crate) fn key_base(&self, ns: &str) -> String {
         format!("{}:{}:", self.inner.config.prefix, ns_text(ns))
     }
 

@@ -1,0 +1,366 @@
+//! A non-blocking connection to one Redis server for an event loop to drive (the
+//! Python binding's async hit path): the loop waits for the socket to be readable, so
+//! an async hit costs one round trip and no thread. Only lookups travel here; every
+//! other command takes the pooled, blocking path of [`RedisStore`].
+//!
+//! Requests are built and replies parsed here (RESP2); the owner writes, waits for
+//! readability, and reads.
+
+use std::io::{ErrorKind, Read, Write};
+use std::net::TcpStream;
+use std::os::fd::{AsRawFd, RawFd};
+use std::os::unix::net::UnixStream;
+
+use redis::{ConnectionAddr, IntoConnectionInfo};
+
+use crate::breaker::Admit;
+use crate::keyhash::KeyDigest;
+use crate::redis_store::{key_text, RedisStore};
+use crate::Error;
+
+enum Stream {
+    Tcp(TcpStream),
+    Unix(UnixStream),
+}
+
+impl Stream {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        match self {
+            Stream::Tcp(s) => s.read(buf),
+            Stream::Unix(s) => s.read(buf),
+        }
+    }
+
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        match self {
+            Stream::Tcp(s) => s.write(buf),
+            Stream::Unix(s) => s.write(buf),
+        }
+    }
+
+    fn set_nonblocking(&self, on: bool) -> std::io::Result<()> {
+        match self {
+            Stream::Tcp(s) => s.set_nonblocking(on),
+            Stream::Unix(s) => s.set_nonblocking(on),
+        }
+    }
+}
+
+/// One reply of the server.
+#[derive(Debug, PartialEq, Eq)]
+pub enum Reply {
+    /// A missing value.
+    Nil,
+    /// A bulk string.
+    Bulk(Vec<u8>),
+    /// A simple string (`+OK`).
+    Simple(String),
+    /// An integer.
+    Int(i64),
+    /// An error reply (`-ERR ...`).
+    Error(String),
+}
+
+/// A lookup sent on a [`Wire`]: what its two replies are checked against.
+#[derive(Debug, Clone)]
+pub struct HitRequest {
+    base: String,
+    guess: String,
+}
+
+/// A connection for an event loop. Made with blocking I/O (bounded by the store's
+/// timeout), then switched to non-blocking.
+pub struct Wire {
+    stream: Stream,
+    input: Vec<u8>,
+    pid: u32,
+    /// Bytes of a request that could not be written at once: the wire is then broken
+    /// (a request is ~100 bytes; a full send buffer means a server that stopped reading).
+    broken: bool,
+}
+
+/// One RESP2 reply at the start of `buf`, and its length; `None` if incomplete.
+fn parse(buf: &[u8]) -> Result<Option<(Reply, usize)>, Error> {
+    let Some(end) = buf.windows(2).position(|w| w == b"\r\n") else {
+        return Ok(None);
+    };
+    let bad = || Error::Remote("a reply that is not RESP".into());
+    let line = std::str::from_utf8(&buf[1..end]).map_err(|_| bad())?;
+    let next = end + 2;
+    let reply = match buf.first() {
+        Some(b'+') => Reply::Simple(line.to_owned()),
+        Some(b'-') => Reply::Error(line.to_owned()),
+        Some(b':') => Reply::Int(line.parse().map_err(|_| bad())?),
+        Some(b'$') => {
+            let len: i64 = line.parse().map_err(|_| bad())?;
+            if len < 0 {
+                return Ok(Some((Reply::Nil, next)));
+            }
+            let len = len as usize;
+            if buf.len() < next + len + 2 {
+                return Ok(None);
+            }
+            return Ok(Some((
+                Reply::Bulk(buf[next..next + len].to_vec()),
+                next + len + 2,
+            )));
+        }
+        Some(b'_') => Reply::Nil,
+        _ => return Err(bad()),
+    };
+    Ok(Some((reply, next)))
+}
+
+fn command(parts: &[&[u8]]) -> Vec<u8> {
+    let mut out = format!("*{}\r\n", parts.len()).into_bytes();
+    for p in parts {
+        out.extend_from_slice(format!("${}\r\n", p.len()).as_bytes());
+        out.extend_from_slice(p);
+        out.extend_from_slice(b"\r\n");
+    }
+    out
+}
+
+impl Wire {
+    /// The socket, for the loop to watch.
+    pub fn fd(&self) -> RawFd {
+        match &self.stream {
+            Stream::Tcp(s) => s.as_raw_fd(),
+            Stream::Unix(s) => s.as_raw_fd(),
+        }
+    }
+
+    /// Whether the wire can no longer be used (a write that would block, an error, a
+    /// closed socket, or a fork since it was made).
+    pub fn broken(&self) -> bool {
+        self.broken || self.pid != std::process::id()
+    }
+
+    /// Writes `bytes` whole, without waiting; `false` (and the wire broken) if it
+    /// cannot.
+    pub fn send(&mut self, bytes: &[u8]) -> bool {
+        if self.broken() {
+            return false;
+        }
+        match self.stream.write(bytes) {
+            Ok(n) if n == bytes.len() => true,
+            _ => {
+                self.broken = true;
+                false
+            }
+        }
+    }
+
+    /// Reads what has arrived and returns the whole replies in it, in order. A closed
+    /// socket or a damaged reply is an error (the wire is then broken).
+    pub fn receive(&mut self) -> Result<Vec<Reply>, Error> {
+        let mut chunk = [0u8; 64 * 1024];
+        loop {
+            match self.stream.read(&mut chunk) {
+                Ok(0) => {
+                    self.broken = true;
+                    return Err(Error::Remote("the server closed the connection".into()));
+                }
+                Ok(n) => {
+                    self.input.extend_from_slice(&chunk[..n]);
+                    if n < chunk.len() {
+                        break;
+                    }
+                }
+                Err(e) if e.kind() == ErrorKind::WouldBlock => break,
+                Err(e) if e.kind() == ErrorKind::Interrupted => continue,
+                Err(e) => {
+                    self.broken = true;
+                    return Err(Error::Remote(e.to_string()));
+                }
+            }
+        }
+        let mut replies = Vec::new();
+        let mut at = 0;
+        loop {
+            match parse(&self.input[at..]) {
+                Ok(Some((reply, used))) => {
+                    replies.push(reply);
+                    at += used;
+                }
+                Ok(None) => break,
+                Err(e) => {
+                    self.broken = true;
+                    return Err(e);
+                }
+            }
+        }
+        self.input.drain(..at);
+        Ok(replies)
+    }
+}
+
+impl RedisStore {
+    /// A [`Wire`] to this store's server, or `None` where there is none to make: a
+    /// cluster, or TLS (those lookups take the pooled path).
+    pub fn wire(&self) -> Result<Option<Wire>, Error> {
+        let config = self.config();
+        if config.url.cluster {
+            return Ok(None);
+        }
+        let info = config.url.nodes[0]
+            .as_str()
+            .into_connection_info()
+            .map_err(|e| Error::Remote(e.to_string()))?;
+        let timeout = config.timeout;
+        let failed = |e: std::io::Error| {
+            Error::Remote(config.url.scrub(format!("{}: {e}", config.url.shown)))
+        };
+        let stream = match info.addr() {
+            ConnectionAddr::Tcp(host, port) => {
+                let addr = std::net::ToSocketAddrs::to_socket_addrs(&(host.as_str(), *port))
+                    .map_err(failed)?
+                    .next()
+                    .ok_or_else(|| {
+                        Error::Remote(format!("{} does not resolve", config.url.shown))
+                    })?;
+                let s = TcpStream::connect_timeout(&addr, timeout).map_err(failed)?;
+                s.set_nodelay(true).map_err(failed)?;
+                s.set_read_timeout(Some(timeout)).map_err(failed)?;
+                s.set_write_timeout(Some(timeout)).map_err(failed)?;
+                Stream::Tcp(s)
+            }
+            ConnectionAddr::Unix(path) => {
+                let s = UnixStream::connect(path).map_err(failed)?;
+                s.set_read_timeout(Some(timeout)).map_err(failed)?;
+                s.set_write_timeout(Some(timeout)).map_err(failed)?;
+                Stream::Unix(s)
+            }
+            _ => return Ok(None),
+        };
+        let mut wire = Wire {
+            stream,
+            input: Vec::new(),
+            pid: std::process::id(),
+            broken: false,
+        };
+        // The handshake, blocking: AUTH and SELECT as the URL says.
+        let settings = info.redis_settings();
+        let mut hello = Vec::new();
+        let mut expected = 0;
+        if let Some(password) = settings.password() {
+            let mut parts: Vec<&[u8]> = vec![b"AUTH"];
+            if let Some(user) = settings.username() {
+                parts.push(user.as_bytes());
+            }
+            parts.push(password.as_bytes());
+            hello.extend(command(&parts));
+            expected += 1;
+        }
+        let db = settings.db().to_string();
+        if settings.db() != 0 {
+            hello.extend(command(&[b"SELECT", db.as_bytes()]));
+            expected += 1;
+        }
+        if expected > 0 {
+            wire.stream.write(&hello).map_err(failed)?;
+            let mut got = Vec::new();
+            while got.len() < expected {
+                let mut chunk = [0u8; 4096];
+                let n = wire.stream.read(&mut chunk).map_err(failed)?;
+                if n == 0 {
+                    return Err(Error::Remote("the server closed the connection".into()));
+                }
+                wire.input.extend_from_slice(&chunk[..n]);
+                while let Some((reply, used)) = parse(&wire.input)? {
+                    wire.input.drain(..used);
+                    got.push(reply);
+                }
+            }
+            if let Some(Reply::Error(e)) = got.iter().find(|r| matches!(r, Reply::Error(_))) {
+                return Err(Error::Remote(
+                    config.url.scrub(format!("{}: {e}", config.url.shown)),
+                ));
+            }
+        }
+        wire.stream.set_nonblocking(true).map_err(failed)?;
+        Ok(Some(wire))
+    }
+
+    /// The bytes of a lookup of `key` in `ns` on a [`Wire`] (two commands, so two
+    /// replies), and what to check them against; `None` when the breaker says to skip
+    /// the server.
+    pub fn hit_request(&self, ns: &str, key: KeyDigest) -> Option<(Vec<u8>, HitRequest)> {
+        if self.breaker().admit() != Admit::Go {
+            return None;
+        }
+        let base = self.key_base(ns);
+        let guess = self.seen_generation(&base);
+        let gen_key = format!("{base}g");
+        let entry_key = format!("{base}{guess}:{}", key_text(key));
+        let mut bytes = command(&[b"GET", gen_key.as_bytes()]);
+        bytes.extend(command(&[b"GET", entry_key.as_bytes()]));
+        Some((bytes, HitRequest { base, guess }))
+    }
+
+    /// The entry's bytes from the two replies of a [`RedisStore::hit_request`]:
+    /// `Ok(None)` when it is missing, or when the namespace was cleared since the
+    /// generation this process last saw (then the pooled path looks again).
+    pub fn hit_outcome(
+        &self,
+        request: &HitRequest,
+        generation: Reply,
+        entry: Reply,
+    ) -> Result<Option<Vec<u8>>, Error> {
+        let generation = match generation {
+            Reply::Nil => "0".to_owned(),
+            Reply::Bulk(g) => String::from_utf8_lossy(&g).into_owned(),
+            Reply::Error(e) => return self.wire_failed(Error::Remote(e)),
+            other => return self.wire_failed(Error::Remote(format!("unexpected {other:?}"))),
+        };
+        let bytes = match entry {
+            Reply::Nil => None,
+            Reply::Bulk(b) => Some(b),
+            Reply::Error(e) => return self.wire_failed(Error::Remote(e)),
+            other => return self.wire_failed(Error::Remote(format!("unexpected {other:?}"))),
+        };
+        self.breaker().success(&Admit::Go);
+        if generation != request.guess {
+            self.saw_generation(&request.base, &generation);
+            return Ok(None);
+        }
+        Ok(bytes)
+    }
+
+    /// A wire failed (a timeout, a closed socket): the breaker counts it.
+    pub fn wire_failed<T>(&self, e: Error) -> Result<T, Error> {
+        self.breaker().failure(&Admit::Go);
+        Err(e)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn replies_parse_whole_or_not_at_all() {
+        assert_eq!(
+            parse(b"$3\r\nabc\r\n").unwrap(),
+            Some((Reply::Bulk(b"abc".to_vec()), 9))
+        );
+        assert_eq!(parse(b"$3\r\nab").unwrap(), None);
+        assert_eq!(parse(b"$-1\r\n").unwrap(), Some((Reply::Nil, 5)));
+        assert_eq!(
+            parse(b"+OK\r\n").unwrap(),
+            Some((Reply::Simple("OK".into()), 5))
+        );
+        assert_eq!(parse(b":42\r\n").unwrap(), Some((Reply::Int(42), 5)));
+        assert_eq!(
+            parse(b"-ERR no\r\n").unwrap(),
+            Some((Reply::Error("ERR no".into()), 9))
+        );
+        assert_eq!(parse(b"+OK").unwrap(), None);
+        assert!(parse(b"?what\r\n").is_err());
+    }
+
+    #[test]
+    fn commands_are_resp_arrays() {
+        assert_eq!(command(&[b"GET", b"k"]), b"*2\r\n$3\r\nGET\r\n$1\r\nk\r\n");
+    }
+}
