@@ -6,7 +6,7 @@ throughput). With --write PATH it also writes the table as Markdown. Targets are
 of the project's issues (docs/benchmarks.md lists them beside the numbers).
 
     make bench            # or: python benches/run.py --write docs/benchmarks.md
-    python benches/run.py --only disk    # one group: memory, async, disk or files
+    python benches/run.py --only disk    # one group: memory, async, disk, files or redis
 """
 
 from __future__ import annotations
@@ -22,11 +22,15 @@ import async_lru
 import bench_async
 import bench_disk
 import bench_memory
+import bench_redis
 import cachebox
 import cachetools
 import diskcache
 import joblib
+import cashews
+import dogpile.cache
 import numpy as np
+import redis
 from common import Row, table
 
 GROUPS = {
@@ -34,6 +38,7 @@ GROUPS = {
     "async": bench_async.STEPS,
     "disk": bench_disk.DISK_STEPS,
     "files": bench_disk.FILE_STEPS,
+    "redis": bench_redis.STEPS,
 }
 
 
@@ -65,7 +70,8 @@ def main() -> None:
             f"- Python {platform.python_version()}; cachetools {cachetools.__version__}, "
             f"cachebox {cachebox.__version__}, async-lru {async_lru.__version__}, aiocache {aiocache.__version__}, "
             f"diskcache {diskcache.__version__}, joblib {joblib.__version__}, "
-            f"numpy {np.__version__}\n\n"
+            f"numpy {np.__version__}, redis-py {redis.__version__}, cashews {cashews.__version__}, "
+            f"dogpile.cache {dogpile.cache.__version__}; Redis rows on {bench_redis.SERVER_SEEN}\n\n"
         )
         with open(args.write, "w") as f:
             f.write(header + out + "\n")

@@ -83,6 +83,8 @@ impl Breaker {
             self.failures.store(0, Ordering::Release);
             self.backoff
                 .store(FIRST_BACKOFF.as_micros() as u64, Ordering::Release);
+            // Closed now, whoever probed: the next opening starts without a probe out.
+            self.probing.store(false, Ordering::Release);
         }
         if *admitted == Admit::Probe {
             self.probing.store(false, Ordering::Release);

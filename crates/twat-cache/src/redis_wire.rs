@@ -10,6 +10,7 @@ use std::io::{ErrorKind, Read, Write};
 use std::net::TcpStream;
 use std::os::fd::{AsRawFd, RawFd};
 use std::os::unix::net::UnixStream;
+use std::time::Instant;
 
 use redis::{ConnectionAddr, IntoConnectionInfo};
 
@@ -35,6 +36,27 @@ impl Stream {
         match self {
             Stream::Tcp(s) => s.write(buf),
             Stream::Unix(s) => s.write(buf),
+        }
+    }
+
+    fn write_all(&mut self, buf: &[u8]) -> std::io::Result<()> {
+        match self {
+            Stream::Tcp(s) => s.write_all(buf),
+            Stream::Unix(s) => s.write_all(buf),
+        }
+    }
+
+    fn set_read_timeout(&self, t: std::time::Duration) -> std::io::Result<()> {
+        match self {
+            Stream::Tcp(s) => s.set_read_timeout(Some(t)),
+            Stream::Unix(s) => s.set_read_timeout(Some(t)),
+        }
+    }
+
+    fn set_write_timeout(&self, t: std::time::Duration) -> std::io::Result<()> {
+        match self {
+            Stream::Tcp(s) => s.set_write_timeout(Some(t)),
+            Stream::Unix(s) => s.set_write_timeout(Some(t)),
         }
     }
 
@@ -66,6 +88,13 @@ pub enum Reply {
 pub struct HitRequest {
     base: String,
     guess: String,
+}
+
+impl HitRequest {
+    /// The generation the lookup assumed.
+    pub(crate) fn guess(&self) -> &str {
+        &self.guess
+    }
 }
 
 /// A connection for an event loop. Made with blocking I/O (bounded by the store's
@@ -195,10 +224,74 @@ impl Wire {
     }
 }
 
+impl Wire {
+    /// Sends `bytes` and reads `replies` replies, blocking, all before `deadline` (one
+    /// timeout for the whole exchange, however many reads it takes).
+    pub(crate) fn round_trip(
+        &mut self,
+        bytes: &[u8],
+        replies: usize,
+        deadline: Instant,
+    ) -> Result<Vec<Reply>, Error> {
+        let left = |what: &str| {
+            deadline
+                .checked_duration_since(Instant::now())
+                .filter(|d| !d.is_zero())
+                .ok_or_else(|| Error::Remote(format!("{what} timed out")))
+        };
+        self.stream.set_write_timeout(left("a request")?)?;
+        if self.stream.write_all(bytes).is_err() {
+            self.broken = true;
+            return Err(Error::Remote("a request could not be sent".into()));
+        }
+        let mut out = Vec::with_capacity(replies);
+        let mut chunk = [0u8; 64 * 1024];
+        while out.len() < replies {
+            while let Some((reply, used)) = parse(&self.input)? {
+                self.input.drain(..used);
+                out.push(reply);
+                if out.len() == replies {
+                    return Ok(out);
+                }
+            }
+            self.stream.set_read_timeout(left("a reply")?)?;
+            match self.stream.read(&mut chunk) {
+                Ok(0) => {
+                    self.broken = true;
+                    return Err(Error::Remote("the server closed the connection".into()));
+                }
+                Ok(n) => self.input.extend_from_slice(&chunk[..n]),
+                Err(e) if e.kind() == ErrorKind::Interrupted => {}
+                Err(e) => {
+                    self.broken = true;
+                    let what = if matches!(e.kind(), ErrorKind::WouldBlock | ErrorKind::TimedOut) {
+                        format!("a reply timed out ({e})")
+                    } else {
+                        e.to_string()
+                    };
+                    return Err(Error::Remote(what));
+                }
+            }
+        }
+        Ok(out)
+    }
+}
+
 impl RedisStore {
-    /// A [`Wire`] to this store's server, or `None` where there is none to make: a
-    /// cluster, or TLS (those lookups take the pooled path).
+    /// A [`Wire`] to this store's server, non-blocking, for an event loop; `None` where
+    /// there is none to make: a cluster, or TLS (those lookups take the pooled path).
     pub fn wire(&self) -> Result<Option<Wire>, Error> {
+        let wire = self.wire_blocking()?;
+        if let Some(w) = &wire {
+            w.stream
+                .set_nonblocking(true)
+                .map_err(|e| Error::Remote(e.to_string()))?;
+        }
+        Ok(wire)
+    }
+
+    /// A [`Wire`] in blocking mode, for this store's own lookups.
+    pub(crate) fn wire_blocking(&self) -> Result<Option<Wire>, Error> {
         let config = self.config();
         if config.url.cluster {
             return Ok(None);
@@ -278,7 +371,6 @@ impl RedisStore {
                 ));
             }
         }
-        wire.stream.set_nonblocking(true).map_err(failed)?;
         Ok(Some(wire))
     }
 
@@ -289,13 +381,17 @@ impl RedisStore {
         if self.breaker().admit() != Admit::Go {
             return None;
         }
+        Some(self.lookup_request(ns, key))
+    }
+
+    pub(crate) fn lookup_request(&self, ns: &str, key: KeyDigest) -> (Vec<u8>, HitRequest) {
         let base = self.key_base(ns);
         let guess = self.seen_generation(&base);
         let gen_key = format!("{base}g");
         let entry_key = format!("{base}{guess}:{}", key_text(key));
         let mut bytes = command(&[b"GET", gen_key.as_bytes()]);
         bytes.extend(command(&[b"GET", entry_key.as_bytes()]));
-        Some((bytes, HitRequest { base, guess }))
+        (bytes, HitRequest { base, guess })
     }
 
     /// The entry's bytes from the two replies of a [`RedisStore::hit_request`]:
@@ -307,19 +403,34 @@ impl RedisStore {
         generation: Reply,
         entry: Reply,
     ) -> Result<Option<Vec<u8>>, Error> {
+        self.outcome_of(request, generation, entry, &Admit::Go)
+    }
+
+    /// [`RedisStore::hit_outcome`] for a lookup the breaker admitted as `admitted`.
+    pub(crate) fn outcome_of(
+        &self,
+        request: &HitRequest,
+        generation: Reply,
+        entry: Reply,
+        admitted: &Admit,
+    ) -> Result<Option<Vec<u8>>, Error> {
+        let refused = |e: String| {
+            self.breaker().failure(admitted);
+            Err(Error::Remote(e))
+        };
         let generation = match generation {
             Reply::Nil => "0".to_owned(),
             Reply::Bulk(g) => String::from_utf8_lossy(&g).into_owned(),
-            Reply::Error(e) => return self.wire_failed(Error::Remote(e)),
-            other => return self.wire_failed(Error::Remote(format!("unexpected {other:?}"))),
+            Reply::Error(e) => return refused(e),
+            other => return refused(format!("unexpected {other:?}")),
         };
         let bytes = match entry {
             Reply::Nil => None,
             Reply::Bulk(b) => Some(b),
-            Reply::Error(e) => return self.wire_failed(Error::Remote(e)),
-            other => return self.wire_failed(Error::Remote(format!("unexpected {other:?}"))),
+            Reply::Error(e) => return refused(e),
+            other => return refused(format!("unexpected {other:?}")),
         };
-        self.breaker().success(&Admit::Go);
+        self.breaker().success(admitted);
         if generation != request.guess {
             self.saw_generation(&request.base, &generation);
             return Ok(None);
