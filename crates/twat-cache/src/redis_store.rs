@@ -61,14 +61,14 @@ enum Target {
 /// A pooled connection.
 enum Conn {
     Single(redis::Connection),
-    Cluster(redis::cluster::ClusterConnection),
+    Cluster(Box<redis::cluster::ClusterConnection>),
 }
 
 impl Conn {
     fn like(&mut self) -> &mut dyn ConnectionLike {
         match self {
             Conn::Single(c) => c,
-            Conn::Cluster(c) => c,
+            Conn::Cluster(c) => &mut **c,
         }
     }
 
@@ -609,7 +609,7 @@ impl Inner {
             Target::Single(client) => {
                 Conn::Single(client.get_connection_with_timeout(self.config.timeout)?)
             }
-            Target::Cluster(client) => Conn::Cluster(client.get_connection()?),
+            Target::Cluster(client) => Conn::Cluster(Box::new(client.get_connection()?)),
         })
     }
 }
