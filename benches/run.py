@@ -25,10 +25,10 @@ import bench_memory
 import bench_redis
 import cachebox
 import cachetools
-import diskcache
-import joblib
 import cashews
+import diskcache
 import dogpile.cache
+import joblib
 import numpy as np
 import redis
 from common import Row, table

