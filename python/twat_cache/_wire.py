@@ -56,10 +56,10 @@ async def _connect(loop: asyncio.AbstractEventLoop, cached: Any, wires: dict[int
     wires[id(cached)] = wire
 
 
-async def wire_call(cached: Any, slot: Slot, func: Any, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
+async def wire_call(slot: Slot, func: Any, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
     """A call of an async ``rcache`` function: the value from the loop's wire, or
     ``cached_call`` (the miss path, single flight, executor I/O)."""
-    wire = _wire(asyncio.get_running_loop(), cached)
+    wire = _wire(asyncio.get_running_loop(), slot.owner)  # type: ignore[attr-defined]
     if wire is not None:
         future = wire.fetch(slot.key)  # type: ignore[attr-defined]
         if future is not None:

@@ -92,6 +92,12 @@ impl DiskSlot {
         self.key
     }
 
+    /// The cached function whose key this is.
+    #[getter]
+    fn owner(&self, py: Python<'_>) -> Py<PersistentFunction> {
+        self.owner.clone_ref(py)
+    }
+
     #[getter]
     fn blocking(&self) -> bool {
         true
@@ -155,57 +161,40 @@ fn unwrap_found(py: Python<'_>, value: Option<Py<PyAny>>) -> (bool, Py<PyAny>) {
     }
 }
 
-/// The coroutine of an async call of an `rcache` function on one server:
-/// `wire_call(cached, slot, func, args, kwargs)`, which looks the key up on the event
-/// loop's own connection and goes on to `cached_call` on a miss.
-pub fn wire_coroutine(
-    py: Python<'_>,
-    cached: &Bound<'_, PyAny>,
-    slot: Bound<'_, PyAny>,
-    func: &Py<PyAny>,
-    args: Bound<'_, PyTuple>,
-    kwargs: Option<&Bound<'_, PyDict>>,
-) -> PyResult<Py<PyAny>> {
-    static WIRE_CALL: PyLazy<Py<PyAny>> = PyLazy::new();
-    let wire_call = WIRE_CALL.get_or_try_init(py, || {
-        Ok::<_, PyErr>(
-            py.import("twat_cache._wire")?
-                .getattr("wire_call")?
-                .unbind(),
-        )
-    })?;
-    let kwargs = match kwargs {
-        Some(k) => k.clone().into_any(),
-        None => PyDict::new(py).into_any(),
-    };
-    Ok(wire_call
-        .bind(py)
-        .call1((cached, slot, func.clone_ref(py), args, kwargs))?
-        .unbind())
+/// Which coroutine serves an async call the native side could not answer.
+#[derive(Clone, Copy)]
+pub enum MissPath {
+    /// `twat_cache._async.cached_call`: single flight, I/O in the loop's executor.
+    Executor,
+    /// `twat_cache._wire.wire_call`: an `rcache` function on one server looks the key
+    /// up on the event loop's own connection first, then goes on to `cached_call`.
+    Wire,
 }
 
-/// The coroutine that serves a call the native side could not answer:
-/// `cached_call(slot, func, args, kwargs)`.
+/// The coroutine for a call: `cached_call(slot, func, args, kwargs)` or
+/// `wire_call(slot, func, args, kwargs)`.
 pub fn miss_coroutine(
     py: Python<'_>,
+    path: MissPath,
     slot: Bound<'_, PyAny>,
     func: &Py<PyAny>,
     args: Bound<'_, PyTuple>,
     kwargs: Option<&Bound<'_, PyDict>>,
 ) -> PyResult<Py<PyAny>> {
     static CACHED_CALL: PyLazy<Py<PyAny>> = PyLazy::new();
-    let cached_call = CACHED_CALL.get_or_try_init(py, || {
-        Ok::<_, PyErr>(
-            py.import("twat_cache._async")?
-                .getattr("cached_call")?
-                .unbind(),
-        )
+    static WIRE_CALL: PyLazy<Py<PyAny>> = PyLazy::new();
+    let (cell, module, name) = match path {
+        MissPath::Executor => (&CACHED_CALL, "twat_cache._async", "cached_call"),
+        MissPath::Wire => (&WIRE_CALL, "twat_cache._wire", "wire_call"),
+    };
+    let coroutine = cell.get_or_try_init(py, || {
+        Ok::<_, PyErr>(py.import(module)?.getattr(name)?.unbind())
     })?;
     let kwargs = match kwargs {
         Some(k) => k.clone().into_any(),
         None => PyDict::new(py).into_any(),
     };
-    Ok(cached_call
+    Ok(coroutine
         .bind(py)
         .call1((slot, func.clone_ref(py), args, kwargs))?
         .unbind())

@@ -6,7 +6,7 @@ use std::sync::Arc;
 use pyo3::prelude::*;
 use pyo3::types::{PyDict, PyTuple};
 
-use crate::async_slot::{miss_coroutine, MemorySlot};
+use crate::async_slot::{miss_coroutine, MemorySlot, MissPath};
 use crate::content::hashable;
 use crate::counters::{cache_info, cache_stats};
 use crate::engine::{EngineConfig, MemoryEngine};
@@ -426,7 +426,14 @@ fn async_call(
     }
     let slot = Bound::new(py, MemorySlot::new(Arc::clone(engine), key.unbind(), hash))?;
     let args = with_instance(call.instance, args)?;
-    miss_coroutine(py, slot.into_any(), call.func, args, kwargs)
+    miss_coroutine(
+        py,
+        MissPath::Executor,
+        slot.into_any(),
+        call.func,
+        args,
+        kwargs,
+    )
 }
 
 /// The call's positional arguments, with the instance first for a bound method.

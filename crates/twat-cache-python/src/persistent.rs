@@ -11,7 +11,7 @@ use pyo3::prelude::*;
 use pyo3::types::{PyDict, PyTuple};
 use twat_cache::{Claim, Flights, KeyDigest, KeyHasher, Lead};
 
-use crate::async_slot::{miss_coroutine, wire_coroutine, DiskSlot};
+use crate::async_slot::{miss_coroutine, DiskSlot, MissPath};
 use crate::canonical::call_digest;
 use crate::counters::disk_stats;
 use crate::errors::to_py_err;
@@ -134,18 +134,13 @@ impl PersistentFunction {
             // Hashing the arguments is CPU work and stays here; every lookup and store
             // runs in the loop's executor (see `twat_cache._async`).
             let slot = Bound::new(py, DiskSlot::new(slf.clone().unbind(), key))?;
-            if this.wired {
-                // Redis on one server: hits wait on the event loop, not in a thread.
-                return wire_coroutine(
-                    py,
-                    slf.as_any(),
-                    slot.into_any(),
-                    &this.func,
-                    args.clone(),
-                    kwargs,
-                );
-            }
-            return miss_coroutine(py, slot.into_any(), &this.func, args.clone(), kwargs);
+            // Redis on one server: hits wait on the event loop, not in a thread.
+            let path = if this.wired {
+                MissPath::Wire
+            } else {
+                MissPath::Executor
+            };
+            return miss_coroutine(py, path, slot.into_any(), &this.func, args.clone(), kwargs);
         }
         this.sync_call(py, key, args, kwargs)
     }

@@ -264,13 +264,7 @@ impl RedisStore {
         mut f: impl FnMut(&mut dyn ConnectionLike, &Inner) -> Result<T, RedisError>,
     ) -> Result<T, Error> {
         let inner = &*self.inner;
-        let admitted = inner.breaker.admit();
-        if admitted == Admit::Skip {
-            return Err(Error::Remote(format!(
-                "{}: skipped, the server failed repeatedly (the circuit is open)",
-                inner.config.url.shown
-            )));
-        }
+        let admitted = inner.admit()?;
         // A call pays one timeout at most: connecting and its first command share it.
         let started = std::time::Instant::now();
         let timeout = inner.config.timeout;
@@ -436,13 +430,7 @@ impl RedisStore {
     /// the entry in one round trip, within one timeout.
     fn get_on_wire(&self, ns: &str, key: KeyDigest) -> Result<Option<Entry>, Error> {
         let inner = &*self.inner;
-        let admitted = inner.breaker.admit();
-        if admitted == Admit::Skip {
-            return Err(Error::Remote(format!(
-                "{}: skipped, the server failed repeatedly (the circuit is open)",
-                inner.config.url.shown
-            )));
-        }
+        let admitted = inner.admit()?;
         let deadline = std::time::Instant::now() + inner.config.timeout;
         let taken = inner.take_wire();
         let mut wire = match taken {
@@ -545,6 +533,18 @@ impl RedisStore {
 }
 
 impl Inner {
+    /// What the breaker lets this call do; an error (without a timeout paid) when it
+    /// skips the server.
+    fn admit(&self) -> Result<Admit, Error> {
+        match self.breaker.admit() {
+            Admit::Skip => Err(Error::Remote(format!(
+                "{}: skipped, the server failed repeatedly (the circuit is open)",
+                self.config.url.shown
+            ))),
+            admitted => Ok(admitted),
+        }
+    }
+
     fn take_wire(&self) -> Option<crate::redis_wire::Wire> {
         let mut wires = self.wires.lock().unwrap_or_else(|e| e.into_inner());
         if wires.0 != std::process::id() {
