@@ -488,6 +488,86 @@ impl RedisStore {
         Ok(None)
     }
 
+    /// [`ByteStore::put`] over a pooled wire: the generation and the `SET` under the
+    /// generation last seen, in one round trip; the value is written from the frame
+    /// as it is. Stored under a generation that a clear has just retired, the entry is
+    /// unlinked and stored again under the new one.
+    fn put_on_wire(
+        &self,
+        ns: &str,
+        key: KeyDigest,
+        frame: &[u8],
+        ttl: Option<Duration>,
+    ) -> Result<u64, Error> {
+        use crate::redis_wire::{command, Reply};
+        let inner = &*self.inner;
+        let admitted = inner.admit()?;
+        let deadline = std::time::Instant::now() + inner.config.timeout;
+        let failed = |e: Error| {
+            inner.breaker.failure(&admitted);
+            let why = match e {
+                Error::Remote(why) => why,
+                other => other.to_string(),
+            };
+            Err(Error::Remote(
+                inner
+                    .config
+                    .url
+                    .scrub(format!("{}: {why}", inner.config.url.shown)),
+            ))
+        };
+        let mut wire = match inner
+            .take_wire()
+            .map_or_else(|| self.wire_blocking(), |w| Ok(Some(w)))
+        {
+            Ok(Some(w)) => w,
+            Ok(None) => unreachable!("a wired store makes wires"),
+            Err(e) => return failed(e),
+        };
+        let base = self.key_base(ns);
+        let id = key_text(key);
+        let ms = ttl.map(|t| ((t.as_millis() as u64).max(1)).to_string());
+        for _ in 0..3 {
+            let guess = inner.seen_generation(&base);
+            let entry_key = format!("{base}{guess}:{id}");
+            let mut head = command(&[b"GET", format!("{base}g").as_bytes()]);
+            let argc = if ms.is_some() { 5 } else { 3 };
+            head.extend(format!("*{argc}\r\n$3\r\nSET\r\n${}\r\n", entry_key.len()).as_bytes());
+            head.extend(entry_key.as_bytes());
+            head.extend(format!("\r\n${}\r\n", frame.len()).as_bytes());
+            let mut tail = b"\r\n".to_vec();
+            if let Some(ms) = &ms {
+                tail.extend(format!("$2\r\nPX\r\n${}\r\n{ms}\r\n", ms.len()).as_bytes());
+            }
+            let replies = match wire.round_trip_parts(&[&head, frame, &tail], 2, deadline) {
+                Ok(r) => r,
+                Err(e) => return failed(e),
+            };
+            let generation = match &replies[0] {
+                Reply::Bulk(g) => String::from_utf8_lossy(g).into_owned(),
+                _ => "0".to_owned(),
+            };
+            if let Reply::Error(e) = &replies[1] {
+                // OOM, READONLY, NOAUTH...: the server answered; the wire is fine.
+                inner.give_wire(wire);
+                return failed(Error::Remote(e.clone()));
+            }
+            inner.breaker.success(&admitted);
+            if generation == guess {
+                inner.give_wire(wire);
+                return Ok(frame.len() as u64);
+            }
+            // Cleared since we last looked: take the entry out of the old generation.
+            inner.saw_generation(&base, &generation);
+            let unlink = command(&[b"UNLINK", entry_key.as_bytes()]);
+            if let Err(e) = wire.round_trip(&unlink, 1, deadline) {
+                return failed(e);
+            }
+        }
+        inner.give_wire(wire);
+        Ok(0)
+    }
+
     /// Starts (once per process) the thread that extends the leases this process holds.
     fn keep_leases(&self, lease: Duration) {
         let pid = std::process::id();
@@ -671,9 +751,12 @@ impl ByteStore for RedisStore {
         let mut frame = std::io::Cursor::new(Vec::with_capacity(payload.len() + 64));
         write_frame(&mut frame, payload, compression, signer)?;
         let frame = frame.into_inner();
+        let ttl = ttl.or(self.inner.config.ttl);
+        if self.inner.wired {
+            return self.put_on_wire(ns, key, &frame, ttl);
+        }
         let base = self.key_base(ns);
         let id = key_text(key);
-        let ttl = ttl.or(self.inner.config.ttl);
         self.with_conn(|conn, _| {
             // A clear between these two commands leaves the entry under the old
             // generation, where no reader looks and the background unlink finds it.

@@ -108,6 +108,20 @@ pub struct Wire {
     broken: bool,
 }
 
+/// Values at least this large are read straight into their own buffer.
+const LARGE: usize = 256 * 1024;
+
+/// `(header length, body length)` when `buf` starts with the header of a bulk string of
+/// [`LARGE`] bytes or more whose body has not all arrived.
+fn large_bulk(buf: &[u8]) -> Option<(usize, usize)> {
+    if buf.first() != Some(&b'$') {
+        return None;
+    }
+    let end = buf.windows(2).position(|w| w == b"\r\n")?;
+    let len: usize = std::str::from_utf8(&buf[1..end]).ok()?.parse().ok()?;
+    (len >= LARGE && buf.len() < end + 2 + len + 2).then_some((end + 2, len))
+}
+
 /// One RESP2 reply at the start of `buf`, and its length; `None` if incomplete.
 fn parse(buf: &[u8]) -> Result<Option<(Reply, usize)>, Error> {
     let Some(end) = buf.windows(2).position(|w| w == b"\r\n") else {
@@ -140,7 +154,7 @@ fn parse(buf: &[u8]) -> Result<Option<(Reply, usize)>, Error> {
     Ok(Some((reply, next)))
 }
 
-fn command(parts: &[&[u8]]) -> Vec<u8> {
+pub(crate) fn command(parts: &[&[u8]]) -> Vec<u8> {
     let mut out = format!("*{}\r\n", parts.len()).into_bytes();
     for p in parts {
         out.extend_from_slice(format!("${}\r\n", p.len()).as_bytes());
@@ -233,6 +247,17 @@ impl Wire {
         replies: usize,
         deadline: Instant,
     ) -> Result<Vec<Reply>, Error> {
+        self.round_trip_parts(&[bytes], replies, deadline)
+    }
+
+    /// [`Wire::round_trip`] of a request given in parts (a large value is written
+    /// from where it is, not copied into one buffer).
+    pub(crate) fn round_trip_parts(
+        &mut self,
+        parts: &[&[u8]],
+        replies: usize,
+        deadline: Instant,
+    ) -> Result<Vec<Reply>, Error> {
         let left = |what: &str| {
             deadline
                 .checked_duration_since(Instant::now())
@@ -240,9 +265,18 @@ impl Wire {
                 .ok_or_else(|| Error::Remote(format!("{what} timed out")))
         };
         self.stream.set_write_timeout(left("a request")?)?;
-        if self.stream.write_all(bytes).is_err() {
+        let total: usize = parts.iter().map(|p| p.len()).sum();
+        let sent = if total <= 64 * 1024 {
+            // Small: one write, one packet.
+            self.stream.write_all(&parts.concat())
+        } else {
+            parts.iter().try_for_each(|p| self.stream.write_all(p))
+        };
+        if sent.is_err() {
             self.broken = true;
-            return Err(Error::Remote("a request could not be sent".into()));
+            return Err(Error::Remote(
+                "a request could not be sent (or timed out)".into(),
+            ));
         }
         let mut out = Vec::with_capacity(replies);
         let mut chunk = [0u8; 64 * 1024];
@@ -255,6 +289,12 @@ impl Wire {
                 }
             }
             self.stream.set_read_timeout(left("a reply")?)?;
+            if let Some(body) = large_bulk(&self.input) {
+                // A large value: read straight into a buffer of its size.
+                let reply = self.read_bulk(body, &left)?;
+                out.push(reply);
+                continue;
+            }
             match self.stream.read(&mut chunk) {
                 Ok(0) => {
                     self.broken = true;
@@ -274,6 +314,39 @@ impl Wire {
             }
         }
         Ok(out)
+    }
+}
+
+impl Wire {
+    /// Reads the rest of a large bulk string whose header (and maybe some of its body)
+    /// is in `input`, into one buffer of its size.
+    fn read_bulk(
+        &mut self,
+        (header, len): (usize, usize),
+        left: &dyn Fn(&str) -> Result<std::time::Duration, Error>,
+    ) -> Result<Reply, Error> {
+        let mut body = vec![0u8; len + 2];
+        let have = (self.input.len() - header).min(len + 2);
+        body[..have].copy_from_slice(&self.input[header..header + have]);
+        self.input.drain(..header + have);
+        let mut at = have;
+        while at < body.len() {
+            self.stream.set_read_timeout(left("a reply")?)?;
+            match self.stream.read(&mut body[at..]) {
+                Ok(0) => {
+                    self.broken = true;
+                    return Err(Error::Remote("the server closed the connection".into()));
+                }
+                Ok(n) => at += n,
+                Err(e) if e.kind() == ErrorKind::Interrupted => {}
+                Err(e) => {
+                    self.broken = true;
+                    return Err(Error::Remote(format!("a reply timed out ({e})")));
+                }
+            }
+        }
+        body.truncate(len);
+        Ok(Reply::Bulk(body))
     }
 }
 
