@@ -270,3 +270,33 @@ fn a_black_hole_costs_one_timeout() {
     eprintln!("black hole took {:?}", t.elapsed());
     assert!(t.elapsed() < Duration::from_secs(5));
 }
+
+#[test]
+fn a_clear_by_another_client_is_seen_by_the_next_get_and_put() {
+    let server = Server::start(&[]);
+    let (a, b) = (server.store(), server.store());
+    a.put("ns", 1, &payload(b"old"), Compression::None, None, None)
+        .unwrap();
+    assert!(a.get("ns", 1).unwrap().is_some());
+    // b clears: a still remembers the old generation, and must not be fooled by it.
+    b.clear("ns").unwrap();
+    assert!(a.get("ns", 1).unwrap().is_none());
+    b.clear("ns").unwrap();
+    a.put("ns", 2, &payload(b"new"), Compression::None, None, None)
+        .unwrap();
+    assert_eq!(stream_of(&b, "ns", 2, None).as_deref(), Some(&b"new"[..]));
+    assert_eq!(b.usage("ns").unwrap().0, 1);
+}
+
+#[test]
+fn a_large_value_round_trips_whole() {
+    let server = Server::start(&[]);
+    let big: Vec<u8> = (0..12_000_000u32).map(|i| (i % 251) as u8).collect();
+    let mut config = RedisConfig::new(&server.url()).unwrap();
+    config.timeout = Duration::from_secs(5);
+    let store = RedisStore::open(config).unwrap();
+    store
+        .put("ns", 5, &payload(&big), Compression::None, None, None)
+        .unwrap();
+    assert_eq!(stream_of(&store, "ns", 5, None), Some(big));
+}
