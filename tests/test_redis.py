@@ -789,3 +789,46 @@ def test_a_cancelled_async_hit_leaves_the_wire_usable(redis_url: str, calls: Cal
 
     assert asyncio.run(main()) == [1] * 5
     assert calls.count == 1
+
+
+def test_a_unix_socket_url(own_redis: Any, tmp_path: Any, calls: Calls) -> None:
+    sock = tmp_path / "valkey.sock"
+    own_redis("--unixsocket", str(sock), "--unixsocketperm", "700")
+
+    @rcache(url=f"unix://{sock}", secret=False)
+    def f(x: int) -> int:
+        calls(x)
+        return x
+
+    async def g() -> int:
+        return await h(2)
+
+    @rcache(url=f"unix://{sock}", secret=False)
+    async def h(x: int) -> int:
+        calls(x)
+        return x
+
+    assert f(1) == f(1) == 1
+    assert asyncio.run(g()) == asyncio.run(g()) == 2
+    assert calls.count == 2
+    assert f.cache_stats()["store_errors"] == 0
+
+
+def test_a_read_only_replica_returns_values_and_counts(
+    own_redis: Any, calls: Calls, caplog: pytest.LogCaptureFixture
+) -> None:
+    from twat_cache.testing import free_port
+
+    # A replica of a primary that is not there: it answers reads, refuses writes.
+    server = own_redis("--replicaof", "127.0.0.1", str(free_port()), "--replica-read-only", "yes")
+
+    @rcache(url=server.url, secret=False)
+    def f(x: int) -> int:
+        calls(x)
+        return x
+
+    with caplog.at_level(logging.WARNING, logger="twat_cache"):
+        assert [f(1), f(1), f(2)] == [1, 1, 2]
+    assert calls.count == 3
+    assert f.cache_stats()["store_errors"] >= 3
+    assert any("READONLY" in r.getMessage() for r in caplog.records), [r.getMessage() for r in caplog.records]
