@@ -80,11 +80,13 @@ pub use memory::{MemoryCache, MemoryCacheBuilder, DEFAULT_MAX_SIZE};
 pub use policy::Policy;
 pub use reader::{read_frame, small_stream, FrameReader, Layout, Loaded};
 #[cfg(feature = "redis")]
-pub use redis_store::{RedisConfig, RedisStore, DEFAULT_REDIS_PREFIX, DEFAULT_REDIS_TIMEOUT};
+pub use redis_store::{
+    HitRequest, RedisConfig, RedisStore, DEFAULT_REDIS_PREFIX, DEFAULT_REDIS_TIMEOUT,
+};
 #[cfg(feature = "redis")]
 pub use redis_url::RedisUrl;
 #[cfg(feature = "redis")]
-pub use redis_wire::{HitRequest, Reply, Wire};
+pub use redis_wire::{Reply, Wire};
 pub use single_flight::{Claim, Flight, Flights, Lead};
 pub use stats::Stats;
 pub use store::{Removed, Store};

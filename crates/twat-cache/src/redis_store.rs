@@ -19,6 +19,7 @@ use crate::codec::{write_frame, Compression, Payload, Signer};
 use crate::disk::{Entry, EntrySource};
 use crate::keyhash::KeyDigest;
 use crate::redis_url::RedisUrl;
+use crate::redis_wire::{command, Reply, Wire};
 use crate::Error;
 
 /// The default timeout of every command.
@@ -106,7 +107,7 @@ struct Inner {
     /// Lookups on one server without TLS go over wires of our own (`redis_wire.rs`):
     /// one deadline per lookup, and fewer allocations than the general client.
     wired: bool,
-    wires: Mutex<(u32, Vec<crate::redis_wire::Wire>)>,
+    wires: Mutex<(u32, Vec<Wire>)>,
 }
 
 /// A store on a Redis or Valkey server.
@@ -134,7 +135,7 @@ impl std::fmt::Debug for RedisStore {
 }
 
 /// The 128 bits of a key in base64url without padding: 22 characters.
-pub(crate) fn key_text(key: KeyDigest) -> String {
+fn key_text(key: KeyDigest) -> String {
     const ALPHABET: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
     let mut out = String::with_capacity(22);
     // 128 bits = 21 groups of 6 bits and 2 left over.
@@ -426,7 +427,7 @@ impl RedisStore {
         Ok(gone)
     }
 
-    /// [`ByteStore::get`] over a pooled [`crate::redis_wire::Wire`]: the generation and
+    /// [`ByteStore::get`] over a pooled [`Wire`]: the generation and
     /// the entry in one round trip, within one timeout.
     fn get_on_wire(&self, ns: &str, key: KeyDigest) -> Result<Option<Entry>, Error> {
         let inner = &*self.inner;
@@ -467,8 +468,8 @@ impl RedisStore {
             let (Some(g), Some(entry)) = (g, entry) else {
                 unreachable!("round_trip returns the replies asked for")
             };
-            let moved = matches!(&g, crate::redis_wire::Reply::Bulk(v) if v.as_slice() != request.guess().as_bytes())
-                || (matches!(g, crate::redis_wire::Reply::Nil) && request.guess() != "0");
+            let moved = matches!(&g, Reply::Bulk(v) if v.as_slice() != request.guess().as_bytes())
+                || (matches!(g, Reply::Nil) && request.guess() != "0");
             match self.outcome_of(&request, g, entry, &admitted) {
                 Ok(None) if moved => continue, // cleared since we last looked: again
                 Ok(bytes) => {
@@ -499,7 +500,6 @@ impl RedisStore {
         frame: &[u8],
         ttl: Option<Duration>,
     ) -> Result<u64, Error> {
-        use crate::redis_wire::{command, Reply};
         let inner = &*self.inner;
         let admitted = inner.admit()?;
         let deadline = std::time::Instant::now() + inner.config.timeout;
@@ -625,7 +625,7 @@ impl Inner {
         }
     }
 
-    fn take_wire(&self) -> Option<crate::redis_wire::Wire> {
+    fn take_wire(&self) -> Option<Wire> {
         let mut wires = self.wires.lock().unwrap_or_else(|e| e.into_inner());
         if wires.0 != std::process::id() {
             // The parent's sockets: not ours to read from (plain TCP: closing them here
@@ -636,7 +636,7 @@ impl Inner {
         wires.1.pop()
     }
 
-    fn give_wire(&self, wire: crate::redis_wire::Wire) {
+    fn give_wire(&self, wire: Wire) {
         if wire.broken() {
             return;
         }
@@ -889,6 +889,106 @@ fn random_token() -> u128 {
         h.finish()
     };
     (u128::from(half()) << 64) | u128::from(half())
+}
+
+/// A lookup sent on a [`Wire`]: what its two replies are checked against.
+#[derive(Debug, Clone)]
+pub struct HitRequest {
+    base: String,
+    guess: String,
+}
+
+impl HitRequest {
+    /// The generation the lookup assumed.
+    pub(crate) fn guess(&self) -> &str {
+        &self.guess
+    }
+}
+
+impl RedisStore {
+    /// A [`Wire`] to this store's server, non-blocking, for an event loop; `None` where
+    /// there is none to make: a cluster, or TLS (those lookups take the pooled path).
+    pub fn wire(&self) -> Result<Option<Wire>, Error> {
+        self.wire_blocking()?
+            .map(Wire::into_nonblocking)
+            .transpose()
+    }
+
+    /// A [`Wire`] in blocking mode, for this store's own lookups and stores.
+    fn wire_blocking(&self) -> Result<Option<Wire>, Error> {
+        let config = self.config();
+        Wire::connect(&config.url, config.timeout)
+    }
+
+    /// The bytes of a lookup of `key` in `ns` on a [`Wire`] (two commands, so two
+    /// replies), and what to check them against; `None` when the breaker says to skip
+    /// the server.
+    pub fn hit_request(&self, ns: &str, key: KeyDigest) -> Option<(Vec<u8>, HitRequest)> {
+        if self.breaker().admit() != Admit::Go {
+            return None;
+        }
+        Some(self.lookup_request(ns, key))
+    }
+
+    pub(crate) fn lookup_request(&self, ns: &str, key: KeyDigest) -> (Vec<u8>, HitRequest) {
+        let base = self.key_base(ns);
+        let guess = self.seen_generation(&base);
+        let gen_key = format!("{base}g");
+        let entry_key = format!("{base}{guess}:{}", key_text(key));
+        let mut bytes = command(&[b"GET", gen_key.as_bytes()]);
+        bytes.extend(command(&[b"GET", entry_key.as_bytes()]));
+        (bytes, HitRequest { base, guess })
+    }
+
+    /// The entry's bytes from the two replies of a [`RedisStore::hit_request`]:
+    /// `Ok(None)` when it is missing, or when the namespace was cleared since the
+    /// generation this process last saw (then the pooled path looks again).
+    pub fn hit_outcome(
+        &self,
+        request: &HitRequest,
+        generation: Reply,
+        entry: Reply,
+    ) -> Result<Option<Vec<u8>>, Error> {
+        self.outcome_of(request, generation, entry, &Admit::Go)
+    }
+
+    /// [`RedisStore::hit_outcome`] for a lookup the breaker admitted as `admitted`.
+    pub(crate) fn outcome_of(
+        &self,
+        request: &HitRequest,
+        generation: Reply,
+        entry: Reply,
+        admitted: &Admit,
+    ) -> Result<Option<Vec<u8>>, Error> {
+        let refused = |e: String| {
+            self.breaker().failure(admitted);
+            Err(Error::Remote(e))
+        };
+        let generation = match generation {
+            Reply::Nil => "0".to_owned(),
+            Reply::Bulk(g) => String::from_utf8_lossy(&g).into_owned(),
+            Reply::Error(e) => return refused(e),
+            other => return refused(format!("unexpected {other:?}")),
+        };
+        let bytes = match entry {
+            Reply::Nil => None,
+            Reply::Bulk(b) => Some(b),
+            Reply::Error(e) => return refused(e),
+            other => return refused(format!("unexpected {other:?}")),
+        };
+        self.breaker().success(admitted);
+        if generation != request.guess {
+            self.saw_generation(&request.base, &generation);
+            return Ok(None);
+        }
+        Ok(bytes)
+    }
+
+    /// A wire failed (a timeout, a closed socket): the breaker counts it.
+    pub fn wire_failed<T>(&self, e: Error) -> Result<T, Error> {
+        self.breaker().failure(&Admit::Go);
+        Err(e)
+    }
 }
 
 #[cfg(test)]

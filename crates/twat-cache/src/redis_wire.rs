@@ -12,11 +12,11 @@ use std::os::fd::{AsRawFd, RawFd};
 use std::os::unix::net::UnixStream;
 use std::time::Instant;
 
+use std::time::Duration;
+
 use redis::{ConnectionAddr, IntoConnectionInfo};
 
-use crate::breaker::Admit;
-use crate::keyhash::KeyDigest;
-use crate::redis_store::{key_text, RedisStore};
+use crate::redis_url::RedisUrl;
 use crate::Error;
 
 enum Stream {
@@ -83,20 +83,6 @@ pub enum Reply {
     Error(String),
 }
 
-/// A lookup sent on a [`Wire`]: what its two replies are checked against.
-#[derive(Debug, Clone)]
-pub struct HitRequest {
-    base: String,
-    guess: String,
-}
-
-impl HitRequest {
-    /// The generation the lookup assumed.
-    pub(crate) fn guess(&self) -> &str {
-        &self.guess
-    }
-}
-
 /// A connection for an event loop. Made with blocking I/O (bounded by the store's
 /// timeout), then switched to non-blocking.
 pub struct Wire {
@@ -154,6 +140,7 @@ fn parse(buf: &[u8]) -> Result<Option<(Reply, usize)>, Error> {
     Ok(Some((reply, next)))
 }
 
+/// A command in RESP.
 pub(crate) fn command(parts: &[&[u8]]) -> Vec<u8> {
     let mut out = format!("*{}\r\n", parts.len()).into_bytes();
     for p in parts {
@@ -318,73 +305,24 @@ impl Wire {
 }
 
 impl Wire {
-    /// Reads the rest of a large bulk string whose header (and maybe some of its body)
-    /// is in `input`, into one buffer of its size.
-    fn read_bulk(
-        &mut self,
-        (header, len): (usize, usize),
-        left: &dyn Fn(&str) -> Result<std::time::Duration, Error>,
-    ) -> Result<Reply, Error> {
-        let mut body = vec![0u8; len + 2];
-        let have = (self.input.len() - header).min(len + 2);
-        body[..have].copy_from_slice(&self.input[header..header + have]);
-        self.input.drain(..header + have);
-        let mut at = have;
-        while at < body.len() {
-            self.stream.set_read_timeout(left("a reply")?)?;
-            match self.stream.read(&mut body[at..]) {
-                Ok(0) => {
-                    self.broken = true;
-                    return Err(Error::Remote("the server closed the connection".into()));
-                }
-                Ok(n) => at += n,
-                Err(e) if e.kind() == ErrorKind::Interrupted => {}
-                Err(e) => {
-                    self.broken = true;
-                    return Err(Error::Remote(format!("a reply timed out ({e})")));
-                }
-            }
-        }
-        body.truncate(len);
-        Ok(Reply::Bulk(body))
-    }
-}
-
-impl RedisStore {
-    /// A [`Wire`] to this store's server, non-blocking, for an event loop; `None` where
-    /// there is none to make: a cluster, or TLS (those lookups take the pooled path).
-    pub fn wire(&self) -> Result<Option<Wire>, Error> {
-        let wire = self.wire_blocking()?;
-        if let Some(w) = &wire {
-            w.stream
-                .set_nonblocking(true)
-                .map_err(|e| Error::Remote(e.to_string()))?;
-        }
-        Ok(wire)
-    }
-
-    /// A [`Wire`] in blocking mode, for this store's own lookups.
-    pub(crate) fn wire_blocking(&self) -> Result<Option<Wire>, Error> {
-        let config = self.config();
-        if config.url.cluster {
+    /// A wire in blocking mode to the one server of `url`, connected and
+    /// authenticated (AUTH, SELECT as the URL says) within `timeout` per step; `None`
+    /// for a cluster or TLS, which have no wire.
+    pub(crate) fn connect(url: &RedisUrl, timeout: Duration) -> Result<Option<Wire>, Error> {
+        if url.cluster {
             return Ok(None);
         }
-        let info = config.url.nodes[0]
+        let info = url.nodes[0]
             .as_str()
             .into_connection_info()
             .map_err(|e| Error::Remote(e.to_string()))?;
-        let timeout = config.timeout;
-        let failed = |e: std::io::Error| {
-            Error::Remote(config.url.scrub(format!("{}: {e}", config.url.shown)))
-        };
+        let failed = |e: std::io::Error| Error::Remote(url.scrub(format!("{}: {e}", url.shown)));
         let stream = match info.addr() {
             ConnectionAddr::Tcp(host, port) => {
                 let addr = std::net::ToSocketAddrs::to_socket_addrs(&(host.as_str(), *port))
                     .map_err(failed)?
                     .next()
-                    .ok_or_else(|| {
-                        Error::Remote(format!("{} does not resolve", config.url.shown))
-                    })?;
+                    .ok_or_else(|| Error::Remote(format!("{} does not resolve", url.shown)))?;
                 let s = TcpStream::connect_timeout(&addr, timeout).map_err(failed)?;
                 s.set_nodelay(true).map_err(failed)?;
                 s.set_read_timeout(Some(timeout)).map_err(failed)?;
@@ -439,82 +377,51 @@ impl RedisStore {
                 }
             }
             if let Some(Reply::Error(e)) = got.iter().find(|r| matches!(r, Reply::Error(_))) {
-                return Err(Error::Remote(
-                    config.url.scrub(format!("{}: {e}", config.url.shown)),
-                ));
+                return Err(Error::Remote(url.scrub(format!("{}: {e}", url.shown))));
             }
         }
         Ok(Some(wire))
     }
 
-    /// The bytes of a lookup of `key` in `ns` on a [`Wire`] (two commands, so two
-    /// replies), and what to check them against; `None` when the breaker says to skip
-    /// the server.
-    pub fn hit_request(&self, ns: &str, key: KeyDigest) -> Option<(Vec<u8>, HitRequest)> {
-        if self.breaker().admit() != Admit::Go {
-            return None;
+    /// Switches to non-blocking mode, for an event loop to drive.
+    pub fn into_nonblocking(self) -> Result<Wire, Error> {
+        self.stream
+            .set_nonblocking(true)
+            .map_err(|e| Error::Remote(e.to_string()))?;
+        Ok(self)
+    }
+}
+
+impl Wire {
+    /// Reads the rest of a large bulk string whose header (and maybe some of its body)
+    /// is in `input`, into one buffer of its size.
+    fn read_bulk(
+        &mut self,
+        (header, len): (usize, usize),
+        left: &dyn Fn(&str) -> Result<std::time::Duration, Error>,
+    ) -> Result<Reply, Error> {
+        let mut body = vec![0u8; len + 2];
+        let have = (self.input.len() - header).min(len + 2);
+        body[..have].copy_from_slice(&self.input[header..header + have]);
+        self.input.drain(..header + have);
+        let mut at = have;
+        while at < body.len() {
+            self.stream.set_read_timeout(left("a reply")?)?;
+            match self.stream.read(&mut body[at..]) {
+                Ok(0) => {
+                    self.broken = true;
+                    return Err(Error::Remote("the server closed the connection".into()));
+                }
+                Ok(n) => at += n,
+                Err(e) if e.kind() == ErrorKind::Interrupted => {}
+                Err(e) => {
+                    self.broken = true;
+                    return Err(Error::Remote(format!("a reply timed out ({e})")));
+                }
+            }
         }
-        Some(self.lookup_request(ns, key))
-    }
-
-    pub(crate) fn lookup_request(&self, ns: &str, key: KeyDigest) -> (Vec<u8>, HitRequest) {
-        let base = self.key_base(ns);
-        let guess = self.seen_generation(&base);
-        let gen_key = format!("{base}g");
-        let entry_key = format!("{base}{guess}:{}", key_text(key));
-        let mut bytes = command(&[b"GET", gen_key.as_bytes()]);
-        bytes.extend(command(&[b"GET", entry_key.as_bytes()]));
-        (bytes, HitRequest { base, guess })
-    }
-
-    /// The entry's bytes from the two replies of a [`RedisStore::hit_request`]:
-    /// `Ok(None)` when it is missing, or when the namespace was cleared since the
-    /// generation this process last saw (then the pooled path looks again).
-    pub fn hit_outcome(
-        &self,
-        request: &HitRequest,
-        generation: Reply,
-        entry: Reply,
-    ) -> Result<Option<Vec<u8>>, Error> {
-        self.outcome_of(request, generation, entry, &Admit::Go)
-    }
-
-    /// [`RedisStore::hit_outcome`] for a lookup the breaker admitted as `admitted`.
-    pub(crate) fn outcome_of(
-        &self,
-        request: &HitRequest,
-        generation: Reply,
-        entry: Reply,
-        admitted: &Admit,
-    ) -> Result<Option<Vec<u8>>, Error> {
-        let refused = |e: String| {
-            self.breaker().failure(admitted);
-            Err(Error::Remote(e))
-        };
-        let generation = match generation {
-            Reply::Nil => "0".to_owned(),
-            Reply::Bulk(g) => String::from_utf8_lossy(&g).into_owned(),
-            Reply::Error(e) => return refused(e),
-            other => return refused(format!("unexpected {other:?}")),
-        };
-        let bytes = match entry {
-            Reply::Nil => None,
-            Reply::Bulk(b) => Some(b),
-            Reply::Error(e) => return refused(e),
-            other => return refused(format!("unexpected {other:?}")),
-        };
-        self.breaker().success(admitted);
-        if generation != request.guess {
-            self.saw_generation(&request.base, &generation);
-            return Ok(None);
-        }
-        Ok(bytes)
-    }
-
-    /// A wire failed (a timeout, a closed socket): the breaker counts it.
-    pub fn wire_failed<T>(&self, e: Error) -> Result<T, Error> {
-        self.breaker().failure(&Admit::Go);
-        Err(e)
+        body.truncate(len);
+        Ok(Reply::Bulk(body))
     }
 }
 
