@@ -16,6 +16,7 @@ import datetime
 import os
 import platform
 import sys
+from importlib.metadata import version
 
 import aiocache
 import async_lru
@@ -70,8 +71,8 @@ def main() -> None:
             f"- Python {platform.python_version()}; cachetools {cachetools.__version__}, "
             f"cachebox {cachebox.__version__}, async-lru {async_lru.__version__}, aiocache {aiocache.__version__}, "
             f"diskcache {diskcache.__version__}, joblib {joblib.__version__}, "
-            f"numpy {np.__version__}, redis-py {redis.__version__}, cashews {cashews.__version__}, "
-            f"dogpile.cache {dogpile.cache.__version__}; Redis rows on {bench_redis.SERVER_SEEN}\n\n"
+            f"numpy {np.__version__}, redis-py {redis.__version__}, cashews {version('cashews')}, "
+            f"dogpile.cache {version('dogpile.cache')}; Redis rows on {bench_redis.SERVER_SEEN}\n\n"
         )
         with open(args.write, "w") as f:
             f.write(header + out + "\n")

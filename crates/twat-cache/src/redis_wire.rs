@@ -92,6 +92,9 @@ pub struct Wire {
     /// Bytes of a request that could not be written at once: the wire is then broken
     /// (a request is ~100 bytes; a full send buffer means a server that stopped reading).
     broken: bool,
+    /// The socket's read timeout as last set: set again only when a deadline needs a
+    /// shorter one (each setting is a system call on the hit path).
+    read_timeout: Option<Duration>,
 }
 
 /// Values at least this large are read straight into their own buffer.
@@ -251,12 +254,14 @@ impl Wire {
                 .filter(|d| !d.is_zero())
                 .ok_or_else(|| Error::Remote(format!("{what} timed out")))
         };
-        self.stream.set_write_timeout(left("a request")?)?;
         let total: usize = parts.iter().map(|p| p.len()).sum();
         let sent = if total <= 64 * 1024 {
-            // Small: one write, one packet.
+            // Small: one write, one packet, into a send buffer with room for it (the
+            // write timeout set at connection time is never reached).
+            let _ = left("a request")?;
             self.stream.write_all(&parts.concat())
         } else {
+            self.stream.set_write_timeout(left("a request")?)?;
             parts.iter().try_for_each(|p| self.stream.write_all(p))
         };
         if sent.is_err() {
@@ -275,7 +280,7 @@ impl Wire {
                     return Ok(out);
                 }
             }
-            self.stream.set_read_timeout(left("a reply")?)?;
+            self.read_before(left("a reply")?)?;
             if let Some(body) = large_bulk(&self.input) {
                 // A large value: read straight into a buffer of its size.
                 let reply = self.read_bulk(body, &left)?;
@@ -342,6 +347,7 @@ impl Wire {
             input: Vec::new(),
             pid: std::process::id(),
             broken: false,
+            read_timeout: Some(timeout),
         };
         // The handshake, blocking: AUTH and SELECT as the URL says.
         let settings = info.redis_settings();
@@ -384,7 +390,8 @@ impl Wire {
     }
 
     /// Switches to non-blocking mode, for an event loop to drive.
-    pub fn into_nonblocking(self) -> Result<Wire, Error> {
+    pub fn into_nonblocking(mut self) -> Result<Wire, Error> {
+        self.read_timeout = None;
         self.stream
             .set_nonblocking(true)
             .map_err(|e| Error::Remote(e.to_string()))?;
@@ -393,12 +400,25 @@ impl Wire {
 }
 
 impl Wire {
+    /// Makes the next read give up after about `left`: at the latest within a
+    /// millisecond of it, at the earliest at four fifths of it.
+    fn read_before(&mut self, left: Duration) -> Result<(), Error> {
+        let stale = self
+            .read_timeout
+            .is_none_or(|set| set > left + Duration::from_millis(1) || set < left * 4 / 5);
+        if stale {
+            self.stream.set_read_timeout(left)?;
+            self.read_timeout = Some(left);
+        }
+        Ok(())
+    }
+
     /// Reads the rest of a large bulk string whose header (and maybe some of its body)
     /// is in `input`, into one buffer of its size.
     fn read_bulk(
         &mut self,
         (header, len): (usize, usize),
-        left: &dyn Fn(&str) -> Result<std::time::Duration, Error>,
+        left: &dyn Fn(&str) -> Result<Duration, Error>,
     ) -> Result<Reply, Error> {
         let mut body = vec![0u8; len + 2];
         let have = (self.input.len() - header).min(len + 2);
@@ -406,7 +426,7 @@ impl Wire {
         self.input.drain(..header + have);
         let mut at = have;
         while at < body.len() {
-            self.stream.set_read_timeout(left("a reply")?)?;
+            self.read_before(left("a reply")?)?;
             match self.stream.read(&mut body[at..]) {
                 Ok(0) => {
                     self.broken = true;
