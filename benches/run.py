@@ -26,9 +26,7 @@ import bench_memory
 import bench_redis
 import cachebox
 import cachetools
-import cashews
 import diskcache
-import dogpile.cache
 import joblib
 import numpy as np
 import redis
