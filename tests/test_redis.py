@@ -832,3 +832,43 @@ def test_a_read_only_replica_returns_values_and_counts(
     assert calls.count == 3
     assert f.cache_stats()["store_errors"] >= 3
     assert any("READONLY" in r.getMessage() for r in caplog.records), [r.getMessage() for r in caplog.records]
+
+
+def test_an_exception_releases_the_lease_at_once(redis_url: str, tmp_path: Any) -> None:
+    import subprocess
+    import sys
+
+    started = tmp_path / "started"
+    code = f"""
+import sys, time
+from twat_cache import rcache
+@rcache(url={redis_url!r}, name="raising-leader", version=1, secret=False, lock_wait=60)
+def f(x):
+    open({str(started)!r} + sys.argv[1], "w").close()
+    time.sleep(float(sys.argv[2]))
+    if sys.argv[1] == "leader":
+        raise RuntimeError("no value")
+    return x
+try:
+    print(f(1), flush=True)
+except RuntimeError as e:
+    print("raised", e, flush=True)
+    time.sleep(30)  # alive: a lease it still held would be extended, not expire
+"""
+    leader = subprocess.Popen([sys.executable, "-c", code, "leader", "1.0"], stdout=subprocess.PIPE, text=True)
+    deadline = time.monotonic() + 60
+    while not (tmp_path / "startedleader").exists():
+        assert time.monotonic() < deadline and leader.poll() is None
+        time.sleep(0.02)
+    follower = subprocess.Popen([sys.executable, "-c", code, "follower", "0"], stdout=subprocess.PIPE, text=True)
+    try:
+        assert leader.stdout is not None
+        assert leader.stdout.readline().strip() == "raised no value"
+        # The follower waited for the lease, not for lock_wait (60 s), nor for a lease
+        # the living leader would go on extending: it computed once the leader raised.
+        out, _ = follower.communicate(timeout=20)
+        assert out.strip() == "1"
+        assert (tmp_path / "startedfollower").exists()
+    finally:
+        leader.kill()
+        leader.wait()
