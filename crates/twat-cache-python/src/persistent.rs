@@ -432,11 +432,14 @@ impl PersistentFunction {
                         }
                         Claimed::Compute(lease) => {
                             let outcome = call();
-                            if let Ok(v) = &outcome {
-                                self.engine.save(v.bind(py), key);
+                            match &outcome {
+                                // Stored, then the lease goes: the processes waiting
+                                // for it find the value.
+                                Ok(v) => {
+                                    self.engine.save_releasing(v.bind(py), key, lease);
+                                }
+                                Err(_) => self.engine.release(py, lease),
                             }
-                            // Stored first, so that the processes waiting find it.
-                            self.engine.release(py, lease);
                             outcome
                         }
                     };

@@ -556,7 +556,31 @@ impl StoreEngine {
         key: KeyDigest,
         ttl: Option<std::time::Duration>,
     ) -> bool {
+        self.store_value(value, key, ttl, Lease::Local)
+    }
+
+    /// [`StoreEngine::save`], then gives back the lease from [`StoreEngine::claim`]
+    /// (in the same round trip where the store can).
+    pub fn save_releasing(&self, value: &Bound<'_, PyAny>, key: KeyDigest, lease: Lease) -> bool {
+        let ttl = crate::jitter::spread(self.backing.ttl(), self.jitter);
+        self.store_value(value, key, ttl, lease)
+    }
+
+    fn store_value(
+        &self,
+        value: &Bound<'_, PyAny>,
+        key: KeyDigest,
+        ttl: Option<std::time::Duration>,
+        lease: Lease,
+    ) -> bool {
         let py = value.py();
+        // Whatever happens before the store, the lease goes back.
+        let mut lease = Some(lease);
+        let mut give_back = |this: &Self| {
+            if let Some(lease) = lease.take() {
+                this.release(py, lease);
+            }
+        };
         let pickled = match self.dumps(value) {
             Ok(p) => p,
             Err(e) => {
@@ -573,6 +597,7 @@ impl StoreEngine {
                     Failure::Pickle,
                     &format!("a result of type {t} cannot be {how} ({e})"),
                 );
+                give_back(self);
                 return false;
             }
         };
@@ -585,14 +610,20 @@ impl StoreEngine {
         if self.in_outage() {
             // The lookup of this call failed just now: one timeout per call is enough.
             self.store_errors.fetch_add(1, Ordering::Relaxed);
+            give_back(self);
             return false;
         }
         let Some(store) = self.store(py) else {
             let why = format!("not stored: {} cannot be used", self.backing.describe());
             self.store_failed(py, Failure::Folder, &why);
+            give_back(self);
             return false;
         };
-        match py.detach(|| store.put(&self.ns, key, &payload, compression, signer, ttl)) {
+        let lease = lease.take().unwrap_or(Lease::Local);
+        let stored = py.detach(|| {
+            store.put_and_release(&self.ns, key, &payload, compression, signer, ttl, lease)
+        });
+        match stored {
             Ok(_) => {
                 self.succeeded();
                 true
@@ -737,17 +768,21 @@ impl StoreEngine {
         let deadline = Instant::now() + lock.wait;
         let mut pause = FIRST_PAUSE;
         loop {
-            match py.detach(|| store.lease(&self.ns, key, lock.lease)) {
-                Ok(Lease::Busy) if Instant::now() < deadline => {}
-                Ok(Lease::Busy) | Err(_) => return Ok(Claimed::Compute(Lease::Local)),
-                Ok(lease) => {
-                    // The holder may have stored the value and let go since our lookup.
-                    if let Some(v) = self.load(py, key) {
-                        py.detach(|| store.release(lease));
-                        return Ok(Claimed::Found(v));
+            match py.detach(|| store.lease_and_get(&self.ns, key, lock.lease)) {
+                Ok((Lease::Busy, _)) if Instant::now() < deadline => {}
+                Ok((Lease::Busy, _)) | Err(_) => return Ok(Claimed::Compute(Lease::Local)),
+                // The holder may have stored the value and let go since our lookup.
+                Ok((lease, Some(entry))) => {
+                    let found = self.value_of(py, store, key, entry);
+                    match found {
+                        Some(v) => {
+                            py.detach(|| store.release(lease));
+                            return Ok(Claimed::Found(v));
+                        }
+                        None => return Ok(Claimed::Compute(lease)),
                     }
-                    return Ok(Claimed::Compute(lease));
                 }
+                Ok((lease, None)) => return Ok(Claimed::Compute(lease)),
             }
             py.detach(|| std::thread::sleep(pause));
             py.check_signals()?;

@@ -89,6 +89,43 @@ pub trait ByteStore: Send + Sync {
         let _ = lease;
     }
 
+    /// [`ByteStore::lease`] and, when the lease is ours, the entry as it is now (the
+    /// last holder may have stored it just before letting go). A store may do both in
+    /// one round trip.
+    fn lease_and_get(
+        &self,
+        ns: &str,
+        key: KeyDigest,
+        lease: Duration,
+    ) -> Result<(Lease, Option<Entry>), Error> {
+        let taken = self.lease(ns, key, lease)?;
+        let entry = match taken {
+            Lease::Held { .. } => self.get(ns, key)?,
+            _ => None,
+        };
+        Ok((taken, entry))
+    }
+
+    /// [`ByteStore::put`], then [`ByteStore::release`] of `lease` (after the value is
+    /// in place, so that whoever waits for the lease finds it); in one round trip where
+    /// the store can. The lease goes even when the value cannot be stored: given back,
+    /// or, on a store that cannot be reached, left to expire.
+    #[allow(clippy::too_many_arguments)]
+    fn put_and_release(
+        &self,
+        ns: &str,
+        key: KeyDigest,
+        payload: &Payload<'_>,
+        compression: Compression,
+        signer: Option<&Signer>,
+        ttl: Option<Duration>,
+        lease: Lease,
+    ) -> Result<u64, Error> {
+        let stored = self.put(ns, key, payload, compression, signer, ttl);
+        self.release(lease);
+        stored
+    }
+
     /// The health of the store's connection, for a store that has one.
     fn health(&self) -> Option<Health> {
         None

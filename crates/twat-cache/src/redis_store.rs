@@ -499,6 +499,7 @@ impl RedisStore {
         key: KeyDigest,
         frame: &[u8],
         ttl: Option<Duration>,
+        release: Option<(&str, u128)>,
     ) -> Result<u64, Error> {
         let inner = &*self.inner;
         let admitted = inner.admit()?;
@@ -539,7 +540,19 @@ impl RedisStore {
             if let Some(ms) = &ms {
                 tail.extend(format!("$2\r\nPX\r\n${}\r\n{ms}\r\n", ms.len()).as_bytes());
             }
-            let replies = match wire.round_trip_parts(&[&head, frame, &tail], 2, deadline) {
+            // The lease goes in the same round trip, after the value is in place.
+            let token = release.map(|(_, token)| token.to_string());
+            if let (Some((name, _)), Some(token)) = (release, &token) {
+                tail.extend(command(&[
+                    b"EVAL",
+                    RELEASE_SCRIPT.as_bytes(),
+                    b"1",
+                    name.as_bytes(),
+                    token.as_bytes(),
+                ]));
+            }
+            let expected = if release.is_some() { 3 } else { 2 };
+            let replies = match wire.round_trip_parts(&[&head, frame, &tail], expected, deadline) {
                 Ok(r) => r,
                 Err(e) => return failed(e),
             };
@@ -613,6 +626,14 @@ impl RedisStore {
 }
 
 impl Inner {
+    /// A lease this process gives back: the keeper stops extending it.
+    fn forget_lease(&self, name: &str) {
+        self.held
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .remove(name);
+    }
+
     /// What the breaker lets this call do; an error (without a timeout paid) when it
     /// skips the server.
     fn admit(&self) -> Result<Admit, Error> {
@@ -753,7 +774,7 @@ impl ByteStore for RedisStore {
         let frame = frame.into_inner();
         let ttl = ttl.or(self.inner.config.ttl);
         if self.inner.wired {
-            return self.put_on_wire(ns, key, &frame, ttl);
+            return self.put_on_wire(ns, key, &frame, ttl, None);
         }
         let base = self.key_base(ns);
         let id = key_text(key);
@@ -863,6 +884,109 @@ impl ByteStore for RedisStore {
                 .arg(token.to_string())
                 .invoke::<i64>(conn)
         });
+    }
+
+    fn put_and_release(
+        &self,
+        ns: &str,
+        key: KeyDigest,
+        payload: &Payload<'_>,
+        compression: Compression,
+        signer: Option<&Signer>,
+        ttl: Option<Duration>,
+        lease: Lease,
+    ) -> Result<u64, Error> {
+        let Lease::Held { name, token } = &lease else {
+            return self.put(ns, key, payload, compression, signer, ttl);
+        };
+        if !self.inner.wired {
+            let stored = self.put(ns, key, payload, compression, signer, ttl);
+            self.release(lease);
+            return stored;
+        }
+        self.inner.forget_lease(name);
+        let mut frame = std::io::Cursor::new(Vec::with_capacity(payload.len() + 64));
+        write_frame(&mut frame, payload, compression, signer)?;
+        let ttl = ttl.or(self.inner.config.ttl);
+        // Unreachable, the lease is not given back (that would be a second timeout): no
+        // longer extended, it expires within its lease time.
+        self.put_on_wire(ns, key, frame.get_ref(), ttl, Some((name, *token)))
+    }
+
+    fn lease_and_get(
+        &self,
+        ns: &str,
+        key: KeyDigest,
+        lease: Duration,
+    ) -> Result<(Lease, Option<Entry>), Error> {
+        if !self.inner.wired {
+            let taken = self.lease(ns, key, lease)?;
+            let entry = match taken {
+                Lease::Held { .. } => self.get(ns, key)?,
+                _ => None,
+            };
+            return Ok((taken, entry));
+        }
+        // One round trip: the lease, and the entry in case its last holder stored it.
+        let inner = &*self.inner;
+        let admitted = inner.admit()?;
+        let deadline = std::time::Instant::now() + inner.config.timeout;
+        let mut wire = match inner
+            .take_wire()
+            .map_or_else(|| self.wire_blocking(), |w| Ok(Some(w)))
+        {
+            Ok(Some(w)) => w,
+            Ok(None) => unreachable!("a wired store makes wires"),
+            Err(e) => {
+                inner.breaker.failure(&admitted);
+                return Err(e);
+            }
+        };
+        let name = format!("{}l:{}", self.key_base(ns), key_text(key));
+        let token = random_token();
+        let ms = (lease.as_millis() as u64).max(1).to_string();
+        let (lookup, request) = self.lookup_request(ns, key);
+        let mut bytes = command(&[
+            b"SET",
+            name.as_bytes(),
+            token.to_string().as_bytes(),
+            b"NX",
+            b"PX",
+            ms.as_bytes(),
+        ]);
+        bytes.extend(lookup);
+        let replies = match wire.round_trip(&bytes, 3, deadline) {
+            Ok(r) => r,
+            Err(e) => {
+                inner.breaker.failure(&admitted);
+                return Err(e);
+            }
+        };
+        inner.give_wire(wire);
+        let mut replies = replies.into_iter();
+        let (Some(set), Some(g), Some(entry)) = (replies.next(), replies.next(), replies.next())
+        else {
+            unreachable!("round_trip returns the replies asked for")
+        };
+        if let Reply::Error(e) = set {
+            inner.breaker.failure(&admitted);
+            return Err(Error::Remote(e));
+        }
+        let bytes = self.outcome_of(&request, g, entry, &admitted)?;
+        if set == Reply::Nil {
+            return Ok((Lease::Busy, None));
+        }
+        inner
+            .held
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .insert(name.clone(), token);
+        self.keep_leases(lease);
+        let entry = bytes.map(|b| Entry {
+            len: b.len() as u64,
+            source: EntrySource::Inline(b),
+        });
+        Ok((Lease::Held { name, token }, entry))
     }
 
     fn health(&self) -> Option<Health> {

@@ -300,3 +300,27 @@ fn a_large_value_round_trips_whole() {
         .unwrap();
     assert_eq!(stream_of(&store, "ns", 5, None), Some(big));
 }
+
+#[test]
+fn a_value_stored_with_its_lease_is_found_by_the_next_holder() {
+    let server = Server::start(&[]);
+    let (a, b) = (server.store(), server.store());
+    let lease = Duration::from_secs(5);
+    let (held, entry) = a.lease_and_get("ns", 3, lease).unwrap();
+    assert!(matches!(held, Lease::Held { .. }) && entry.is_none());
+    let (busy, _) = b.lease_and_get("ns", 3, lease).unwrap();
+    assert_eq!(busy, Lease::Busy);
+    a.put_and_release("ns", 3, &payload(b"v"), Compression::None, None, None, held)
+        .unwrap();
+    // Released with the value in place: the next holder finds both in one round trip.
+    let (next, entry) = b.lease_and_get("ns", 3, lease).unwrap();
+    assert!(matches!(next, Lease::Held { .. }));
+    let entry = entry.expect("the value came with the lease");
+    assert_eq!(
+        read_frame(entry.reader().unwrap(), None).unwrap().stream,
+        b"v"
+    );
+    b.release(next);
+    let (again, _) = a.lease_and_get("ns", 3, lease).unwrap();
+    assert!(matches!(again, Lease::Held { .. }));
+}
