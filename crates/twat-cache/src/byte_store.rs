@@ -98,12 +98,7 @@ pub trait ByteStore: Send + Sync {
         key: KeyDigest,
         lease: Duration,
     ) -> Result<(Lease, Option<Entry>), Error> {
-        let taken = self.lease(ns, key, lease)?;
-        let entry = match taken {
-            Lease::Held { .. } => self.get(ns, key)?,
-            _ => None,
-        };
-        Ok((taken, entry))
+        lease_then_get(self, ns, key, lease)
     }
 
     /// [`ByteStore::put`], then [`ByteStore::release`] of `lease` (after the value is
@@ -121,15 +116,45 @@ pub trait ByteStore: Send + Sync {
         ttl: Option<Duration>,
         lease: Lease,
     ) -> Result<u64, Error> {
-        let stored = self.put(ns, key, payload, compression, signer, ttl);
-        self.release(lease);
-        stored
+        put_then_release(self, ns, key, payload, compression, signer, ttl, lease)
     }
 
     /// The health of the store's connection, for a store that has one.
     fn health(&self) -> Option<Health> {
         None
     }
+}
+
+/// [`ByteStore::lease_and_get`] in two steps, for stores that cannot do better.
+pub(crate) fn lease_then_get<S: ByteStore + ?Sized>(
+    store: &S,
+    ns: &str,
+    key: KeyDigest,
+    lease: Duration,
+) -> Result<(Lease, Option<Entry>), Error> {
+    let taken = store.lease(ns, key, lease)?;
+    let entry = match taken {
+        Lease::Held { .. } => store.get(ns, key)?,
+        _ => None,
+    };
+    Ok((taken, entry))
+}
+
+/// [`ByteStore::put_and_release`] in two steps, for stores that cannot do better.
+#[allow(clippy::too_many_arguments)]
+pub(crate) fn put_then_release<S: ByteStore + ?Sized>(
+    store: &S,
+    ns: &str,
+    key: KeyDigest,
+    payload: &Payload<'_>,
+    compression: Compression,
+    signer: Option<&Signer>,
+    ttl: Option<Duration>,
+    lease: Lease,
+) -> Result<u64, Error> {
+    let stored = store.put(ns, key, payload, compression, signer, ttl);
+    store.release(lease);
+    stored
 }
 
 /// The outcome of [`ByteStore::lease`].

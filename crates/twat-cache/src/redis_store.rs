@@ -14,7 +14,7 @@ use std::time::Duration;
 use redis::{ConnectionLike, RedisError, Value};
 
 use crate::breaker::{Admit, Breaker};
-use crate::byte_store::{ByteStore, Health, Lease};
+use crate::byte_store::{lease_then_get, put_then_release, ByteStore, Health, Lease};
 use crate::codec::{write_frame, Compression, Payload, Signer};
 use crate::disk::{Entry, EntrySource};
 use crate::keyhash::KeyDigest;
@@ -900,9 +900,7 @@ impl ByteStore for RedisStore {
             return self.put(ns, key, payload, compression, signer, ttl);
         };
         if !self.inner.wired {
-            let stored = self.put(ns, key, payload, compression, signer, ttl);
-            self.release(lease);
-            return stored;
+            return put_then_release(self, ns, key, payload, compression, signer, ttl, lease);
         }
         self.inner.forget_lease(name);
         let mut frame = std::io::Cursor::new(Vec::with_capacity(payload.len() + 64));
@@ -920,12 +918,7 @@ impl ByteStore for RedisStore {
         lease: Duration,
     ) -> Result<(Lease, Option<Entry>), Error> {
         if !self.inner.wired {
-            let taken = self.lease(ns, key, lease)?;
-            let entry = match taken {
-                Lease::Held { .. } => self.get(ns, key)?,
-                _ => None,
-            };
-            return Ok((taken, entry));
+            return lease_then_get(self, ns, key, lease);
         }
         // One round trip: the lease, and the entry in case its last holder stored it.
         let inner = &*self.inner;
