@@ -393,6 +393,7 @@ def test_persistent_async_io_runs_off_the_loop_and_is_shared(cache_dir, calls, d
     assert calls.count == 1
     assert all(np.array_equal(v["data"], np.arange(1000)) for v in values)
     assert executor.jobs >= 2 and loop_thread not in executor.threads  # lookup and store
+    assert executor.jobs == 2  # a folder takes no cross-process lease: no claim, no release
 
     (hit, _), executor = run_with_executor(lambda: eight())
     assert calls.count == 1 and executor.jobs >= 1 and loop_thread not in executor.threads

@@ -43,6 +43,8 @@ class Slot(Protocol):
     def flight_key(self) -> Hashable: ...
     @property
     def blocking(self) -> bool: ...
+    @property
+    def leases(self) -> bool: ...
     def peek(self) -> tuple[bool, Any]: ...
     def store(self, value: Any) -> bool: ...
     def tally(self, hit: bool) -> None: ...
@@ -208,6 +210,8 @@ async def _lead(
     found, value = await _run(slot, slot.peek)
     if found:
         return True, value
+    if not slot.leases:
+        return False, await _compute(slot, func, args, kwargs)
     found, value = await _claim(slot)
     if found:
         return True, value
@@ -222,8 +226,6 @@ async def _claim(slot: Slot) -> tuple[bool, Any]:
     """Takes the key's cross-process lease, or waits in the executor for the process
     that holds it (``(True, value)`` when it stored the value). A task cancelled while
     the claim is under way gives back whatever lease the claim ends up taking."""
-    if not slot.blocking:
-        return slot.claim()
     loop = asyncio.get_running_loop()
     claiming = loop.run_in_executor(None, slot.claim)
     try:

@@ -40,6 +40,12 @@ impl MemorySlot {
         false
     }
 
+    /// One process: no cross-process lease.
+    #[getter]
+    fn leases(&self) -> bool {
+        false
+    }
+
     /// `(True, value)` when the engine has the key (a flight may have stored it since
     /// the native lookup); not counted.
     fn peek(&self, py: Python<'_>) -> PyResult<(bool, Py<PyAny>)> {
@@ -61,13 +67,6 @@ impl MemorySlot {
         self.engine.set(self.key.bind(py), self.hash, value);
         true
     }
-
-    /// One process: the flight is all the single flight there is.
-    fn claim(&self, py: Python<'_>) -> (bool, Py<PyAny>) {
-        (false, py.None())
-    }
-
-    fn release(&self) {}
 }
 
 /// One key of a disk or file store. Its methods do I/O (with the GIL released), so the
@@ -101,6 +100,12 @@ impl DiskSlot {
     #[getter]
     fn blocking(&self) -> bool {
         true
+    }
+
+    /// Whether a miss takes a cross-process lease (`claim`/`release`) before computing.
+    #[getter]
+    fn leases(&self) -> bool {
+        self.owner.get().engine().leases()
     }
 
     /// `(True, value)` when the store has the key; not counted (see `tally`).

@@ -337,6 +337,11 @@ impl StoreEngine {
         self.failed(py, Failure::Read, e, "a lookup failed, treated as a miss");
     }
 
+    /// Whether calls take a cross-process lease before computing (Redis with `lock`).
+    pub fn leases(&self) -> bool {
+        self.lock.is_some()
+    }
+
     /// The namespace of this cache's entries.
     pub fn namespace(&self) -> &str {
         &self.ns
