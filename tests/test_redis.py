@@ -872,3 +872,27 @@ except RuntimeError as e:
     finally:
         leader.kill()
         leader.wait()
+
+
+def test_async_callers_in_many_processes_compute_once(redis_url: str, tmp_path: Any) -> None:
+    import subprocess
+    import sys
+
+    log = tmp_path / "runs"
+    code = f"""
+import asyncio
+from twat_cache import rcache
+@rcache(url={redis_url!r}, name="async-stampede", version=1, secret=False, timeout=2)
+async def slow(x):
+    with open({str(log)!r}, "a") as f:
+        f.write("ran\\n")
+    await asyncio.sleep(0.5)
+    return x * 2
+async def main():
+    return await asyncio.gather(*(slow(4) for _ in range(10)))
+print(asyncio.run(main()))
+"""
+    procs = [subprocess.Popen([sys.executable, "-c", code], stdout=subprocess.PIPE, text=True) for _ in range(3)]
+    outs = [p.communicate(timeout=120)[0].strip() for p in procs]
+    assert outs == [str([8] * 10)] * 3
+    assert log.read_text().split() == ["ran"]

@@ -216,10 +216,12 @@ async def _lead(
     if found:
         return True, value
     try:
+        # A stored value gives the lease back with it (one round trip).
         return False, await _compute(slot, func, args, kwargs)
-    finally:
-        # Stored (or raised) first: processes waiting on the lease then find the value.
+    except BaseException:
+        # Raised or cancelled: the lease goes at once (processes waiting on it go on).
         await asyncio.shield(_run(slot, slot.release))
+        raise
 
 
 async def _claim(slot: Slot) -> tuple[bool, Any]:

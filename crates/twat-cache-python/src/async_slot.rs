@@ -118,9 +118,14 @@ impl DiskSlot {
         self.owner.get().engine().count(hit);
     }
 
-    /// `False` when the value could not be stored (a warning said why).
+    /// `False` when the value could not be stored (a warning said why). A lease taken by
+    /// `claim` goes back in the same round trip.
     fn store(&self, value: &Bound<'_, PyAny>) -> bool {
-        self.owner.get().engine().save(value, self.key)
+        let engine = self.owner.get().engine();
+        match self.lease.lock().take() {
+            Some(lease) => engine.save_releasing(value, self.key, lease),
+            None => engine.save(value, self.key),
+        }
     }
 
     /// Before computing: takes the key's cross-process lease, or waits for the process
