@@ -896,3 +896,89 @@ print(asyncio.run(main()))
     outs = [p.communicate(timeout=120)[0].strip() for p in procs]
     assert outs == [str([8] * 10)] * 3
     assert log.read_text().split() == ["ran"]
+
+
+def test_many_loops_and_cancelled_tasks_leave_every_wire_sound(redis_url: str, calls: Calls) -> None:
+    import random
+
+    @rcache(url=redis_url, secret=False)
+    async def f(x: int) -> int:
+        calls(x)
+        await asyncio.sleep(0.001)
+        return x * 10
+
+    failures: list[BaseException] = []
+    cancelled: list[bool] = []
+
+    def worker(seed: int) -> None:
+        rng = random.Random(seed)
+
+        async def main() -> None:
+            await _until_wired(f, 0)
+            for _ in range(4):
+                keys = [rng.randrange(20) for _ in range(50)]
+                tasks = [asyncio.ensure_future(f(x)) for x in keys]
+                await asyncio.sleep(0)
+                for t in tasks:
+                    if rng.random() < 0.3:
+                        cancelled.append(t.cancel())
+                outcomes = await asyncio.gather(*tasks, return_exceptions=True)
+                for x, t, result in zip(keys, tasks, outcomes, strict=True):
+                    if t.cancelled():
+                        continue
+                    if result != x * 10:
+                        failures.append(AssertionError(f"f({x}) gave {result!r}"))
+
+        try:
+            asyncio.run(main())
+        except BaseException as e:  # pragma: no cover - reported below
+            failures.append(e)
+
+    threads = [threading.Thread(target=worker, args=(seed,)) for seed in range(4)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(timeout=120)
+    assert not failures, failures[:3]
+    # A key runs again only after a computation whose every caller was cancelled.
+    assert calls.count <= len(calls.per_args()) + len(cancelled)
+
+    async def check() -> list[int]:
+        return [await f(x) for x in range(20)]
+
+    assert asyncio.run(check()) == [x * 10 for x in range(20)]
+    after = calls.count
+    # Every key is stored now: a second pass computes nothing.
+    assert asyncio.run(check()) == [x * 10 for x in range(20)]
+    assert calls.count == after
+
+
+def test_a_fork_child_makes_its_own_loop_connection(redis_url: str) -> None:
+    code = f"""
+import asyncio, os
+from twat_cache import rcache, _wire
+@rcache(url={redis_url!r}, name="fork-wire", version=1, secret=False)
+async def f(x):
+    print("ran", x, flush=True)
+    return x
+async def warm():
+    for _ in range(100):
+        await f(1)
+        await asyncio.sleep(0.005)
+    return await f(1)
+assert asyncio.run(warm()) == 1
+pid = os.fork()
+if pid == 0:
+    assert not _wire._WIRES
+    async def child():
+        return [await f(1), await f(2), await f(2)]
+    assert asyncio.run(child()) == [1, 2, 2]
+    os._exit(0)
+_, status = os.waitpid(pid, 0)
+assert status == 0, status
+print("done")
+"""
+    out = run_python(code)
+    assert out.split("\n").count("ran 1") == 1
+    assert out.split("\n").count("ran 2") == 1
+    assert "done" in out
