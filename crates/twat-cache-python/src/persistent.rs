@@ -318,7 +318,7 @@ impl PersistentFunction {
 /// A Redis store on one server, reached without TLS: the loop can watch its socket.
 fn engine_is_wired(engine: &crate::store_engine::StoreEngine) -> bool {
     match engine.backing() {
-        Backing::Redis(c) => !c.url.cluster && !c.url.nodes[0].starts_with("rediss"),
+        Backing::Redis(c) => !c.url.cluster && !c.url.tls(),
         Backing::Disk { .. } => false,
     }
 }

@@ -102,6 +102,11 @@ impl RedisUrl {
         })
     }
 
+    /// Whether connections use TLS (`rediss://`, `valkeys://` and their cluster forms).
+    pub fn tls(&self) -> bool {
+        self.head.starts_with("rediss") || self.head.starts_with("valkeys")
+    }
+
     /// The URL of another node of the same cluster (same scheme and credentials).
     pub(crate) fn node(&self, host: &str, port: u16) -> String {
         if host.contains(':') {
@@ -143,8 +148,11 @@ mod tests {
 
     #[test]
     fn unix_sockets_and_tls_are_accepted() {
-        assert!(RedisUrl::parse("unix:///tmp/valkey.sock").is_ok());
-        assert!(RedisUrl::parse("rediss://127.0.0.1:6379").is_ok());
+        assert!(!RedisUrl::parse("unix:///tmp/valkey.sock").unwrap().tls());
+        assert!(RedisUrl::parse("rediss://127.0.0.1:6379").unwrap().tls());
+        assert!(RedisUrl::parse("valkeys://127.0.0.1:6379").unwrap().tls());
+        assert!(RedisUrl::parse("rediss+cluster://127.0.0.1:7000").unwrap().tls());
+        assert!(!RedisUrl::parse("redis://127.0.0.1:6379").unwrap().tls());
     }
 
     #[test]
