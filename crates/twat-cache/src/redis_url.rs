@@ -151,7 +151,9 @@ mod tests {
         assert!(!RedisUrl::parse("unix:///tmp/valkey.sock").unwrap().tls());
         assert!(RedisUrl::parse("rediss://127.0.0.1:6379").unwrap().tls());
         assert!(RedisUrl::parse("valkeys://127.0.0.1:6379").unwrap().tls());
-        assert!(RedisUrl::parse("rediss+cluster://127.0.0.1:7000").unwrap().tls());
+        assert!(RedisUrl::parse("rediss+cluster://127.0.0.1:7000")
+            .unwrap()
+            .tls());
         assert!(!RedisUrl::parse("redis://127.0.0.1:6379").unwrap().tls());
     }
 
