@@ -267,7 +267,6 @@ fn a_black_hole_costs_one_timeout() {
     let t = Instant::now();
     assert!(matches!(store.get("ns", 1), Err(Error::Remote(_))));
     // A generous bound on a hang, not a timing assertion.
-    eprintln!("black hole took {:?}", t.elapsed());
     assert!(t.elapsed() < Duration::from_secs(5));
 }
 
