@@ -18,6 +18,7 @@ from typing import Any
 
 import numpy as np
 import redis
+from bench_async import hit_ns
 from common import REPEAT, Row, best_of, compare
 from twat_cache import rcache
 from twat_cache.testing import RedisServer, free_port, server_binaries, server_version
@@ -177,14 +178,7 @@ def async_rows(rows: list[Row]) -> None:
             for _ in range(50):  # rcache makes the loop's connection in the background
                 await fn(1)
                 await asyncio.sleep(0.001)
-            number = 2000
-            best = float("inf")
-            for _ in range(REPEAT):
-                start = time.perf_counter()
-                for _ in range(number):
-                    await fn(1)
-                best = min(best, time.perf_counter() - start)
-            out[name] = best / number * 1e6
+            out[name] = await hit_ns(fn, 2000) / 1000
 
     asyncio.run(measure())
     workload = "Redis async hit, ~1 KB dict"

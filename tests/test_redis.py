@@ -212,7 +212,7 @@ class _Evil:
 
 
 def test_a_cache_without_a_secret_warns_once(redis_url: str, caplog: pytest.LogCaptureFixture) -> None:
-    import twat_cache.redis as module
+    import twat_cache._persistent as module
 
     module._UNSIGNED_WARNED.clear()
     with caplog.at_level(logging.WARNING, logger="twat_cache"):
@@ -320,6 +320,20 @@ def test_threads_of_one_process_compute_once(redis_url: str, calls: Calls) -> No
     assert calls.count == 1
 
 
+def _at_once(code: str, processes: int) -> list[str]:
+    """Runs ``code`` in that many Python processes started together; their outputs,
+    each of which must have exited cleanly."""
+    import subprocess
+    import sys
+
+    procs = [
+        subprocess.Popen([sys.executable, "-c", code], stdout=subprocess.PIPE, text=True) for _ in range(processes)
+    ]
+    outs = [p.communicate(timeout=120)[0] for p in procs]
+    assert all(p.returncode == 0 for p in procs)
+    return outs
+
+
 def test_many_processes_and_threads_compute_a_missing_key_once(redis_url: str, tmp_path: Any) -> None:
     log = tmp_path / "runs"
     code = f"""
@@ -338,12 +352,8 @@ for t in threads: t.join()
 assert out == [42] * 25, out
 print("ok")
 """
-    import subprocess
-    import sys
 
-    procs = [subprocess.Popen([sys.executable, "-c", code], stdout=subprocess.PIPE, text=True) for _ in range(4)]
-    outs = [p.communicate(timeout=120)[0] for p in procs]
-    assert all(p.returncode == 0 for p in procs)
+    outs = _at_once(code, 4)
     assert all("ok" in o for o in outs)
     assert len(log.read_text().split()) == 1
 
@@ -584,8 +594,6 @@ def test_a_cluster_spreads_keys_and_clears_every_primary(redis_cluster: Any, cal
 
 
 def test_a_cluster_runs_one_computation_across_processes(redis_cluster: Any, tmp_path: Any) -> None:
-    import subprocess
-    import sys
 
     log = tmp_path / "runs"
     code = f"""
@@ -599,8 +607,7 @@ def slow(x):
     return x
 print(slow(5))
 """
-    procs = [subprocess.Popen([sys.executable, "-c", code], stdout=subprocess.PIPE, text=True) for _ in range(3)]
-    outs = [p.communicate(timeout=120)[0].strip() for p in procs]
+    outs = [out.strip() for out in _at_once(code, 3)]
     assert outs == ["5", "5", "5"]
     assert log.read_text().split() == ["ran"]
 
@@ -875,8 +882,6 @@ except RuntimeError as e:
 
 
 def test_async_callers_in_many_processes_compute_once(redis_url: str, tmp_path: Any) -> None:
-    import subprocess
-    import sys
 
     log = tmp_path / "runs"
     code = f"""
@@ -892,8 +897,7 @@ async def main():
     return await asyncio.gather(*(slow(4) for _ in range(10)))
 print(asyncio.run(main()))
 """
-    procs = [subprocess.Popen([sys.executable, "-c", code], stdout=subprocess.PIPE, text=True) for _ in range(3)]
-    outs = [p.communicate(timeout=120)[0].strip() for p in procs]
+    outs = [out.strip() for out in _at_once(code, 3)]
     assert outs == [str([8] * 10)] * 3
     assert log.read_text().split() == ["ran"]
 

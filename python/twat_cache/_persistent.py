@@ -1,8 +1,11 @@
-"""What ``bcache`` and ``fcache`` share: option checks, the folder, the version, and
-building the native ``PersistentFunction``."""
+"""What ``bcache``, ``fcache`` and ``rcache`` share: option checks, where the entries
+go (a folder, or a Redis server), the version, and building the native
+``PersistentFunction``."""
 
 from __future__ import annotations
 
+import logging
+import threading
 from collections.abc import Callable
 from typing import Any
 
@@ -12,6 +15,16 @@ from ._fingerprint import code_version
 from ._paths import folder_for_name, get_cache_path
 from ._serializers import native_serializer
 from ._signature import param_specs
+
+# The options that shape keys, common to the persistent decorators.
+_KEY_DEFAULTS: dict[str, Any] = {
+    "key": None,
+    "ignore": (),
+    "typed": False,
+    "name": None,
+    "version": None,
+    "secure": True,
+}
 
 # The options of the persistent decorators and their defaults.
 BCACHE_DEFAULTS: dict[str, Any] = {
@@ -24,21 +37,83 @@ BCACHE_DEFAULTS: dict[str, Any] = {
     "secret": None,
     "durable": False,
     "serializer": "pickle",
-    "key": None,
-    "ignore": (),
-    "typed": False,
-    "name": None,
-    "version": None,
-    "secure": True,
+    **_KEY_DEFAULTS,
 }
 FCACHE_DEFAULTS: dict[str, Any] = {**BCACHE_DEFAULTS, "mmap": False}
+RCACHE_DEFAULTS: dict[str, Any] = {
+    "url": None,
+    "namespace": None,
+    "timeout": 0.25,
+    "ttl": None,
+    "jitter": None,
+    "compress": False,
+    "secret": None,
+    "serializer": "pickle",
+    "lock": True,
+    "lock_wait": 10.0,
+    **_KEY_DEFAULTS,
+}
+_DEFAULTS = {"bcache": BCACHE_DEFAULTS, "fcache": FCACHE_DEFAULTS, "rcache": RCACHE_DEFAULTS}
+_ENGINES = {"bcache": "disk", "fcache": "file", "rcache": "redis"}
+
+_UNSIGNED_WARNED = threading.Event()
+
+
+def warn_unsigned(where: str, shown_url: str) -> None:
+    """Once per process: entries in a shared Redis without a secret are unsigned pickle,
+    which lets anyone who can write to that Redis run code in every client."""
+    if _UNSIGNED_WARNED.is_set():
+        return
+    _UNSIGNED_WARNED.set()
+    logging.getLogger("twat_cache").warning(
+        "twat_cache: %s on %s without a secret: its entries are unsigned pickle, so anyone "
+        "who can write to that server can run code in this process. Set secret= (or "
+        "$TWAT_CACHE_SECRET) to sign them, or secret=False to state that the server is trusted.",
+        where,
+        shown_url,
+    )
+
+
+def _place(kind: str, o: dict[str, Any]) -> tuple[dict[str, Any], Callable[[str], dict[str, Any]]]:
+    """The store's own options, checked, and what places a cache of a given name: a
+    folder (``bcache``, ``fcache``) or a Redis server and namespace (``rcache``)."""
+    if kind != "rcache":
+        store = _options.check_store_options(kind, o)
+        folder = store["folder_name"]
+
+        def in_folder(cache_name: str) -> dict[str, Any]:
+            where = folder if folder is not None else folder_for_name(cache_name)
+            return {"folder": get_cache_path(where), "maxsize": store["maxsize"], "policy": store["policy"]}
+
+        return store, in_folder
+    store = {
+        **_options.check_redis_options(kind, o),
+        "mmap": False,
+        "durable": False,
+        "lock": _options.check_flag(kind, "lock", o["lock"]),
+        "lock_wait": _options.check_seconds(kind, "lock_wait", o["lock_wait"]),
+    }
+
+    def on_server(cache_name: str) -> dict[str, Any]:
+        if store["secret"] is None and not store["unsigned_chosen"]:
+            warn_unsigned(f"rcache {cache_name!r}", _options.shown_url(store["url"]))
+        return {
+            "url": store["url"],
+            "namespace": store["namespace"],
+            "timeout": store["timeout"],
+            "lock_wait": store["lock_wait"] if store["lock"] else None,
+            "maxsize": None,
+            "policy": "lru",
+        }
+
+    return store, on_server
 
 
 def persistent_decorator(kind: str, func: Any, options: dict[str, Any]) -> Any:
     """Checks every option now (decoration time), then caches ``func`` (or returns the
-    decorator when used with arguments)."""
-    o = {**FCACHE_DEFAULTS, **options}
-    store = _options.check_store_options(kind, o)
+    decorator when used with arguments): ``bcache``, ``fcache`` or ``rcache``."""
+    o = {**_DEFAULTS[kind], **options}
+    store, place = _place(kind, o)
     jitter = _options.check_jitter(kind, o["jitter"], store["ttl"])
     key = _options.check_key(kind, o["key"])
     ignored = _options.check_ignore(kind, o["ignore"])
@@ -46,23 +121,19 @@ def persistent_decorator(kind: str, func: Any, options: dict[str, Any]) -> Any:
     secure = _options.check_flag(kind, "secure", o["secure"])
     version = _options.check_version(kind, o["version"])
     name = _options.check_name(kind, o["name"])
-    folder = store["folder_name"]
 
     def make(fn: Callable[..., Any]) -> Any:
         _decorate.refuse_generators(kind, fn)
         cache_name = name or _decorate.default_name(fn)
-        path = get_cache_path(folder if folder is not None else folder_for_name(cache_name))
         return PersistentFunction(
             fn,
             param_specs(fn, ignored, kind),
             kind=kind,
-            folder=path,
+            **place(cache_name),
             name=cache_name,
             version=str(version) if version is not None else code_version(fn),
-            maxsize=store["maxsize"],
             ttl=store["ttl"],
             jitter=jitter,
-            policy=store["policy"],
             compress=store["compress"],
             mmap=store["mmap"],
             secret=store["secret"],
@@ -76,7 +147,7 @@ def persistent_decorator(kind: str, func: Any, options: dict[str, Any]) -> Any:
         )
 
     def decorate(fn: Any) -> Any:
-        return _decorate.apply(fn, make, name, "file" if kind == "fcache" else "disk")
+        return _decorate.apply(fn, make, name, _ENGINES[kind])
 
     if func is None:
         return decorate

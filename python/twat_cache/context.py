@@ -20,6 +20,7 @@ from typing import Any
 from . import _options, _registry
 from ._core import DiskHandle, MemoryHandle
 from ._paths import get_cache_path
+from ._persistent import warn_unsigned
 from ._serializers import native_serializer
 from .config import CacheConfig, settle
 from .engines import check_engine, require_available
@@ -221,8 +222,6 @@ class CacheContext:
         if self.engine == "redis":
             checked = _options.check_redis_options(where, o)
             if checked.pop("unsigned_chosen") is False and checked["secret"] is None:
-                from .redis import warn_unsigned
-
                 warn_unsigned("CacheContext", _options.shown_url(checked["url"]))
             return {**common, **checked, "secure": _options.check_flag(where, "secure", o["secure"])}
         return {

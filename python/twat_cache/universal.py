@@ -8,7 +8,7 @@ from collections.abc import Callable, Iterable
 from typing import Any, overload
 
 from . import _decorate
-from ._persistent import BCACHE_DEFAULTS, FCACHE_DEFAULTS
+from ._persistent import BCACHE_DEFAULTS, FCACHE_DEFAULTS, RCACHE_DEFAULTS
 from ._types import CachedFunction, P, R
 from .async_memory import acache
 from .config import CacheConfig, settle
@@ -17,7 +17,7 @@ from .engines import check_engine, require_available
 from .exceptions import ConfigurationError, EngineNotAvailableError, TwatCacheError
 from .files import fcache
 from .memory import MEMORY_DEFAULTS, mcache
-from .redis import RCACHE_DEFAULTS, rcache
+from .redis import rcache
 
 __all__ = ["choose_engines", "ucache"]
 

@@ -74,12 +74,10 @@ pub fn cache_stats<'py>(
 /// expirations happen in every process that shares the store, so they are not
 /// counted here (`None`).
 pub fn disk_stats<'py>(py: Python<'py>, engine: &StoreEngine) -> PyResult<Bound<'py, PyDict>> {
-    let (entries, bytes) = match engine.usage(py) {
-        Ok((entries, bytes)) => (Some(entries), Some(bytes)),
-        // An unreachable server: the counters of this process are still worth seeing.
-        Err(twat_cache::Error::Remote(_)) => (None, None),
-        Err(e) => return Err(to_py_err(py, e)),
-    };
+    let usage = engine
+        .usage_if_reachable(py)
+        .map_err(|e| to_py_err(py, e))?;
+    let (entries, bytes) = (usage.map(|u| u.0), usage.map(|u| u.1));
     let (hits, misses) = (
         engine.hits.load(Ordering::Relaxed),
         engine.misses.load(Ordering::Relaxed),

@@ -166,11 +166,11 @@ impl PersistentFunction {
     /// `(hits, misses, maxsize, currsize)`: `maxsize` is the folder's byte limit (`None`
     /// on Redis, whose server sets its own).
     fn cache_info(&self, py: Python<'_>) -> PyResult<Py<PyAny>> {
-        let entries = match self.engine.usage(py) {
-            Ok((entries, _)) => Some(entries),
-            Err(twat_cache::Error::Remote(_)) => None,
-            Err(e) => return Err(to_py_err(py, e)),
-        };
+        let usage = self
+            .engine
+            .usage_if_reachable(py)
+            .map_err(|e| to_py_err(py, e))?;
+        let entries = usage.map(|(entries, _)| entries);
         let class = py.import("twat_cache._types")?.getattr("CacheInfo")?;
         let e = &self.engine;
         let maxsize = match e.backing() {

@@ -665,6 +665,16 @@ impl StoreEngine {
         Ok(n)
     }
 
+    /// `(entries, bytes)` of this cache; `None` when its server cannot be reached (the
+    /// counters of this process are still worth showing).
+    pub fn usage_if_reachable(&self, py: Python<'_>) -> Result<Option<(u64, u64)>, Error> {
+        match self.usage(py) {
+            Ok(usage) => Ok(Some(usage)),
+            Err(Error::Remote(_)) => Ok(None),
+            Err(e) => Err(e),
+        }
+    }
+
     /// `(entries, bytes)` of this cache.
     pub fn usage(&self, py: Python<'_>) -> Result<(u64, u64), Error> {
         match self.store(py) {

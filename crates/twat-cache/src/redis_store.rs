@@ -59,6 +59,40 @@ enum Target {
     Cluster(redis::cluster::ClusterClient),
 }
 
+/// One call's use of a pooled wire: what the breaker admitted, the call's deadline,
+/// and the wire, which goes back to the pool when the call is done (unless broken).
+struct WireCall<'a> {
+    inner: &'a Inner,
+    admitted: Admit,
+    deadline: std::time::Instant,
+    wire: Option<Wire>,
+}
+
+impl WireCall<'_> {
+    /// Sends a request (in parts) and reads its `N` replies before the deadline; a
+    /// failure is counted by the breaker and names the server.
+    fn round_trip<const N: usize>(&mut self, parts: &[&[u8]]) -> Result<[Reply; N], Error> {
+        let wire = self
+            .wire
+            .as_mut()
+            .expect("a call's wire is there until it is done");
+        match wire.round_trip(parts, N, self.deadline) {
+            Ok(replies) => Ok(replies
+                .try_into()
+                .unwrap_or_else(|_| unreachable!("round_trip returns the replies asked for"))),
+            Err(e) => Err(self.inner.failed(&self.admitted, e)),
+        }
+    }
+}
+
+impl Drop for WireCall<'_> {
+    fn drop(&mut self) {
+        if let Some(wire) = self.wire.take() {
+            self.inner.give_wire(wire);
+        }
+    }
+}
+
 /// A pooled connection.
 enum Conn {
     Single(redis::Connection),
@@ -427,65 +461,51 @@ impl RedisStore {
         Ok(gone)
     }
 
-    /// [`ByteStore::get`] over a pooled [`Wire`]: the generation and
-    /// the entry in one round trip, within one timeout.
-    fn get_on_wire(&self, ns: &str, key: KeyDigest) -> Result<Option<Entry>, Error> {
+    /// A wire for one call: admitted by the breaker, pooled or connected now, with
+    /// the call's one deadline.
+    fn wire_call(&self) -> Result<WireCall<'_>, Error> {
         let inner = &*self.inner;
         let admitted = inner.admit()?;
         let deadline = std::time::Instant::now() + inner.config.timeout;
-        let taken = inner.take_wire();
-        let mut wire = match taken {
+        let wire = match inner.take_wire() {
             Some(w) => w,
             None => match self.wire_blocking() {
                 Ok(Some(w)) => w,
                 Ok(None) => unreachable!("a wired store makes wires"),
-                Err(e) => {
-                    inner.breaker.failure(&admitted);
-                    return Err(e);
-                }
+                Err(e) => return Err(inner.failed(&admitted, e)),
             },
         };
+        Ok(WireCall {
+            inner,
+            admitted,
+            deadline,
+            wire: Some(wire),
+        })
+    }
+
+    /// [`ByteStore::get`] over a pooled [`Wire`]: the generation and
+    /// the entry in one round trip, within one timeout.
+    fn get_on_wire(&self, ns: &str, key: KeyDigest) -> Result<Option<Entry>, Error> {
+        let mut call = self.wire_call()?;
         for _ in 0..3 {
             let (bytes, request) = self.lookup_request(ns, key);
-            let replies = match wire.round_trip(&bytes, 2, deadline) {
-                Ok(r) => r,
-                Err(e) => {
-                    inner.breaker.failure(&admitted);
-                    let why = match e {
-                        Error::Remote(why) => why,
-                        other => other.to_string(),
-                    };
-                    return Err(Error::Remote(
-                        inner
-                            .config
-                            .url
-                            .scrub(format!("{}: {why}", inner.config.url.shown)),
-                    ));
-                }
+            let [g, entry] = call.round_trip(&[&bytes])?;
+            let moved = match &g {
+                Reply::Bulk(v) => v.as_slice() != request.guess().as_bytes(),
+                Reply::Nil => request.guess() != "0",
+                _ => false,
             };
-            let mut replies = replies.into_iter();
-            let (g, entry) = (replies.next(), replies.next());
-            let (Some(g), Some(entry)) = (g, entry) else {
-                unreachable!("round_trip returns the replies asked for")
-            };
-            let moved = matches!(&g, Reply::Bulk(v) if v.as_slice() != request.guess().as_bytes())
-                || (matches!(g, Reply::Nil) && request.guess() != "0");
-            match self.outcome_of(&request, g, entry, &admitted) {
+            match self.outcome_of(&request, g, entry, &call.admitted) {
                 Ok(None) if moved => continue, // cleared since we last looked: again
                 Ok(bytes) => {
-                    inner.give_wire(wire);
                     return Ok(bytes.map(|b| Entry {
                         len: b.len() as u64,
                         source: EntrySource::Inline(b),
-                    }));
+                    }))
                 }
-                Err(e) => {
-                    inner.give_wire(wire);
-                    return Err(e);
-                }
+                Err(e) => return Err(self.inner.remote(e)),
             }
         }
-        inner.give_wire(wire);
         Ok(None)
     }
 
@@ -502,29 +522,7 @@ impl RedisStore {
         release: Option<(&str, u128)>,
     ) -> Result<u64, Error> {
         let inner = &*self.inner;
-        let admitted = inner.admit()?;
-        let deadline = std::time::Instant::now() + inner.config.timeout;
-        let failed = |e: Error| {
-            inner.breaker.failure(&admitted);
-            let why = match e {
-                Error::Remote(why) => why,
-                other => other.to_string(),
-            };
-            Err(Error::Remote(
-                inner
-                    .config
-                    .url
-                    .scrub(format!("{}: {why}", inner.config.url.shown)),
-            ))
-        };
-        let mut wire = match inner
-            .take_wire()
-            .map_or_else(|| self.wire_blocking(), |w| Ok(Some(w)))
-        {
-            Ok(Some(w)) => w,
-            Ok(None) => unreachable!("a wired store makes wires"),
-            Err(e) => return failed(e),
-        };
+        let mut call = self.wire_call()?;
         let base = self.key_base(ns);
         let id = key_text(key);
         let ms = ttl.map(|t| ((t.as_millis() as u64).max(1)).to_string());
@@ -551,33 +549,30 @@ impl RedisStore {
                     token.as_bytes(),
                 ]));
             }
-            let expected = if release.is_some() { 3 } else { 2 };
-            let replies = match wire.round_trip_parts(&[&head, frame, &tail], expected, deadline) {
-                Ok(r) => r,
-                Err(e) => return failed(e),
+            let parts: [&[u8]; 3] = [&head, frame, &tail];
+            let (generation, set) = if release.is_some() {
+                let [g, set, _released] = call.round_trip(&parts)?;
+                (g, set)
+            } else {
+                let [g, set] = call.round_trip(&parts)?;
+                (g, set)
             };
-            let generation = match &replies[0] {
-                Reply::Bulk(g) => String::from_utf8_lossy(g).into_owned(),
+            if let Reply::Error(e) = set {
+                // OOM, READONLY, NOAUTH...: the server answered; the wire is fine.
+                return Err(inner.failed(&call.admitted, Error::Remote(e)));
+            }
+            inner.breaker.success(&call.admitted);
+            let generation = match generation {
+                Reply::Bulk(g) => String::from_utf8_lossy(&g).into_owned(),
                 _ => "0".to_owned(),
             };
-            if let Reply::Error(e) = &replies[1] {
-                // OOM, READONLY, NOAUTH...: the server answered; the wire is fine.
-                inner.give_wire(wire);
-                return failed(Error::Remote(e.clone()));
-            }
-            inner.breaker.success(&admitted);
             if generation == guess {
-                inner.give_wire(wire);
                 return Ok(frame.len() as u64);
             }
             // Cleared since we last looked: take the entry out of the old generation.
             inner.saw_generation(&base, &generation);
-            let unlink = command(&[b"UNLINK", entry_key.as_bytes()]);
-            if let Err(e) = wire.round_trip(&unlink, 1, deadline) {
-                return failed(e);
-            }
+            let [_unlinked] = call.round_trip(&[&command(&[b"UNLINK", entry_key.as_bytes()])])?;
         }
-        inner.give_wire(wire);
         Ok(0)
     }
 
@@ -678,11 +673,23 @@ impl Inner {
     }
 
     fn error(&self, e: RedisError) -> Error {
-        Error::Remote(
-            self.config
-                .url
-                .scrub(format!("{}: {e}", self.config.url.shown)),
-        )
+        self.remote(Error::Remote(e.to_string()))
+    }
+
+    /// A failure as the caller sees it: naming the server, never its password.
+    fn remote(&self, e: Error) -> Error {
+        let why = match e {
+            Error::Remote(why) => why,
+            other => other.to_string(),
+        };
+        let url = &self.config.url;
+        Error::Remote(url.scrub(format!("{}: {why}", url.shown)))
+    }
+
+    /// A command that failed: the breaker counts it.
+    fn failed(&self, admitted: &Admit, e: Error) -> Error {
+        self.breaker.failure(admitted);
+        self.remote(e)
     }
 
     /// An idle connection of this process, if there is one.
@@ -922,19 +929,7 @@ impl ByteStore for RedisStore {
         }
         // One round trip: the lease, and the entry in case its last holder stored it.
         let inner = &*self.inner;
-        let admitted = inner.admit()?;
-        let deadline = std::time::Instant::now() + inner.config.timeout;
-        let mut wire = match inner
-            .take_wire()
-            .map_or_else(|| self.wire_blocking(), |w| Ok(Some(w)))
-        {
-            Ok(Some(w)) => w,
-            Ok(None) => unreachable!("a wired store makes wires"),
-            Err(e) => {
-                inner.breaker.failure(&admitted);
-                return Err(e);
-            }
-        };
+        let mut call = self.wire_call()?;
         let name = format!("{}l:{}", self.key_base(ns), key_text(key));
         let token = random_token();
         let ms = (lease.as_millis() as u64).max(1).to_string();
@@ -948,24 +943,13 @@ impl ByteStore for RedisStore {
             ms.as_bytes(),
         ]);
         bytes.extend(lookup);
-        let replies = match wire.round_trip(&bytes, 3, deadline) {
-            Ok(r) => r,
-            Err(e) => {
-                inner.breaker.failure(&admitted);
-                return Err(e);
-            }
-        };
-        inner.give_wire(wire);
-        let mut replies = replies.into_iter();
-        let (Some(set), Some(g), Some(entry)) = (replies.next(), replies.next(), replies.next())
-        else {
-            unreachable!("round_trip returns the replies asked for")
-        };
+        let [set, g, entry] = call.round_trip(&[&bytes])?;
         if let Reply::Error(e) = set {
-            inner.breaker.failure(&admitted);
-            return Err(Error::Remote(e));
+            return Err(inner.failed(&call.admitted, Error::Remote(e)));
         }
-        let bytes = self.outcome_of(&request, g, entry, &admitted)?;
+        let bytes = self
+            .outcome_of(&request, g, entry, &call.admitted)
+            .map_err(|e| inner.remote(e))?;
         if set == Reply::Nil {
             return Ok((Lease::Busy, None));
         }
@@ -1026,9 +1010,8 @@ impl RedisStore {
     /// A [`Wire`] to this store's server, non-blocking, for an event loop; `None` where
     /// there is none to make: a cluster, or TLS (those lookups take the pooled path).
     pub fn wire(&self) -> Result<Option<Wire>, Error> {
-        self.wire_blocking()?
-            .map(Wire::into_nonblocking)
-            .transpose()
+        let wire = self.wire_blocking().map_err(|e| self.inner.remote(e))?;
+        wire.map(Wire::into_nonblocking).transpose()
     }
 
     /// A [`Wire`] in blocking mode, for this store's own lookups and stores.

@@ -229,20 +229,10 @@ impl Wire {
 }
 
 impl Wire {
-    /// Sends `bytes` and reads `replies` replies, blocking, all before `deadline` (one
-    /// timeout for the whole exchange, however many reads it takes).
+    /// Sends a request, given in parts (a large value is written from where it is,
+    /// not copied into one buffer), and reads `replies` replies, blocking, all before
+    /// `deadline`: one timeout for the whole exchange, however many reads it takes.
     pub(crate) fn round_trip(
-        &mut self,
-        bytes: &[u8],
-        replies: usize,
-        deadline: Instant,
-    ) -> Result<Vec<Reply>, Error> {
-        self.round_trip_parts(&[bytes], replies, deadline)
-    }
-
-    /// [`Wire::round_trip`] of a request given in parts (a large value is written
-    /// from where it is, not copied into one buffer).
-    pub(crate) fn round_trip_parts(
         &mut self,
         parts: &[&[u8]],
         replies: usize,
@@ -321,13 +311,14 @@ impl Wire {
             .as_str()
             .into_connection_info()
             .map_err(|e| Error::Remote(e.to_string()))?;
-        let failed = |e: std::io::Error| Error::Remote(url.scrub(format!("{}: {e}", url.shown)));
+        // Plain messages: the store that called says which server (redis_store.rs).
+        let failed = |e: std::io::Error| Error::Remote(e.to_string());
         let stream = match info.addr() {
             ConnectionAddr::Tcp(host, port) => {
                 let addr = std::net::ToSocketAddrs::to_socket_addrs(&(host.as_str(), *port))
                     .map_err(failed)?
                     .next()
-                    .ok_or_else(|| Error::Remote(format!("{} does not resolve", url.shown)))?;
+                    .ok_or_else(|| Error::Remote("the host does not resolve".into()))?;
                 let s = TcpStream::connect_timeout(&addr, timeout).map_err(failed)?;
                 s.set_nodelay(true).map_err(failed)?;
                 s.set_read_timeout(Some(timeout)).map_err(failed)?;
@@ -383,7 +374,7 @@ impl Wire {
                 }
             }
             if let Some(Reply::Error(e)) = got.iter().find(|r| matches!(r, Reply::Error(_))) {
-                return Err(Error::Remote(url.scrub(format!("{}: {e}", url.shown))));
+                return Err(Error::Remote(e.clone()));
             }
         }
         Ok(Some(wire))
