@@ -19,7 +19,7 @@ use pyo3::prelude::*;
 use pyo3::types::{PyBytes, PyDict, PyList, PyMemoryView, PySlice};
 use twat_cache::{
     read_frame, small_stream, write_frame, ByteStore, Compression, DiskConfig, DiskStore, Entry,
-    EntrySource, Error, Health, KeyDigest, Lease, Payload, RedisConfig, RedisStore, Signer,
+    EntrySource, Error, Health, KeyDigest, Lease, Payload, RedisConfig, RedisStore, Signer, Value,
 };
 
 use crate::buffer::{Fresh, Held};
@@ -611,7 +611,6 @@ impl StoreEngine {
             stream,
             buffers: pickled.buffers.iter().map(Held::bytes).collect(),
         };
-        let (compression, signer) = (self.options.compression, self.options.signer.as_ref());
         if self.in_outage() {
             // The lookup of this call failed just now: one timeout per call is enough.
             self.store_errors.fetch_add(1, Ordering::Relaxed);
@@ -625,9 +624,13 @@ impl StoreEngine {
             return false;
         };
         let lease = lease.take().unwrap_or(Lease::Local);
-        let stored = py.detach(|| {
-            store.put_and_release(&self.ns, key, &payload, compression, signer, ttl, lease)
-        });
+        let value = Value {
+            payload: &payload,
+            compression: self.options.compression,
+            signer: self.options.signer.as_ref(),
+            ttl,
+        };
+        let stored = py.detach(|| store.put_and_release(&self.ns, key, &value, lease));
         match stored {
             Ok(_) => {
                 self.succeeded();

@@ -16,12 +16,12 @@ use crate::Error;
 /// A persistent store of framed entries.
 ///
 /// ```
-/// use twat_cache::{ByteStore, Compression, DiskConfig, DiskStore, Payload};
+/// use twat_cache::{ByteStore, DiskConfig, DiskStore, Payload, Value};
 ///
 /// let dir = std::env::temp_dir().join(format!("twc-doc-byte-store-{}", std::process::id()));
 /// let store: Box<dyn ByteStore> = Box::new(DiskStore::open(&dir, DiskConfig::default())?);
 /// let payload = Payload { stream: b"hello", buffers: Vec::new() };
-/// store.put("greetings", 7, &payload, Compression::None, None, None)?;
+/// store.put("greetings", 7, &Value::new(&payload))?;
 /// let entry = store.get("greetings", 7)?.expect("stored");
 /// let loaded = twat_cache::read_frame(entry.reader()?, None)?;
 /// assert_eq!(loaded.stream, b"hello");
@@ -40,17 +40,8 @@ pub trait ByteStore: Send + Sync {
         None
     }
 
-    /// Stores an entry, replacing any older one; `ttl` `None` is the store's own TTL.
-    /// Returns the bytes written.
-    fn put(
-        &self,
-        ns: &str,
-        key: KeyDigest,
-        payload: &Payload<'_>,
-        compression: Compression,
-        signer: Option<&Signer>,
-        ttl: Option<Duration>,
-    ) -> Result<u64, Error>;
+    /// Stores an entry, replacing any older one; returns the bytes written.
+    fn put(&self, ns: &str, key: KeyDigest, value: &Value<'_>) -> Result<u64, Error>;
 
     /// Removes the entry of `key`; whether there was one.
     fn remove(&self, ns: &str, key: KeyDigest) -> Result<bool, Error>;
@@ -105,18 +96,14 @@ pub trait ByteStore: Send + Sync {
     /// in place, so that whoever waits for the lease finds it); in one round trip where
     /// the store can. The lease goes even when the value cannot be stored: given back,
     /// or, on a store that cannot be reached, left to expire.
-    #[allow(clippy::too_many_arguments)]
     fn put_and_release(
         &self,
         ns: &str,
         key: KeyDigest,
-        payload: &Payload<'_>,
-        compression: Compression,
-        signer: Option<&Signer>,
-        ttl: Option<Duration>,
+        value: &Value<'_>,
         lease: Lease,
     ) -> Result<u64, Error> {
-        put_then_release(self, ns, key, payload, compression, signer, ttl, lease)
+        put_then_release(self, ns, key, value, lease)
     }
 
     /// The health of the store's connection, for a store that has one.
@@ -141,20 +128,48 @@ pub(crate) fn lease_then_get<S: ByteStore + ?Sized>(
 }
 
 /// [`ByteStore::put_and_release`] in two steps, for stores that cannot do better.
-#[allow(clippy::too_many_arguments)]
 pub(crate) fn put_then_release<S: ByteStore + ?Sized>(
     store: &S,
     ns: &str,
     key: KeyDigest,
-    payload: &Payload<'_>,
-    compression: Compression,
-    signer: Option<&Signer>,
-    ttl: Option<Duration>,
+    value: &Value<'_>,
     lease: Lease,
 ) -> Result<u64, Error> {
-    let stored = store.put(ns, key, payload, compression, signer, ttl);
+    let stored = store.put(ns, key, value);
     store.release(lease);
     stored
+}
+
+/// A value to store: its payload, how it is framed, and how long it lives.
+#[derive(Clone, Copy, Debug)]
+pub struct Value<'a> {
+    /// The bytes (a stream and its out-of-band buffers).
+    pub payload: &'a Payload<'a>,
+    /// How the frame is compressed.
+    pub compression: Compression,
+    /// Signs the frame (HMAC-SHA256) when given.
+    pub signer: Option<&'a Signer>,
+    /// How long the entry lives; `None`: the store's own TTL.
+    pub ttl: Option<Duration>,
+}
+
+impl<'a> Value<'a> {
+    /// `payload`, raw, unsigned, with the store's TTL.
+    pub fn new(payload: &'a Payload<'a>) -> Self {
+        Self {
+            payload,
+            compression: Compression::None,
+            signer: None,
+            ttl: None,
+        }
+    }
+
+    /// The checksummed frame of the value, in memory.
+    pub(crate) fn frame(&self) -> Result<Vec<u8>, Error> {
+        let mut frame = std::io::Cursor::new(Vec::with_capacity(self.payload.len() + 64));
+        crate::codec::write_frame(&mut frame, self.payload, self.compression, self.signer)?;
+        Ok(frame.into_inner())
+    }
 }
 
 /// The outcome of [`ByteStore::lease`].
@@ -194,16 +209,9 @@ impl ByteStore for DiskStore {
         DiskStore::try_get(self, key)
     }
 
-    fn put(
-        &self,
-        ns: &str,
-        key: KeyDigest,
-        payload: &Payload<'_>,
-        compression: Compression,
-        signer: Option<&Signer>,
-        ttl: Option<Duration>,
-    ) -> Result<u64, Error> {
-        self.put_expiring(ns, key, payload, compression, signer, ttl)
+    fn put(&self, ns: &str, key: KeyDigest, value: &Value<'_>) -> Result<u64, Error> {
+        let v = value;
+        self.put_expiring(ns, key, v.payload, v.compression, v.signer, v.ttl)
     }
 
     fn remove(&self, _ns: &str, key: KeyDigest) -> Result<bool, Error> {

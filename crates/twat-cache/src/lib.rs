@@ -68,7 +68,7 @@ mod stats;
 mod store;
 mod tinylfu;
 
-pub use byte_store::{ByteStore, Health, Lease};
+pub use byte_store::{ByteStore, Health, Lease, Value};
 pub use codec::{write_frame, Compression, Header, Payload, Signer, HEADER_LEN};
 pub use disk::{
     DiskConfig, DiskStore, Entry, EntrySource, DEFAULT_BUSY_TIMEOUT, DEFAULT_INLINE_MAX,

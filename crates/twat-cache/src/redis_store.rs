@@ -11,11 +11,10 @@ use std::collections::HashMap;
 use std::sync::{Arc, Mutex, Weak};
 use std::time::Duration;
 
-use redis::{ConnectionLike, RedisError, Value};
+use redis::{ConnectionLike, RedisError, Value as RedisValue};
 
 use crate::breaker::{Admit, Breaker};
-use crate::byte_store::{lease_then_get, put_then_release, ByteStore, Health, Lease};
-use crate::codec::{write_frame, Compression, Payload, Signer};
+use crate::byte_store::{lease_then_get, put_then_release, ByteStore, Health, Lease, Value};
 use crate::disk::{Entry, EntrySource};
 use crate::keyhash::KeyDigest;
 use crate::redis_url::RedisUrl;
@@ -147,11 +146,11 @@ struct Inner {
 /// A store on a Redis or Valkey server.
 ///
 /// ```no_run
-/// use twat_cache::{ByteStore, Compression, Payload, RedisConfig, RedisStore};
+/// use twat_cache::{ByteStore, Payload, RedisConfig, RedisStore, Value};
 ///
 /// let store = RedisStore::open(RedisConfig::new("redis://127.0.0.1:6379/0")?)?;
 /// let payload = Payload { stream: b"value", buffers: Vec::new() };
-/// store.put("demo", 42, &payload, Compression::None, None, None)?;
+/// store.put("demo", 42, &Value::new(&payload))?;
 /// assert!(store.get("demo", 42)?.is_some());
 /// store.clear("demo")?;
 /// assert!(store.get("demo", 42)?.is_none());
@@ -372,12 +371,14 @@ impl RedisStore {
         }
         let url = &self.inner.config.url;
         self.with_conn(|conn, _| {
-            let slots: Value = redis::cmd("CLUSTER").arg("SLOTS").query(conn)?;
+            let slots: RedisValue = redis::cmd("CLUSTER").arg("SLOTS").query(conn)?;
             let mut nodes = Vec::new();
-            if let Value::Array(ranges) = slots {
+            if let RedisValue::Array(ranges) = slots {
                 for range in ranges {
-                    let Value::Array(parts) = range else { continue };
-                    let Some(Value::Array(primary)) = parts.get(2) else {
+                    let RedisValue::Array(parts) = range else {
+                        continue;
+                    };
+                    let Some(RedisValue::Array(primary)) = parts.get(2) else {
                         continue;
                     };
                     let host: Option<String> = primary
@@ -767,19 +768,9 @@ impl ByteStore for RedisStore {
         }))
     }
 
-    fn put(
-        &self,
-        ns: &str,
-        key: KeyDigest,
-        payload: &Payload<'_>,
-        compression: Compression,
-        signer: Option<&Signer>,
-        ttl: Option<Duration>,
-    ) -> Result<u64, Error> {
-        let mut frame = std::io::Cursor::new(Vec::with_capacity(payload.len() + 64));
-        write_frame(&mut frame, payload, compression, signer)?;
-        let frame = frame.into_inner();
-        let ttl = ttl.or(self.inner.config.ttl);
+    fn put(&self, ns: &str, key: KeyDigest, value: &Value<'_>) -> Result<u64, Error> {
+        let frame = value.frame()?;
+        let ttl = value.ttl.or(self.inner.config.ttl);
         if self.inner.wired {
             return self.put_on_wire(ns, key, &frame, ttl, None);
         }
@@ -897,25 +888,21 @@ impl ByteStore for RedisStore {
         &self,
         ns: &str,
         key: KeyDigest,
-        payload: &Payload<'_>,
-        compression: Compression,
-        signer: Option<&Signer>,
-        ttl: Option<Duration>,
+        value: &Value<'_>,
         lease: Lease,
     ) -> Result<u64, Error> {
         let Lease::Held { name, token } = &lease else {
-            return self.put(ns, key, payload, compression, signer, ttl);
+            return self.put(ns, key, value);
         };
         if !self.inner.wired {
-            return put_then_release(self, ns, key, payload, compression, signer, ttl, lease);
+            return put_then_release(self, ns, key, value, lease);
         }
         self.inner.forget_lease(name);
-        let mut frame = std::io::Cursor::new(Vec::with_capacity(payload.len() + 64));
-        write_frame(&mut frame, payload, compression, signer)?;
-        let ttl = ttl.or(self.inner.config.ttl);
+        let frame = value.frame()?;
+        let ttl = value.ttl.or(self.inner.config.ttl);
         // Unreachable, the lease is not given back (that would be a second timeout): no
         // longer extended, it expires within its lease time.
-        self.put_on_wire(ns, key, frame.get_ref(), ttl, Some((name, *token)))
+        self.put_on_wire(ns, key, &frame, ttl, Some((name, *token)))
     }
 
     fn lease_and_get(

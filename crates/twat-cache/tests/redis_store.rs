@@ -11,6 +11,7 @@ use std::time::{Duration, Instant};
 
 use twat_cache::{
     read_frame, ByteStore, Compression, Error, Lease, Payload, RedisConfig, RedisStore, Signer,
+    Value,
 };
 
 fn server_binary() -> PathBuf {
@@ -108,10 +109,11 @@ fn entries_round_trip_compressed_and_signed() {
         .put(
             "ns",
             1,
-            &payload(&big),
-            Compression::Zstd,
-            Some(&signer),
-            None,
+            &Value {
+                compression: Compression::Zstd,
+                signer: Some(&signer),
+                ..Value::new(&payload(&big))
+            },
         )
         .unwrap();
     assert_eq!(stream_of(&store, "ns", 1, Some(&signer)), Some(big));
@@ -131,10 +133,10 @@ fn a_ttl_expires_with_millisecond_precision() {
         .put(
             "ns",
             1,
-            &payload(b"v"),
-            Compression::None,
-            None,
-            Some(Duration::from_millis(150)),
+            &Value {
+                ttl: Some(Duration::from_millis(150)),
+                ..Value::new(&payload(b"v"))
+            },
         )
         .unwrap();
     assert!(store.get("ns", 1).unwrap().is_some());
@@ -147,12 +149,8 @@ fn clear_hides_a_namespace_at_once_and_unlinks_it_in_the_background() {
     let server = Server::start(&[]);
     let store = server.store();
     for k in 0..50u128 {
-        store
-            .put("a", k, &payload(b"x"), Compression::None, None, None)
-            .unwrap();
-        store
-            .put("a:0", k, &payload(b"y"), Compression::None, None, None)
-            .unwrap();
+        store.put("a", k, &Value::new(&payload(b"x"))).unwrap();
+        store.put("a:0", k, &Value::new(&payload(b"y"))).unwrap();
     }
     assert_eq!(store.usage("a").unwrap().0, 50);
     store.clear("a").unwrap();
@@ -172,9 +170,7 @@ fn clear_hides_a_namespace_at_once_and_unlinks_it_in_the_background() {
         assert!(Instant::now() < deadline, "{n} keys left");
         std::thread::sleep(Duration::from_millis(20));
     }
-    store
-        .put("a", 3, &payload(b"z"), Compression::None, None, None)
-        .unwrap();
+    store.put("a", 3, &Value::new(&payload(b"z"))).unwrap();
     assert_eq!(stream_of(&store, "a", 3, None).as_deref(), Some(&b"z"[..]));
 }
 
@@ -212,9 +208,7 @@ fn one_lease_per_key_until_released_or_expired() {
 fn a_killed_server_is_an_error_and_a_restarted_one_is_used_again() {
     let mut server = Server::start(&[]);
     let store = server.store();
-    store
-        .put("ns", 1, &payload(b"v"), Compression::None, None, None)
-        .unwrap();
+    store.put("ns", 1, &Value::new(&payload(b"v"))).unwrap();
     let port = server.port;
     server.child.kill().unwrap();
     server.child.wait().unwrap();
@@ -229,7 +223,7 @@ fn a_killed_server_is_an_error_and_a_restarted_one_is_used_again() {
     server.child = restarted;
     let deadline = Instant::now() + Duration::from_secs(40);
     loop {
-        match store.put("ns", 2, &payload(b"w"), Compression::None, None, None) {
+        match store.put("ns", 2, &Value::new(&payload(b"w"))) {
             Ok(_) => break,
             Err(Error::Remote(_)) => {
                 assert!(Instant::now() < deadline, "never reconnected");
@@ -274,15 +268,13 @@ fn a_black_hole_costs_one_timeout() {
 fn a_clear_by_another_client_is_seen_by_the_next_get_and_put() {
     let server = Server::start(&[]);
     let (a, b) = (server.store(), server.store());
-    a.put("ns", 1, &payload(b"old"), Compression::None, None, None)
-        .unwrap();
+    a.put("ns", 1, &Value::new(&payload(b"old"))).unwrap();
     assert!(a.get("ns", 1).unwrap().is_some());
     // b clears: a still remembers the old generation, and must not be fooled by it.
     b.clear("ns").unwrap();
     assert!(a.get("ns", 1).unwrap().is_none());
     b.clear("ns").unwrap();
-    a.put("ns", 2, &payload(b"new"), Compression::None, None, None)
-        .unwrap();
+    a.put("ns", 2, &Value::new(&payload(b"new"))).unwrap();
     assert_eq!(stream_of(&b, "ns", 2, None).as_deref(), Some(&b"new"[..]));
     assert_eq!(b.usage("ns").unwrap().0, 1);
 }
@@ -294,9 +286,7 @@ fn a_large_value_round_trips_whole() {
     let mut config = RedisConfig::new(&server.url()).unwrap();
     config.timeout = Duration::from_secs(5);
     let store = RedisStore::open(config).unwrap();
-    store
-        .put("ns", 5, &payload(&big), Compression::None, None, None)
-        .unwrap();
+    store.put("ns", 5, &Value::new(&payload(&big))).unwrap();
     assert_eq!(stream_of(&store, "ns", 5, None), Some(big));
 }
 
@@ -309,7 +299,7 @@ fn a_value_stored_with_its_lease_is_found_by_the_next_holder() {
     assert!(matches!(held, Lease::Held { .. }) && entry.is_none());
     let (busy, _) = b.lease_and_get("ns", 3, lease).unwrap();
     assert_eq!(busy, Lease::Busy);
-    a.put_and_release("ns", 3, &payload(b"v"), Compression::None, None, None, held)
+    a.put_and_release("ns", 3, &Value::new(&payload(b"v")), held)
         .unwrap();
     // Released with the value in place: the next holder finds both in one round trip.
     let (next, entry) = b.lease_and_get("ns", 3, lease).unwrap();
