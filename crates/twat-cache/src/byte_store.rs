@@ -10,6 +10,7 @@ use std::time::Duration;
 
 use crate::codec::{Compression, Payload, Signer};
 use crate::disk::{DiskStore, Entry};
+use crate::freshness::{Grace, Lifetime};
 use crate::keyhash::KeyDigest;
 use crate::Error;
 
@@ -149,8 +150,10 @@ pub struct Value<'a> {
     pub compression: Compression,
     /// Signs the frame (HMAC-SHA256) when given.
     pub signer: Option<&'a Signer>,
-    /// How long the entry lives; `None`: the store's own TTL.
+    /// How long the entry is fresh; `None`: the store's own TTL.
     pub ttl: Option<Duration>,
+    /// How long the store keeps it, stale, after that ([`Grace`]).
+    pub grace: Grace,
 }
 
 impl<'a> Value<'a> {
@@ -161,13 +164,25 @@ impl<'a> Value<'a> {
             compression: Compression::None,
             signer: None,
             ttl: None,
+            grace: Grace::None,
         }
     }
 
+    /// How a store whose own TTL is `store_ttl` keeps this value.
+    pub fn lifetime(&self, store_ttl: Option<Duration>) -> Lifetime {
+        Lifetime::of(self.ttl.or(store_ttl), self.grace)
+    }
+
     /// The checksummed frame of the value, in memory.
-    pub(crate) fn frame(&self) -> Result<Vec<u8>, Error> {
-        let mut frame = std::io::Cursor::new(Vec::with_capacity(self.payload.len() + 64));
-        crate::codec::write_frame(&mut frame, self.payload, self.compression, self.signer)?;
+    pub(crate) fn frame(&self, life: &Lifetime) -> Result<Vec<u8>, Error> {
+        let mut frame = std::io::Cursor::new(Vec::with_capacity(self.payload.len() + 128));
+        crate::codec::write_frame_until(
+            &mut frame,
+            self.payload,
+            self.compression,
+            self.signer,
+            life.fresh_until,
+        )?;
         Ok(frame.into_inner())
     }
 }
@@ -210,8 +225,7 @@ impl ByteStore for DiskStore {
     }
 
     fn put(&self, ns: &str, key: KeyDigest, value: &Value<'_>) -> Result<u64, Error> {
-        let v = value;
-        self.put_expiring(ns, key, v.payload, v.compression, v.signer, v.ttl)
+        self.put_value(ns, key, value)
     }
 
     fn remove(&self, _ns: &str, key: KeyDigest) -> Result<bool, Error> {
@@ -237,4 +251,29 @@ impl ByteStore for DiskStore {
     fn flush(&self) -> Result<(), Error> {
         DiskStore::flush(self)
     }
+
+    fn lease(&self, _ns: &str, key: KeyDigest, lease: Duration) -> Result<Lease, Error> {
+        DiskStore::lease(self, key, lease)
+    }
+
+    fn release(&self, lease: Lease) {
+        // A lease that cannot be given back (a busy index) expires on its own.
+        let _ = DiskStore::release(self, lease);
+    }
+}
+
+/// A token no other holder guesses: two std hashers with random keys (seeded by the
+/// operating system) over the process id and a counter.
+pub(crate) fn random_token() -> u128 {
+    use std::hash::{BuildHasher, Hasher};
+    use std::sync::atomic::{AtomicU64, Ordering};
+    static COUNTER: AtomicU64 = AtomicU64::new(0);
+    let n = COUNTER.fetch_add(1, Ordering::Relaxed);
+    let half = || {
+        let mut h = std::collections::hash_map::RandomState::new().build_hasher();
+        h.write_u32(std::process::id());
+        h.write_u64(n);
+        h.finish()
+    };
+    (u128::from(half()) << 64) | u128::from(half())
 }

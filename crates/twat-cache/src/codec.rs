@@ -13,7 +13,8 @@
 //!   8..16  payload length         16..24 body length                 24..32 checksum of the body
 //!   32..64 HMAC-SHA256 of bytes 0..32 and the body (zero when unsigned)
 //! payload (the body, before compression)
-//!   n_buffers u32, 0u32, stream length u64, buffer lengths u64 * n, padding to 64
+//!   n_buffers u32, flags u32 (1 = a freshness deadline follows), stream length u64,
+//!   [fresh until u64, Unix microseconds], buffer lengths u64 * n, padding to 64
 //!   stream, padding to 64, buffer 0, padding to 64, buffer 1, ...
 //! ```
 //!
@@ -128,14 +129,21 @@ pub struct Payload<'a> {
     pub buffers: Vec<&'a [u8]>,
 }
 
+/// The prefix's flag: a freshness deadline follows the stream length.
+pub(crate) const FRESH_UNTIL: u32 = 1;
+
 impl Payload<'_> {
-    fn prefix_len(&self) -> usize {
-        align(16 + 8 * self.buffers.len())
+    fn prefix_len(&self, fresh: bool) -> usize {
+        align(16 + 8 * usize::from(fresh) + 8 * self.buffers.len())
     }
 
     /// The payload's length before compression.
     pub fn len(&self) -> usize {
-        let mut n = self.prefix_len() + align(self.stream.len());
+        self.len_with(false)
+    }
+
+    fn len_with(&self, fresh: bool) -> usize {
+        let mut n = self.prefix_len(fresh) + align(self.stream.len());
         for b in &self.buffers {
             n += align(b.len());
         }
@@ -147,15 +155,24 @@ impl Payload<'_> {
         false
     }
 
-    fn write_to(&self, w: &mut impl Write) -> io::Result<()> {
-        let mut prefix = Vec::with_capacity(self.prefix_len());
+    fn write_to(&self, w: &mut impl Write, fresh_until: Option<u64>) -> io::Result<()> {
+        let len = self.prefix_len(fresh_until.is_some());
+        let mut prefix = Vec::with_capacity(len);
         prefix.extend_from_slice(&(self.buffers.len() as u32).to_le_bytes());
-        prefix.extend_from_slice(&0u32.to_le_bytes());
+        let flags = if fresh_until.is_some() {
+            FRESH_UNTIL
+        } else {
+            0
+        };
+        prefix.extend_from_slice(&flags.to_le_bytes());
         prefix.extend_from_slice(&(self.stream.len() as u64).to_le_bytes());
+        if let Some(until) = fresh_until {
+            prefix.extend_from_slice(&until.to_le_bytes());
+        }
         for b in &self.buffers {
             prefix.extend_from_slice(&(b.len() as u64).to_le_bytes());
         }
-        prefix.resize(self.prefix_len(), 0);
+        prefix.resize(len, 0);
         w.write_all(&prefix)?;
         write_padded(w, self.stream)?;
         for b in &self.buffers {
@@ -356,24 +373,50 @@ pub fn write_frame<W: Write + Seek + Send>(
     compression: Compression,
     signer: Option<&Signer>,
 ) -> Result<u64, Error> {
+    write_frame_until(w, payload, compression, signer, None)
+}
+
+/// [`write_frame`] of an entry that stops being fresh at `fresh_until` (Unix
+/// microseconds; see [`crate::Lifetime`]), after which a reader finds it stale
+/// ([`crate::Layout::fresh_until`]). The deadline is inside the checked (and signed)
+/// body.
+///
+/// ```
+/// use std::io::Cursor;
+/// use twat_cache::{write_frame_until, small_entry, Compression, Payload};
+///
+/// let payload = Payload { stream: b"pickle", buffers: vec![] };
+/// let mut frame = Cursor::new(Vec::new());
+/// write_frame_until(&mut frame, &payload, Compression::None, None, Some(1_700_000_000_000_000))?;
+/// let small = small_entry(frame.get_ref())?.expect("a small raw entry");
+/// assert_eq!((small.stream, small.fresh_until), (&b"pickle"[..], Some(1_700_000_000_000_000)));
+/// # Ok::<(), twat_cache::Error>(())
+/// ```
+pub fn write_frame_until<W: Write + Seek + Send>(
+    w: &mut W,
+    payload: &Payload<'_>,
+    compression: Compression,
+    signer: Option<&Signer>,
+    fresh_until: Option<u64>,
+) -> Result<u64, Error> {
     let start = w.stream_position()?;
     w.write_all(&[0u8; HEADER_LEN])?;
     let codec = choose(payload, compression);
     let mac = signer.map(|s| s.mac.clone());
     let mut body = Checked::new(&mut *w, mac);
     match codec {
-        Compression::None => payload.write_to(&mut body)?,
+        Compression::None => payload.write_to(&mut body, fresh_until)?,
         Compression::Zstd => {
             let mut z = zstd::Encoder::new(&mut body, ZSTD_LEVEL)?;
             if payload.len() >= MULTITHREAD_MIN {
                 z.multithread(2)?;
             }
-            payload.write_to(&mut z)?;
+            payload.write_to(&mut z, fresh_until)?;
             z.finish()?;
         }
         Compression::Lz4 => {
             let mut z = lz4_flex::frame::FrameEncoder::new(&mut body);
-            payload.write_to(&mut z)?;
+            payload.write_to(&mut z, fresh_until)?;
             z.finish().map_err(|e| Error::io(io::Error::other(e)))?;
         }
     }
@@ -382,7 +425,8 @@ pub fn write_frame<W: Write + Seek + Send>(
     header[..4].copy_from_slice(MAGIC);
     header[4] = codec.code();
     header[5] = if mac.is_some() { SIGNED } else { 0 };
-    header[8..16].copy_from_slice(&(payload.len() as u64).to_le_bytes());
+    let payload_len = payload.len_with(fresh_until.is_some());
+    header[8..16].copy_from_slice(&(payload_len as u64).to_le_bytes());
     header[16..24].copy_from_slice(&body_len.to_le_bytes());
     header[24..32].copy_from_slice(&sum.to_le_bytes());
     if let Some(mut mac) = mac {

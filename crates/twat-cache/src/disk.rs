@@ -42,13 +42,15 @@ use parking_lot::{Mutex, MutexGuard};
 use rusqlite::{params, Connection, OptionalExtension, TransactionBehavior};
 
 use crate::background::{self, Job};
-use crate::codec::{write_frame, Compression, Payload, Signer};
+use crate::byte_store::Value;
+use crate::codec::{write_frame_until, Compression, Payload, Signer};
 use crate::connection::Db;
 use crate::entry::{
     data_name, make_private_dir, remove_stale_tmp, sweep_orphans, unique, valid_data_name,
     ORPHAN_AGE,
 };
 pub use crate::entry::{Entry, EntrySource};
+use crate::freshness::Grace;
 use crate::index::{
     adjust_total, delete_returning, key_blob, policy_order, row_id, write_touches, SCHEMA,
 };
@@ -183,7 +185,7 @@ fn select_entry(db: &Connection, key: KeyDigest) -> Result<Option<Row>, Error> {
         .optional()?)
 }
 
-fn now_us() -> i64 {
+pub(crate) fn now_us() -> i64 {
     SystemTime::now()
         .duration_since(UNIX_EPOCH)
         .map_or(0, |d| d.as_micros() as i64)
@@ -298,7 +300,7 @@ impl DiskStore {
     /// [`DiskStore::with_conn`] for a write: the index file is checked first every time
     /// (a stat, against a write's milliseconds), so a write never lands in an index
     /// that was removed, and its file is never left unreferenced by one.
-    fn with_write_conn<T>(
+    pub(crate) fn with_write_conn<T>(
         &self,
         f: impl FnMut(&mut Connection) -> Result<T, Error>,
     ) -> Result<T, Error> {
@@ -475,7 +477,23 @@ impl DiskStore {
         signer: Option<&Signer>,
         ttl: Option<Duration>,
     ) -> Result<u64, Error> {
-        let ttl = ttl.or(self.config.ttl);
+        let value = Value {
+            payload,
+            compression,
+            signer,
+            ttl,
+            grace: Grace::None,
+        };
+        self.put_value(ns, key, &value)
+    }
+
+    /// [`DiskStore::put`] of a [`Value`]: its own TTL (`None`: the store's), and a stale
+    /// entry kept until the end of its grace (the frame says when it stopped being
+    /// fresh).
+    pub fn put_value(&self, ns: &str, key: KeyDigest, value: &Value<'_>) -> Result<u64, Error> {
+        let (payload, compression, signer) = (value.payload, value.compression, value.signer);
+        let life = value.lifetime(self.config.ttl);
+        let (ttl, fresh_until) = (life.keep, life.fresh_until);
         let limit = self.config.max_bytes;
         let estimate = payload.len() as u64 + crate::codec::HEADER_LEN as u64;
         if compression == Compression::None && estimate > limit {
@@ -485,15 +503,15 @@ impl DiskStore {
             });
         }
         if payload.len() <= self.config.inline_max {
-            let mut bytes = std::io::Cursor::new(Vec::with_capacity(estimate as usize));
-            let size = write_frame(&mut bytes, payload, compression, signer)?;
-            self.commit(ns, key, size, ttl, None, Some(bytes.into_inner()))?;
+            let bytes = value.frame(&life)?;
+            let size = bytes.len() as u64;
+            self.commit(ns, key, size, ttl, None, Some(bytes))?;
             return Ok(size);
         }
         let (tmp, file) = self.temp_file()?;
         let written = (|| {
             let mut w = BufWriter::with_capacity(256 * 1024, file);
-            let size = write_frame(&mut w, payload, compression, signer)?;
+            let size = write_frame_until(&mut w, payload, compression, signer, fresh_until)?;
             let file = w.into_inner().map_err(|e| Error::io(e.into_error()))?;
             if self.config.durable {
                 file.sync_data()?;

@@ -32,6 +32,11 @@ CREATE TABLE IF NOT EXISTS entries (
 );
 CREATE INDEX IF NOT EXISTS entries_expires ON entries(expires) WHERE expires IS NOT NULL;
 CREATE TABLE IF NOT EXISTS totals (id INTEGER PRIMARY KEY CHECK (id = 0), bytes INTEGER NOT NULL);
+CREATE TABLE IF NOT EXISTS leases (
+    key     BLOB PRIMARY KEY,    -- the 128-bit key being computed
+    token   BLOB NOT NULL,       -- the holder's random token
+    expires INTEGER NOT NULL     -- microseconds since the epoch
+) WITHOUT ROWID;
 ";
 
 /// The eviction order of a policy, and the index that serves it (created by the first

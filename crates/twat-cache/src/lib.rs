@@ -43,10 +43,12 @@ mod checksum;
 mod codec;
 mod connection;
 mod disk;
+mod disk_lease;
 mod entry;
 mod error;
 mod eviction;
 pub mod fork;
+mod freshness;
 #[doc(hidden)]
 pub mod fuzzing;
 mod index;
@@ -69,16 +71,17 @@ mod store;
 mod tinylfu;
 
 pub use byte_store::{ByteStore, Health, Lease, Value};
-pub use codec::{write_frame, Compression, Header, Payload, Signer, HEADER_LEN};
+pub use codec::{write_frame, write_frame_until, Compression, Header, Payload, Signer, HEADER_LEN};
 pub use disk::{
     DiskConfig, DiskStore, Entry, EntrySource, DEFAULT_BUSY_TIMEOUT, DEFAULT_INLINE_MAX,
     DEFAULT_MAX_BYTES, DISK_POLICIES,
 };
 pub use error::Error;
+pub use freshness::{stale_for, Grace, Lifetime};
 pub use keyhash::{KeyDigest, KeyHasher, Tag, KEY_FORMAT};
 pub use memory::{MemoryCache, MemoryCacheBuilder, DEFAULT_MAX_SIZE};
 pub use policy::Policy;
-pub use reader::{read_frame, small_stream, FrameReader, Layout, Loaded};
+pub use reader::{read_frame, small_entry, small_stream, FrameReader, Layout, Loaded, Small};
 #[cfg(feature = "redis")]
 pub use redis_store::{
     HitRequest, RedisConfig, RedisStore, DEFAULT_REDIS_PREFIX, DEFAULT_REDIS_TIMEOUT,

@@ -11,7 +11,7 @@ use hashbrown::DefaultHashBuilder;
 use parking_lot::Mutex;
 
 use crate::single_flight::{Claim, Flights, Lead};
-use crate::{Error, Policy, Stats, Store};
+use crate::{Error, Grace, Policy, Stats, Store};
 
 /// The default size bound, the same as the Python decorators' `maxsize=128`.
 pub const DEFAULT_MAX_SIZE: usize = 128;
@@ -57,6 +57,7 @@ impl<K: Hash + Eq, V: Clone> MemoryCache<K, V> {
         MemoryCacheBuilder {
             max_size: Some(DEFAULT_MAX_SIZE),
             ttl: None,
+            grace: Grace::None,
             policy: Policy::Lru,
             _types: PhantomData,
         }
@@ -74,6 +75,42 @@ impl<K: Hash + Eq, V: Clone> MemoryCache<K, V> {
     {
         let hash = self.hash(key);
         self.with_store(|store| infallible(store.get_by(hash, |k| Ok(k.borrow() == key))).cloned())
+    }
+
+    /// The value for `key` even when it has expired, within the grace the cache was
+    /// built with ([`MemoryCacheBuilder::stale`]): `(value, None)` when fresh,
+    /// `(value, Some(age))` when it has been stale for `age` (counted as a stale hit).
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use twat_cache::{Grace, MemoryCache};
+    ///
+    /// let cache = MemoryCache::builder()
+    ///     .ttl(Duration::from_millis(10))
+    ///     .stale(Grace::For(Duration::from_secs(60)))
+    ///     .build()?;
+    /// cache.insert("rates", 1.07);
+    /// std::thread::sleep(Duration::from_millis(20));
+    /// assert_eq!(cache.get(&"rates"), None); // expired...
+    /// let (rate, stale_for) = cache.get_stale(&"rates").expect("...and still kept");
+    /// assert_eq!(rate, 1.07);
+    /// assert!(stale_for.is_some()); // serve it, and refresh it
+    /// # Ok::<(), twat_cache::Error>(())
+    /// ```
+    pub fn get_stale<Q>(&self, key: &Q) -> Option<(V, Option<Duration>)>
+    where
+        K: Borrow<Q>,
+        Q: Hash + Eq + ?Sized,
+    {
+        let hash = self.hash(key);
+        self.with_store(|store| {
+            let found = infallible(store.get_stale_by(hash, |k| Ok(k.borrow() == key)))
+                .map(|(v, age)| (v.clone(), age));
+            if let Some((_, Some(_))) = found {
+                store.count_stale_hit();
+            }
+            found
+        })
     }
 
     /// Whether a live entry exists for `key` (not counted as a hit or a miss).
@@ -263,6 +300,7 @@ impl<K, V> Drop for LeaderGuard<'_, K, V> {
 pub struct MemoryCacheBuilder<K, V> {
     max_size: Option<usize>,
     ttl: Option<Duration>,
+    grace: Grace,
     policy: Policy,
     _types: PhantomData<fn() -> (K, V)>,
 }
@@ -286,6 +324,12 @@ impl<K: Hash + Eq, V: Clone> MemoryCacheBuilder<K, V> {
         self
     }
 
+    /// Expired entries are kept `grace` longer, for [`MemoryCache::get_stale`].
+    pub fn stale(mut self, grace: Grace) -> Self {
+        self.grace = grace;
+        self
+    }
+
     /// The eviction policy (default LRU).
     pub fn policy(mut self, policy: Policy) -> Self {
         self.policy = policy;
@@ -301,8 +345,10 @@ impl<K: Hash + Eq, V: Clone> MemoryCacheBuilder<K, V> {
                 accepted: "a positive duration, or none for no expiry",
             });
         }
+        let mut store = Store::new(self.max_size, self.ttl, self.policy);
+        store.set_grace(self.grace);
         Ok(MemoryCache {
-            store: Mutex::new(Store::new(self.max_size, self.ttl, self.policy)),
+            store: Mutex::new(store),
             flights: Mutex::new(Flights::default()),
             hasher: DefaultHashBuilder::default(),
         })

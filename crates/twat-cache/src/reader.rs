@@ -7,8 +7,8 @@ use std::io::{self, Read};
 use hmac::Mac;
 
 use crate::codec::{
-    align, corrupt, Checked, Compression, Header, Signer, ALIGN, HEADER_LEN, MAGIC, PIPELINE_PIECE,
-    SIGNED,
+    align, corrupt, Checked, Compression, Header, Signer, ALIGN, FRESH_UNTIL, HEADER_LEN, MAGIC,
+    PIPELINE_PIECE, SIGNED,
 };
 use crate::Error;
 
@@ -22,6 +22,9 @@ pub struct Layout {
     /// Where each buffer starts in the entry; meaningful when the codec is
     /// [`Compression::None`] (then each is 64-byte aligned and can be mapped).
     pub buffer_offsets: Vec<u64>,
+    /// When the entry stops being fresh (Unix microseconds), for an entry stored with
+    /// a grace ([`crate::write_frame_until`]); `None`: it is fresh while it exists.
+    pub fresh_until: Option<u64>,
 }
 
 enum Body<R: Read> {
@@ -133,18 +136,34 @@ impl<R: Read + Send> FrameReader<R> {
         let mut fixed = [0u8; 16];
         self.fill(&mut fixed)?;
         let n = u32::from_le_bytes(fixed[..4].try_into().expect("4 bytes")) as usize;
+        let flags = u32::from_le_bytes(fixed[4..8].try_into().expect("4 bytes"));
         let stream_len = u64::from_le_bytes(fixed[8..].try_into().expect("8 bytes"));
+        if flags & !FRESH_UNTIL != 0 {
+            return Err(corrupt("the entry has flags this version does not know"));
+        }
+        let fresh = flags & FRESH_UNTIL != 0;
+        let fixed_len = 16 + 8 * usize::from(fresh);
         // Lengths come from the file: bound them by the payload before allocating.
         let limit = self.header.payload_len;
-        if limit > (isize::MAX as u64) / 2 || (16 + 8 * n as u64) > limit || stream_len > limit {
+        if limit > (isize::MAX as u64) / 2
+            || (fixed_len as u64 + 8 * n as u64) > limit
+            || stream_len > limit
+        {
             return Err(corrupt("the entry's layout does not fit its length"));
         }
+        let fresh_until = if fresh {
+            let mut until = [0u8; 8];
+            self.fill(&mut until)?;
+            Some(u64::from_le_bytes(until))
+        } else {
+            None
+        };
         let lens = self.fill_claimed(8 * n)?;
         let buffer_lens: Vec<usize> = lens
             .chunks_exact(8)
             .map(|c| u64::from_le_bytes(c.try_into().expect("8 bytes")) as usize)
             .collect();
-        self.skip_padding(16 + 8 * n)?;
+        self.skip_padding(fixed_len + 8 * n)?;
         // Every length is the file's word: summed with overflow checks, each bounded by
         // the payload first (a forged one could otherwise wrap the total round).
         let misfit = || corrupt("the entry's layout does not fit its length");
@@ -171,6 +190,7 @@ impl<R: Read + Send> FrameReader<R> {
             stream,
             buffer_lens,
             buffer_offsets,
+            fresh_until,
         })
     }
 
@@ -238,11 +258,26 @@ impl<R: Read + Send> FrameReader<R> {
     }
 }
 
+/// The checked main stream of a small entry held whole in memory (see
+/// [`small_entry`]).
+pub fn small_stream(entry: &[u8]) -> Result<Option<&[u8]>, Error> {
+    Ok(small_entry(entry)?.map(|s| s.stream))
+}
+
+/// A small entry read in place by [`small_entry`].
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Small<'a> {
+    /// The main stream.
+    pub stream: &'a [u8],
+    /// When the entry stops being fresh (see [`Layout::fresh_until`]).
+    pub fresh_until: Option<u64>,
+}
+
 /// The checked main stream of a small entry held whole in memory: the fast path for
 /// most values, with no reader, no buffers and no copies. `Ok(None)` when the entry
 /// needs [`FrameReader`] (compressed, signed, or with out-of-band buffers); a signed
 /// cache must always use `FrameReader`, which refuses unsigned entries.
-pub fn small_stream(entry: &[u8]) -> Result<Option<&[u8]>, Error> {
+pub fn small_entry(entry: &[u8]) -> Result<Option<Small<'_>>, Error> {
     if entry.len() < HEADER_LEN {
         return Err(corrupt("the entry is truncated"));
     }
@@ -261,15 +296,21 @@ pub fn small_stream(entry: &[u8]) -> Result<Option<&[u8]>, Error> {
     if crate::checksum::checksum_of(body) != sum {
         return Err(corrupt("checksum mismatch"));
     }
-    if u32::from_le_bytes(body[..4].try_into().expect("4 bytes")) != 0 {
-        return Ok(None);
+    let word = |at: usize| u32::from_le_bytes(body[at..at + 4].try_into().expect("4 bytes"));
+    if word(0) != 0 || word(4) & !FRESH_UNTIL != 0 {
+        return Ok(None); // buffers, or flags FrameReader turns down
     }
+    let fresh = word(4) & FRESH_UNTIL != 0;
     let stream_len = u64::from_le_bytes(body[8..16].try_into().expect("8 bytes"));
-    let start = align(16);
+    let start = align(16 + 8 * usize::from(fresh));
     if stream_len > body_len || (start + align(stream_len as usize)) as u64 != body_len {
         return Err(corrupt("the entry's layout does not fit its length"));
     }
-    Ok(Some(&body[start..start + stream_len as usize]))
+    let fresh_until = fresh.then(|| u64::from_le_bytes(body[16..24].try_into().expect("8 bytes")));
+    Ok(Some(Small {
+        stream: &body[start..start + stream_len as usize],
+        fresh_until,
+    }))
 }
 
 /// A whole entry read into memory.
@@ -279,6 +320,8 @@ pub struct Loaded {
     pub stream: Vec<u8>,
     /// The buffers, in order.
     pub buffers: Vec<Vec<u8>>,
+    /// When the entry stops being fresh (see [`Layout::fresh_until`]).
+    pub fresh_until: Option<u64>,
 }
 
 /// Reads and verifies a whole entry.
@@ -293,6 +336,7 @@ pub fn read_frame<R: Read + Send>(r: R, signer: Option<&Signer>) -> Result<Loade
     Ok(Loaded {
         stream: layout.stream,
         buffers,
+        fresh_until: layout.fresh_until,
     })
 }
 

@@ -14,7 +14,9 @@ use std::time::Duration;
 use redis::{ConnectionLike, RedisError, Value as RedisValue};
 
 use crate::breaker::{Admit, Breaker};
-use crate::byte_store::{lease_then_get, put_then_release, ByteStore, Health, Lease, Value};
+use crate::byte_store::{
+    lease_then_get, put_then_release, random_token, ByteStore, Health, Lease, Value,
+};
 use crate::disk::{Entry, EntrySource};
 use crate::keyhash::KeyDigest;
 use crate::redis_url::RedisUrl;
@@ -769,8 +771,9 @@ impl ByteStore for RedisStore {
     }
 
     fn put(&self, ns: &str, key: KeyDigest, value: &Value<'_>) -> Result<u64, Error> {
-        let frame = value.frame()?;
-        let ttl = value.ttl.or(self.inner.config.ttl);
+        let life = value.lifetime(self.inner.config.ttl);
+        let frame = value.frame(&life)?;
+        let ttl = life.keep;
         if self.inner.wired {
             return self.put_on_wire(ns, key, &frame, ttl, None);
         }
@@ -898,8 +901,9 @@ impl ByteStore for RedisStore {
             return put_then_release(self, ns, key, value, lease);
         }
         self.inner.forget_lease(name);
-        let frame = value.frame()?;
-        let ttl = value.ttl.or(self.inner.config.ttl);
+        let life = value.lifetime(self.inner.config.ttl);
+        let frame = value.frame(&life)?;
+        let ttl = life.keep;
         // Unreachable, the lease is not given back (that would be a second timeout): no
         // longer extended, it expires within its lease time.
         self.put_on_wire(ns, key, &frame, ttl, Some((name, *token)))
@@ -961,22 +965,6 @@ impl ByteStore for RedisStore {
             failing: b.failing(),
         })
     }
-}
-
-/// A token no other holder guesses: two std hashers with random keys (seeded by the
-/// operating system) over the process id and a counter.
-fn random_token() -> u128 {
-    use std::hash::{BuildHasher, Hasher};
-    use std::sync::atomic::{AtomicU64, Ordering};
-    static COUNTER: AtomicU64 = AtomicU64::new(0);
-    let n = COUNTER.fetch_add(1, Ordering::Relaxed);
-    let half = || {
-        let mut h = std::collections::hash_map::RandomState::new().build_hasher();
-        h.write_u32(std::process::id());
-        h.write_u64(n);
-        h.finish()
-    };
-    (u128::from(half()) << 64) | u128::from(half())
 }
 
 /// A lookup sent on a [`Wire`]: what its two replies are checked against.

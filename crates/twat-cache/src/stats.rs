@@ -18,6 +18,9 @@ pub struct Stats {
     pub evictions: u64,
     /// Entries removed because their time-to-live had passed.
     pub expirations: u64,
+    /// Hits that served a stale entry (a refresh ran, or computing failed); counted in
+    /// `hits` too.
+    pub stale_hits: u64,
     /// Entries held when the snapshot was taken.
     pub entries: usize,
 }

@@ -19,6 +19,7 @@ use std::time::{Duration, Instant};
 use hashbrown::HashTable;
 
 use crate::eviction::Eviction;
+use crate::freshness::Grace;
 use crate::list::{Chain, Links};
 use crate::{Policy, Stats};
 
@@ -36,6 +37,7 @@ pub(crate) fn spread(hash: u64) -> u64 {
 
 struct Slot<K, V> {
     hash: u64,
+    /// When it stops being fresh; it is kept [`Store::grace`] longer.
     expires: Option<Instant>,
     entry: Option<(K, V)>,
 }
@@ -62,6 +64,8 @@ pub struct Store<K, V> {
     policy: Policy,
     max_size: Option<usize>,
     ttl: Option<Duration>,
+    /// How long an expired entry is kept, stale (`get_stale_by` still finds it).
+    grace: Grace,
     /// Some entry may have a deadline (a default TTL, or one given to an insert): reads
     /// must look at the clock. Entries with a deadline, and only they, are chained in
     /// write order for the sweeps.
@@ -130,6 +134,7 @@ impl<K, V> Store<K, V> {
             policy,
             max_size,
             ttl,
+            grace: Grace::None,
             expiring: ttl.is_some(),
             expiry_links: Links::default(),
             expiry: Chain::default(),
@@ -146,6 +151,32 @@ impl<K, V> Store<K, V> {
     /// The time-to-live this store was built with.
     pub fn ttl(&self) -> Option<Duration> {
         self.ttl
+    }
+
+    /// Keeps expired entries for `grace` after their TTL, stale: [`Store::get_by`]
+    /// misses them, [`Store::get_stale_by`] finds them.
+    ///
+    /// ```
+    /// use std::{convert::Infallible, time::Duration};
+    /// use twat_cache::{Grace, Policy, Store};
+    ///
+    /// let mut store: Store<u32, &str> = Store::new(None, None, Policy::Lru);
+    /// store.set_grace(Grace::For(Duration::from_secs(60)));
+    /// let eq = |k: &u32| Ok::<_, Infallible>(*k == 1);
+    /// let same = |a: &u32, b: &u32| Ok::<_, Infallible>(a == b);
+    /// store.insert_expiring_by(1, 1, "old", Some(Duration::ZERO), same).unwrap();
+    /// assert_eq!(store.get_by(1, eq).unwrap(), None); // expired...
+    /// let (value, stale_for) = store.get_stale_by(1, eq).unwrap().expect("...but kept");
+    /// assert_eq!(*value, "old");
+    /// assert!(stale_for.is_some());
+    /// ```
+    pub fn set_grace(&mut self, grace: Grace) {
+        self.grace = grace;
+    }
+
+    /// How long expired entries are kept.
+    pub fn grace(&self) -> Grace {
+        self.grace
     }
 
     /// The eviction policy this store was built with.
@@ -221,6 +252,7 @@ impl<K, V> Store<K, V> {
         }
     }
 
+    /// Whether an entry is no longer fresh (it may still be kept, stale).
     fn is_expired(&self, id: u32, now: Option<Instant>) -> bool {
         match (self.slots[id as usize].expires, now) {
             (Some(at), Some(now)) => now >= at,
@@ -228,8 +260,17 @@ impl<K, V> Store<K, V> {
         }
     }
 
+    /// Whether an entry is past its grace too: it is to be reclaimed.
+    fn is_gone(&self, id: u32, now: Option<Instant>) -> bool {
+        match (self.slots[id as usize].expires, now) {
+            (Some(at), Some(now)) => self.grace.extend(at).is_some_and(|end| now >= end),
+            _ => false,
+        }
+    }
+
     /// Looks a key up, counting a hit or a miss and telling the policy. An expired entry
-    /// is never returned: it is reclaimed and counted as an expiration and a miss.
+    /// is never returned: past its grace it is reclaimed and counted as an expiration;
+    /// within it, it stays for [`Store::get_stale_by`].
     #[inline]
     pub fn get_by<E>(
         &mut self,
@@ -244,6 +285,46 @@ impl<K, V> Store<K, V> {
                 Ok(self.slots[id as usize].entry.as_ref().map(|(_, v)| v))
             }
             Some(id) => {
+                if self.is_gone(id, now) {
+                    self.remove_slot(id);
+                    self.stats.expirations += 1;
+                }
+                self.stats.misses += 1;
+                Ok(None)
+            }
+            None => {
+                self.stats.misses += 1;
+                Ok(None)
+            }
+        }
+    }
+
+    /// [`Store::get_by`] that also finds an entry kept stale (see [`Store::set_grace`]):
+    /// `(value, None)` for a fresh one (a hit), `(value, Some(age))` for one that has
+    /// been stale for `age`. A stale entry is not counted: the caller decides whether it
+    /// serves it ([`Store::count_stale_hit`]) or computes anew (a miss,
+    /// [`Store::count_miss`]).
+    pub fn get_stale_by<E>(
+        &mut self,
+        hash: u64,
+        eq: impl FnMut(&K) -> Result<bool, E>,
+    ) -> Result<Option<(&V, Option<Duration>)>, E> {
+        let now = self.now_if_ttl();
+        match self.find(hash, eq)? {
+            Some(id) if !self.is_expired(id, now) => {
+                self.stats.hits += 1;
+                self.eviction.on_hit(id);
+                Ok(self.slots[id as usize]
+                    .entry
+                    .as_ref()
+                    .map(|(_, v)| (v, None)))
+            }
+            Some(id) if !self.is_gone(id, now) => {
+                let slot = &self.slots[id as usize];
+                let age = now.zip(slot.expires).map(|(n, at)| n - at);
+                Ok(slot.entry.as_ref().map(|(_, v)| (v, age)))
+            }
+            Some(id) => {
                 self.remove_slot(id);
                 self.stats.expirations += 1;
                 self.stats.misses += 1;
@@ -254,6 +335,17 @@ impl<K, V> Store<K, V> {
                 Ok(None)
             }
         }
+    }
+
+    /// Counts a stale entry from [`Store::get_stale_by`] as served: a hit.
+    pub fn count_stale_hit(&mut self) {
+        self.stats.hits += 1;
+        self.stats.stale_hits += 1;
+    }
+
+    /// Counts a lookup from [`Store::get_stale_by`] that the caller computes anew.
+    pub fn count_miss(&mut self) {
+        self.stats.misses += 1;
     }
 
     /// Looks a key up without counting it or touching the policy (expired: `None`).
@@ -375,7 +467,7 @@ impl<K, V> Store<K, V> {
         let now = self.now_if_ttl();
         Ok(match self.find(hash, eq)? {
             Some(id) => {
-                let live = !self.is_expired(id, now);
+                let live = !self.is_gone(id, now);
                 self.remove_slot(id);
                 live
             }
@@ -409,7 +501,7 @@ impl<K, V> Store<K, V> {
         let mut n = 0;
         while n < limit {
             match self.expiry.back() {
-                Some(id) if self.is_expired(id, Some(now)) => {
+                Some(id) if self.is_gone(id, Some(now)) => {
                     self.remove_slot(id);
                     self.stats.expirations += 1;
                     n += 1;

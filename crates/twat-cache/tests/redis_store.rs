@@ -10,8 +10,8 @@ use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use twat_cache::{
-    read_frame, ByteStore, Compression, Error, Lease, Payload, RedisConfig, RedisStore, Signer,
-    Value,
+    read_frame, stale_for, ByteStore, Compression, Error, Grace, Lease, Payload, RedisConfig,
+    RedisStore, Signer, Value,
 };
 
 fn server_binary() -> PathBuf {
@@ -142,6 +142,38 @@ fn a_ttl_expires_with_millisecond_precision() {
     assert!(store.get("ns", 1).unwrap().is_some());
     std::thread::sleep(Duration::from_millis(400));
     assert!(store.get("ns", 1).unwrap().is_none());
+}
+
+#[test]
+fn a_stale_entry_is_kept_for_its_grace_and_says_when_it_went_stale() {
+    let server = Server::start(&[]);
+    let store = server.store();
+    // Both paths: one server without TLS writes on the wire; a lease release rides along.
+    let bytes = payload(b"v");
+    for (key, lease) in [(1u128, false), (2, true)] {
+        let value = Value {
+            ttl: Some(Duration::from_millis(100)),
+            grace: Grace::For(Duration::from_millis(500)),
+            ..Value::new(&bytes)
+        };
+        let held = if lease {
+            store.lease("ns", key, Duration::from_secs(5)).unwrap()
+        } else {
+            Lease::Local
+        };
+        store.put_and_release("ns", key, &value, held).unwrap();
+    }
+    std::thread::sleep(Duration::from_millis(200));
+    for key in [1, 2] {
+        let entry = store.get("ns", key).unwrap().expect("kept while stale");
+        let until = read_frame(entry.reader().unwrap(), None)
+            .unwrap()
+            .fresh_until;
+        assert!(stale_for(until).expect("stale") >= Duration::from_millis(90));
+    }
+    std::thread::sleep(Duration::from_millis(600));
+    assert!(store.get("ns", 1).unwrap().is_none());
+    assert!(store.get("ns", 2).unwrap().is_none());
 }
 
 #[test]
