@@ -235,6 +235,9 @@ def test_cache_controls(calls):
         "jitter": None,
         "policy": "lfu",
         "typed": False,
+        "stale_ttl": None,
+        "stale_if_error": None,
+        "cache_if": None,
     }
     stats = f.cache_stats()
     assert stats["hits"] == 2 and stats["misses"] == 2 and stats["entries"] == 2

@@ -21,6 +21,10 @@ miss returns ``cached_call(...)``, a coroutine given a *slot* (one engine, one k
 - Persistent slots (``slot.blocking``) do their I/O in the loop's default executor, so
   the event loop never waits for the disk. Their lookup is the flight's first step, so
   concurrent callers of one key share one lookup as well as one computation.
+- Freshness (``stale_ttl``): a stale value that is served starts one *refresh* of its
+  key (``refresh``), a flight of its own that nobody waits for; callers that miss
+  while it runs join it. With ``stale_if_error``, a computation that raises is
+  answered by the value still kept (``slot.fallback``).
 """
 
 from __future__ import annotations
@@ -29,11 +33,17 @@ import asyncio
 import contextlib
 import contextvars
 import functools
+import logging
 import threading
 from collections.abc import Callable, Hashable
 from typing import Any, Protocol
 
-__all__ = ["cached_call"]
+__all__ = ["cached_call", "refresh"]
+
+_log = logging.getLogger("twat_cache")
+
+# Refresh tasks, held until they end (the loop keeps only weak references to tasks).
+_REFRESHING: set[asyncio.Task[Any]] = set()
 
 
 class Slot(Protocol):
@@ -45,11 +55,13 @@ class Slot(Protocol):
     def blocking(self) -> bool: ...
     @property
     def leases(self) -> bool: ...
-    def peek(self) -> tuple[bool, Any]: ...
+    def peek(self) -> tuple[bool, Any, bool]: ...
     def store(self, value: Any) -> bool: ...
     def tally(self, hit: bool) -> None: ...
     def claim(self) -> tuple[bool, Any]: ...
     def release(self) -> None: ...
+    def fallback(self, exc: BaseException) -> tuple[bool, Any]: ...
+    def claim_refresh(self) -> bool: ...
 
 
 _COMPUTING: contextvars.ContextVar[frozenset[Hashable]] = contextvars.ContextVar(
@@ -206,10 +218,29 @@ async def _lead(
     """The flight's task: ``(True, value)`` when the store has it (a persistent store is
     looked up here, once for every caller of the flight; a memory engine is checked again
     because a flight may have stored it since the native lookup), else ``(False, value)``
-    with the function's value, stored before the waiters get it."""
-    found, value = await _run(slot, slot.peek)
+    with the function's value, stored before the waiters get it. A stale value served
+    from a persistent store starts its refresh; a computation that raises may be
+    answered by a stale value (``stale_if_error``)."""
+    found, value, stale = await _run(slot, slot.peek)
     if found:
+        if stale:
+            # After this flight's task is done, so the refresh is a flight of its own.
+            asyncio.get_running_loop().call_soon(refresh, slot, func, args, kwargs, value)
         return True, value
+    try:
+        return await _fresh(slot, func, args, kwargs)
+    except Exception as exc:
+        found, value = await _run(slot, slot.fallback, exc)
+        if not found:
+            raise
+        return True, value
+
+
+async def _fresh(
+    slot: Slot, func: Callable[..., Any], args: tuple[Any, ...], kwargs: dict[str, Any]
+) -> tuple[bool, Any]:
+    """A value computed here (``(False, value)``), or one another process stored while
+    this one waited for the key's lease (``(True, value)``)."""
     if not slot.leases:
         return False, await _compute(slot, func, args, kwargs)
     found, value = await _claim(slot)
@@ -264,6 +295,45 @@ async def _wait(flight: _Flight, future: asyncio.Future[Any] | None) -> tuple[bo
         raise
 
 
+def refresh(slot: Slot, func: Callable[..., Any], args: tuple[Any, ...], kwargs: dict[str, Any], stale: Any) -> None:
+    """A stale value was served: starts one refresh of its key as a task of the
+    running loop, unless a computation of the key is under way (in this process; a
+    persistent store's lease also keeps other processes from refreshing it twice)."""
+    try:
+        loop = asyncio.get_running_loop()
+    except RuntimeError:
+        return  # not on a loop: the next call on one refreshes it
+    key = slot.flight_key
+    with _FLIGHTS.lock:
+        current = _FLIGHTS.by_key.get(key)
+        if current is not None and (current.task is None or not current.task.done()):
+            return
+        flight = _FLIGHTS.by_key[key] = _Flight(key, loop)
+    context = contextvars.copy_context()
+    context.run(_COMPUTING.set, _COMPUTING.get() | {key})
+    task = context.run(loop.create_task, _refresh(slot, func, args, kwargs, stale))
+    flight.task = task
+    task.add_done_callback(functools.partial(_FLIGHTS.finish, flight))
+    _REFRESHING.add(task)
+    task.add_done_callback(_REFRESHING.discard)
+
+
+async def _refresh(
+    slot: Slot, func: Callable[..., Any], args: tuple[Any, ...], kwargs: dict[str, Any], stale: Any
+) -> tuple[bool, Any]:
+    """The refresh's task: computes and stores the value; callers that joined meanwhile
+    get it. Another process refreshing the key leaves the stale value to them."""
+    if not await _run(slot, slot.claim_refresh):
+        return True, stale
+    try:
+        return False, await _compute(slot, func, args, kwargs)
+    except BaseException as exc:
+        await asyncio.shield(_run(slot, slot.release))
+        if isinstance(exc, Exception):
+            _log.warning("twat_cache: refreshing a stale entry raised %r; the stale value stays", exc)
+        raise
+
+
 async def cached_call(slot: Slot, func: Callable[..., Any], args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
     """The value of ``func(*args, **kwargs)``: from the store, or computed once for every
     concurrent caller of the same key. Callers join the flight before anything else, so
@@ -284,7 +354,17 @@ async def cached_call(slot: Slot, func: Callable[..., Any], args: tuple[Any, ...
             task = context.run(loop.create_task, _lead(slot, func, args, kwargs))
             flight.task = task
             task.add_done_callback(functools.partial(_FLIGHTS.finish, flight))
-        settled, outcome = await _wait(flight, future)
+        try:
+            settled, outcome = await _wait(flight, future)
+        except Exception as exc:
+            if lead:
+                raise  # the flight's own task already fell back where it could
+            # A refresh this caller joined raised: a kept value may answer.
+            found, value = await _run(slot, slot.fallback, exc)
+            if not found:
+                raise
+            slot.tally(True)
+            return value
         if settled:
             found, value = outcome
             # A waiter did not run the function: a hit, as lru_cache and async-lru count it.

@@ -8,12 +8,13 @@ from __future__ import annotations
 
 import os
 
-from . import _async, _core, _registry, _wire
+from . import _async, _core, _refresh, _registry, _wire
 
 
 def _after_in_child() -> None:
     _core.fork_after_in_child()
     _async.after_fork_in_child()
+    _refresh.after_fork_in_child()
     _registry.after_fork_in_child()
     _wire.after_fork_in_child()
 

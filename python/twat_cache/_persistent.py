@@ -12,6 +12,8 @@ from typing import Any
 from . import _decorate, _options
 from ._core import PersistentFunction
 from ._fingerprint import code_version
+from ._freshness import FRESH_DEFAULTS, check_freshness
+from ._freshness import spread_ttl as _spread_ttl
 from ._paths import folder_for_name, get_cache_path
 from ._serializers import native_serializer
 from ._signature import param_specs
@@ -24,6 +26,7 @@ _KEY_DEFAULTS: dict[str, Any] = {
     "name": None,
     "version": None,
     "secure": True,
+    **FRESH_DEFAULTS,
 }
 
 # The options of the persistent decorators and their defaults.
@@ -113,8 +116,9 @@ def persistent_decorator(kind: str, func: Any, options: dict[str, Any]) -> Any:
     """Checks every option now (decoration time), then caches ``func`` (or returns the
     decorator when used with arguments): ``bcache``, ``fcache`` or ``rcache``."""
     o = {**_DEFAULTS[kind], **options}
-    store, place = _place(kind, o)
-    jitter = _options.check_jitter(kind, o["jitter"], store["ttl"])
+    fresh, ttl = check_freshness(kind, o)
+    store, place = _place(kind, {**o, "ttl": ttl})
+    jitter = _options.check_jitter(kind, o["jitter"], _spread_ttl(ttl, fresh))
     key = _options.check_key(kind, o["key"])
     ignored = _options.check_ignore(kind, o["ignore"])
     typed = _options.check_flag(kind, "typed", o["typed"])
@@ -144,6 +148,7 @@ def persistent_decorator(kind: str, func: Any, options: dict[str, Any]) -> Any:
             durable=store["durable"],
             is_async=_decorate.is_async(fn),
             serializer=native_serializer(store["serializer"]),
+            **fresh,
         )
 
     def decorate(fn: Any) -> Any:

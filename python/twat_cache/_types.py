@@ -2,12 +2,17 @@
 
 from __future__ import annotations
 
+import datetime
 from collections.abc import Callable
 from typing import Any, Generic, NamedTuple, ParamSpec, Protocol, TypeVar
 
 P = ParamSpec("P")
 R = TypeVar("R")
 R_co = TypeVar("R_co", covariant=True)
+
+# ``ttl=``: seconds, a ``timedelta``, ``None`` (no expiry), or a callable of the result
+# giving its own (seconds, or ``None``).
+Ttl = float | datetime.timedelta | Callable[[Any], float | None] | None
 
 __all__ = ["CacheInfo", "CachedFunction", "P", "R"]
 

@@ -6,7 +6,7 @@ from __future__ import annotations
 from collections.abc import Callable, Coroutine, Iterable
 from typing import Any, overload
 
-from ._types import CachedFunction, P, R
+from ._types import CachedFunction, P, R, Ttl
 from .config import CacheConfig, settle
 from .memory import MEMORY_DEFAULTS, memory_decorator
 
@@ -19,7 +19,10 @@ def acache(func: Callable[P, Coroutine[Any, Any, R]], /) -> CachedFunction[P, Co
 def acache(
     *,
     maxsize: int | None = 128,
-    ttl: float | None = None,
+    ttl: Ttl = None,
+    stale_ttl: float | None = None,
+    stale_if_error: bool | float | None = None,
+    cache_if: Callable[[Any], object] | None = None,
     jitter: float | None = None,
     policy: str = "lru",
     key: Callable[..., Any] | None = None,

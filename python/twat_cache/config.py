@@ -18,6 +18,7 @@ if TYPE_CHECKING:  # typing.Unpack is 3.11+; annotations are never evaluated at 
     from typing import Unpack
 
 from . import _options
+from ._freshness import check_freshness
 from .engines import check_engine
 from .exceptions import ConfigurationError
 
@@ -28,7 +29,10 @@ class Options(TypedDict, total=False):
     """Every option a config may hold."""
 
     maxsize: int | None
-    ttl: float | datetime.timedelta | None
+    ttl: float | datetime.timedelta | Callable[[Any], float | None] | None
+    stale_ttl: float | datetime.timedelta | None
+    stale_if_error: bool | float | datetime.timedelta | None
+    cache_if: Callable[[Any], object] | None
     policy: str
     folder_name: str | os.PathLike[str] | None
     compress: bool | str
@@ -68,6 +72,18 @@ def _secret(where: str, value: Any) -> Any:
     return value if value is None else _kept(_options.check_secret)(where, value)
 
 
+def _ttl(where: str, value: Any) -> Any:
+    """Seconds (kept as a float), or a callable of the result (kept as it is)."""
+    return value if callable(value) else _options.check_ttl(where, value)
+
+
+def _fresh_option(where: str, param: str, value: Any) -> Any:
+    """A freshness option checked on its own (whether it has the ``ttl`` it needs is
+    checked by the decorator that uses it)."""
+    check_freshness(where, {"ttl": 1.0, param: value})
+    return value
+
+
 def _engine(where: str, value: Any) -> str | None:
     return None if value is None else check_engine(where, "preferred_engine", value)
 
@@ -75,7 +91,10 @@ def _engine(where: str, value: Any) -> str | None:
 # Each option's check (run with "CacheConfig" as the place); it returns the value kept.
 _CHECKS: dict[str, Callable[[str, Any], Any]] = {
     "maxsize": _options.check_maxsize,
-    "ttl": _options.check_ttl,
+    "ttl": _ttl,
+    "stale_ttl": lambda where, value: _fresh_option(where, "stale_ttl", value),
+    "stale_if_error": lambda where, value: _fresh_option(where, "stale_if_error", value),
+    "cache_if": lambda where, value: _fresh_option(where, "cache_if", value),
     "policy": _options.check_policy,
     "folder_name": _options.check_folder,
     "compress": _kept(_options.check_compress),

@@ -7,7 +7,7 @@ from collections.abc import Callable, Iterable
 from typing import Any, overload
 
 from ._persistent import FCACHE_DEFAULTS, persistent_decorator
-from ._types import CachedFunction, P, R
+from ._types import CachedFunction, P, R, Ttl
 from .config import CacheConfig, settle
 
 __all__ = ["fcache"]
@@ -20,7 +20,10 @@ def fcache(
     *,
     folder_name: str | os.PathLike[str] | None = None,
     maxsize: int | None = None,
-    ttl: float | None = None,
+    ttl: Ttl = None,
+    stale_ttl: float | None = None,
+    stale_if_error: bool | float | None = None,
+    cache_if: Callable[[Any], object] | None = None,
     jitter: float | None = None,
     compress: bool | str = False,
     mmap: bool = False,

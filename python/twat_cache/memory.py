@@ -7,8 +7,10 @@ from typing import Any, overload
 
 from . import _decorate, _options
 from ._core import CachedFunction as _NativeCachedFunction
+from ._freshness import FRESH_DEFAULTS, check_freshness
+from ._freshness import spread_ttl as _spread_ttl
 from ._signature import param_specs
-from ._types import CachedFunction, P, R
+from ._types import CachedFunction, P, R, Ttl
 from .config import CacheConfig, settle
 
 __all__ = ["mcache"]
@@ -20,7 +22,10 @@ def mcache(func: Callable[P, R], /) -> CachedFunction[P, R]: ...
 def mcache(
     *,
     maxsize: int | None = 128,
-    ttl: float | None = None,
+    ttl: Ttl = None,
+    stale_ttl: float | None = None,
+    stale_if_error: bool | float | None = None,
+    cache_if: Callable[[Any], object] | None = None,
     jitter: float | None = None,
     policy: str = "lru",
     key: Callable[..., Any] | None = None,
@@ -81,14 +86,16 @@ MEMORY_DEFAULTS: dict[str, Any] = {
     "name": None,
     "version": None,
     "secure": True,
+    **FRESH_DEFAULTS,
 }
 
 
 def memory_decorator(decorator: str, func: Any, options: dict[str, Any]) -> Any:
     """What ``mcache`` and ``acache`` share: every option checked now (decoration time),
     then ``func`` cached in a native memory engine (or the decorator returned)."""
-    engine = _options.check_memory_options(decorator, options)
-    jitter = _options.check_jitter(decorator, options["jitter"], engine["ttl"])
+    fresh, ttl = check_freshness(decorator, options)
+    engine = _options.check_memory_options(decorator, {**options, "ttl": ttl})
+    jitter = _options.check_jitter(decorator, options["jitter"], _spread_ttl(ttl, fresh))
     key = _options.check_key(decorator, options["key"])
     ignored = _options.check_ignore(decorator, options["ignore"])
     is_typed = _options.check_flag(decorator, "typed", options["typed"])
@@ -103,6 +110,7 @@ def memory_decorator(decorator: str, func: Any, options: dict[str, Any]) -> Any:
             param_specs(fn, ignored, decorator),
             **engine,
             jitter=jitter,
+            **fresh,
             typed=is_typed,
             key=key,
             disabled=_decorate.disabled_by_env(),

@@ -8,7 +8,7 @@ from collections.abc import Callable, Iterable
 from typing import Any, overload
 
 from ._persistent import RCACHE_DEFAULTS, persistent_decorator
-from ._types import CachedFunction, P, R
+from ._types import CachedFunction, P, R, Ttl
 from .config import CacheConfig, settle
 
 __all__ = ["rcache"]
@@ -22,7 +22,10 @@ def rcache(
     url: str | None = None,
     namespace: str | None = None,
     timeout: float | datetime.timedelta = 0.25,
-    ttl: float | datetime.timedelta | None = None,
+    ttl: Ttl = None,
+    stale_ttl: float | None = None,
+    stale_if_error: bool | float | None = None,
+    cache_if: Callable[[Any], object] | None = None,
     jitter: float | datetime.timedelta | None = None,
     compress: bool | str = False,
     secret: str | bytes | bool | None = None,

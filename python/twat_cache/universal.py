@@ -9,7 +9,7 @@ from typing import Any, overload
 
 from . import _decorate
 from ._persistent import BCACHE_DEFAULTS, FCACHE_DEFAULTS, RCACHE_DEFAULTS
-from ._types import CachedFunction, P, R
+from ._types import CachedFunction, P, R, Ttl
 from .async_memory import acache
 from .config import CacheConfig, settle
 from .disk import bcache
@@ -83,7 +83,10 @@ def ucache(
     preferred_engine: str | None = None,
     folder_name: str | os.PathLike[str] | None = None,
     maxsize: int | None = ...,
-    ttl: float | None = None,
+    ttl: Ttl = None,
+    stale_ttl: float | None = None,
+    stale_if_error: bool | float | None = None,
+    cache_if: Callable[[Any], object] | None = None,
     jitter: float | None = None,
     policy: str = "lru",
     compress: bool | str = False,

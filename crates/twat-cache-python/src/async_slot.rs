@@ -46,14 +46,31 @@ impl MemorySlot {
         false
     }
 
-    /// `(True, value)` when the engine has the key (a flight may have stored it since
-    /// the native lookup); not counted.
-    fn peek(&self, py: Python<'_>) -> PyResult<(bool, Py<PyAny>)> {
-        Ok(unwrap_found(
-            py,
-            self.engine.peek(self.key.bind(py), self.hash)?,
-        ))
+    /// `(True, value, False)` when the engine has a fresh value for the key (a flight
+    /// may have stored it since the native lookup); not counted. A stale one was dealt
+    /// with by the native call (served, or left to be computed).
+    fn peek(&self, py: Python<'_>) -> PyResult<(bool, Py<PyAny>, bool)> {
+        let (found, value) = unwrap_found(py, self.engine.peek(self.key.bind(py), self.hash)?);
+        Ok((found, value, false))
     }
+
+    /// `(True, value)` when a kept value may stand in for a computation that raised
+    /// `exc` (`stale_if_error`; a warning is logged).
+    fn fallback(&self, py: Python<'_>, exc: Bound<'_, PyAny>) -> (bool, Py<PyAny>) {
+        let e = PyErr::from_value(exc);
+        unwrap_found(
+            py,
+            self.engine.fall_back(self.key.bind(py), self.hash, e).ok(),
+        )
+    }
+
+    /// Before a refresh: one process, so the flight is all the arbitration there is.
+    fn claim_refresh(&self) -> bool {
+        true
+    }
+
+    /// Nothing to give back: one process holds no lease.
+    fn release(&self) {}
 
     /// The native call counted this call as a miss; one that got its value without
     /// running the function (a waiter of the flight) is a hit.
@@ -63,8 +80,10 @@ impl MemorySlot {
         }
     }
 
+    /// Stores a computed value (`cache_if` and `ttl=` decide how).
     fn store(&self, py: Python<'_>, value: Py<PyAny>) -> bool {
-        self.engine.set(self.key.bind(py), self.hash, value);
+        self.engine
+            .store_result(self.key.bind(py), self.hash, value);
         true
     }
 }
@@ -108,9 +127,33 @@ impl DiskSlot {
         self.owner.get().engine().leases()
     }
 
-    /// `(True, value)` when the store has the key; not counted (see `tally`).
-    fn peek(&self, py: Python<'_>) -> (bool, Py<PyAny>) {
-        unwrap_found(py, self.owner.get().engine().load(py, self.key))
+    /// `(True, value, stale)` when the store has a value to serve: fresh, or stale
+    /// within `stale_ttl` (then it is refreshed); not counted (see `tally`).
+    fn peek(&self, py: Python<'_>) -> (bool, Py<PyAny>, bool) {
+        match self.owner.get().engine().find(py, self.key) {
+            Some((v, stale)) => (true, v, stale),
+            None => (false, py.None(), false),
+        }
+    }
+
+    /// `(True, value)` when a kept value may stand in for a computation that raised
+    /// `exc` (`stale_if_error`; a warning is logged).
+    fn fallback(&self, py: Python<'_>, exc: Bound<'_, PyAny>) -> (bool, Py<PyAny>) {
+        let e = PyErr::from_value(exc);
+        let engine = self.owner.get().engine();
+        unwrap_found(py, engine.fall_back(py, self.key, e).ok())
+    }
+
+    /// Before a refresh: takes the key's lease across processes; `False` when another
+    /// process is refreshing it.
+    fn claim_refresh(&self, py: Python<'_>) -> bool {
+        match self.owner.get().engine().refresh_lease(py, self.key) {
+            Some(lease) => {
+                *self.lease.lock() = Some(lease);
+                true
+            }
+            None => false,
+        }
     }
 
     /// Counts one call: a hit (served from the store) or a miss.

@@ -9,11 +9,13 @@ use pyo3::types::{PyDict, PyTuple};
 use crate::async_slot::{miss_coroutine, MemorySlot, MissPath};
 use crate::content::hashable;
 use crate::counters::{cache_info, cache_stats};
-use crate::engine::{EngineConfig, MemoryEngine};
+use crate::engine::{EngineConfig, MemoryEngine, Serving};
+use crate::fresh::Freshness;
 use crate::instances::InstanceCaches;
 use crate::key::{KeyBuilder, ParamSpec};
 use crate::options;
 use crate::ready::Ready;
+use crate::refresh::{refresh_memory, Recall};
 
 /// A function cached in memory. Made by `twat_cache.mcache`; see its documentation.
 #[pyclass(frozen, dict, weakref, module = "twat_cache._core")]
@@ -31,7 +33,7 @@ pub struct CachedFunction {
 #[pymethods]
 impl CachedFunction {
     #[new]
-    #[pyo3(signature = (func, params, *, maxsize, ttl, policy, typed, key, disabled, is_async=false, jitter=None))]
+    #[pyo3(signature = (func, params, *, maxsize, ttl, policy, typed, key, disabled, is_async=false, jitter=None, stale_ttl=None, stale_if_error=None, ttl_of=None, cache_if=None))]
     #[allow(clippy::too_many_arguments)]
     fn new(
         py: Python<'_>,
@@ -45,7 +47,12 @@ impl CachedFunction {
         disabled: bool,
         is_async: bool,
         jitter: Option<f64>,
+        stale_ttl: Option<f64>,
+        stale_if_error: Option<f64>,
+        ttl_of: Option<Py<PyAny>>,
+        cache_if: Option<Py<PyAny>>,
     ) -> PyResult<Self> {
+        let fresh = Freshness::new(py, stale_ttl, stale_if_error, ttl_of, cache_if)?.map(Arc::new);
         let policy = options::policy(py, policy)?;
         let ttl = options::ttl(py, ttl)?;
         let config = EngineConfig {
@@ -58,8 +65,8 @@ impl CachedFunction {
             func,
             keys: KeyBuilder::new(params, typed, key),
             config,
-            engine: MemoryEngine::new(config),
-            instances: InstanceCaches::new(config),
+            engine: MemoryEngine::new(config, fresh.clone()),
+            instances: InstanceCaches::new(config, fresh),
             disabled,
             is_async,
         })
@@ -142,6 +149,7 @@ impl CachedFunction {
         d.set_item("jitter", self.config.jitter.map(|t| t.as_secs_f64()))?;
         d.set_item("policy", self.config.policy.name())?;
         d.set_item("typed", self.keys.typed())?;
+        crate::fresh::parameters(&d, self.engine.freshness().map(|f| &**f))?;
         Ok(d)
     }
 
@@ -394,7 +402,7 @@ impl<'py> Call<'_, 'py> {
 /// The hot path: key, lookup, and on a miss one single-flight execution.
 #[inline]
 fn cached_call(
-    engine: &MemoryEngine,
+    engine: &Arc<MemoryEngine>,
     call: &Call<'_, '_>,
     args: &Bound<'_, PyTuple>,
     kwargs: Option<&Bound<'_, PyDict>>,
@@ -403,9 +411,22 @@ fn cached_call(
         // The call does not fit the signature: let the function raise its own TypeError.
         return invoke(call.func, call.instance, args, kwargs);
     };
-    engine.get_or_call(&key, hash, || {
-        invoke(call.func, call.instance, args, kwargs)
-    })
+    engine.get_or_call(
+        &key,
+        hash,
+        || invoke(call.func, call.instance, args, kwargs),
+        // A stale value is served: its refresh runs on a worker thread.
+        |lead| match with_instance(call.instance, args) {
+            Ok(all) => refresh_memory(
+                engine,
+                &key,
+                hash,
+                lead,
+                Recall::new(call.func, &all, kwargs),
+            ),
+            Err(_) => engine.abandon(lead),
+        },
+    )
 }
 
 /// The async hit path: key, lookup, and an awaitable that is already done. A miss
@@ -421,11 +442,25 @@ fn async_call(
     let Some((key, hash)) = call.key(args, kwargs)? else {
         return invoke(call.func, call.instance, args, kwargs);
     };
-    if let Some(value) = engine.get(&key, hash)? {
+    if engine.freshness().is_none() {
+        if let Some(value) = engine.get(&key, hash)? {
+            return Ready::wrap(py, value);
+        }
+    }
+    let serving = match engine.freshness() {
+        Some(_) => engine.get_serving(&key, hash)?,
+        None => None,
+    };
+    if let Some(Serving::Fresh(value)) = serving {
         return Ready::wrap(py, value);
     }
     let slot = Bound::new(py, MemorySlot::new(Arc::clone(engine), key.unbind(), hash))?;
     let args = with_instance(call.instance, args)?;
+    if let Some(Serving::Stale(value)) = serving {
+        // Served now; one refresh runs as a task of the running loop.
+        crate::fresh::refresh_async(py, slot.as_any(), call.func, &args, kwargs, &value)?;
+        return Ready::wrap(py, value);
+    }
     miss_coroutine(
         py,
         MissPath::Executor,

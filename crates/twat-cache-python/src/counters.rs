@@ -24,6 +24,7 @@ fn total(py: Python<'_>, engines: &[Arc<MemoryEngine>]) -> (Stats, u64) {
                     misses: acc.misses + s.misses,
                     evictions: acc.evictions + s.evictions,
                     expirations: acc.expirations + s.expirations,
+                    stale_hits: acc.stale_hits + s.stale_hits,
                     entries: acc.entries + s.entries,
                 },
                 errs + se,
@@ -60,6 +61,7 @@ pub fn cache_stats<'py>(
     d.set_item("hits", s.hits)?;
     d.set_item("misses", s.misses)?;
     d.set_item("hit_ratio", s.hit_ratio())?;
+    d.set_item("stale_hits", s.stale_hits)?;
     d.set_item("evictions", s.evictions)?;
     d.set_item("expirations", s.expirations)?;
     d.set_item("entries", s.entries)?;
@@ -94,6 +96,7 @@ pub fn disk_stats<'py>(py: Python<'py>, engine: &StoreEngine) -> PyResult<Bound<
             hits as f64 / total as f64
         },
     )?;
+    d.set_item("stale_hits", engine.stale_hits.load(Ordering::Relaxed))?;
     d.set_item("evictions", py.None())?;
     d.set_item("expirations", py.None())?;
     d.set_item("entries", entries)?;

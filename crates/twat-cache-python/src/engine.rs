@@ -14,9 +14,10 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use pyo3::prelude::*;
-use twat_cache::{Claim, Flights, Lead, Policy, Stats, Store};
+use twat_cache::{Claim, Flights, Grace, Lead, Policy, Stats, Store};
 
 use crate::errors::warn;
+use crate::fresh::{Freshness, OnStale};
 use crate::holder::Guarded;
 use crate::key::PyKey;
 
@@ -44,24 +45,61 @@ pub struct MemoryEngine {
     state: Guarded<State>,
     config: EngineConfig,
     store_errors: AtomicU64,
+    /// `stale_ttl`, `stale_if_error`, `ttl=` a callable, `cache_if` (`fresh.rs`).
+    fresh: Option<Arc<Freshness>>,
 }
 
 /// What a lookup found: the value, or the caller's part in computing it.
 enum Lookup {
     Hit(Py<PyAny>),
     Miss(Claim<Outcome>),
+    /// A stale value to serve, and the lead of its refresh when this caller won it.
+    Stale(Py<PyAny>, Option<Lead>),
+}
+
+/// A value found by [`MemoryEngine::get_serving`].
+pub enum Serving {
+    Fresh(Py<PyAny>),
+    /// Stale within `stale_ttl`: serve it, and refresh it.
+    Stale(Py<PyAny>),
 }
 
 impl MemoryEngine {
-    pub fn new(config: EngineConfig) -> Arc<Self> {
+    pub fn new(config: EngineConfig, fresh: Option<Arc<Freshness>>) -> Arc<Self> {
+        let mut store = Store::new(config.max_size, config.ttl, config.policy);
+        store.set_grace(fresh.as_ref().map_or(Grace::None, |f| f.grace()));
         Arc::new(Self {
             state: Guarded::new(State {
-                store: Store::new(config.max_size, config.ttl, config.policy),
+                store,
                 flights: Flights::default(),
             }),
             config,
             store_errors: AtomicU64::new(0),
+            fresh,
         })
+    }
+
+    /// The freshness options (shared by a method's per-instance engines).
+    pub fn freshness(&self) -> Option<&Arc<Freshness>> {
+        self.fresh.as_ref()
+    }
+
+    /// How a value is kept: `None` to leave it out, else its TTL (`None`: the engine's).
+    /// `check`: a computed result, judged by `cache_if`.
+    fn keep(&self, value: &Bound<'_, PyAny>, check: bool) -> Option<Option<Duration>> {
+        match &self.fresh {
+            None => Some(self.entry_ttl()),
+            Some(f) => f
+                .keep(value, check)
+                .map(|ttl| crate::jitter::spread(ttl.or(self.config.ttl), self.config.jitter)),
+        }
+    }
+
+    /// Stores a computed result (judged by `cache_if`; its TTL by `ttl=`).
+    pub fn store_result(&self, key: &Bound<'_, PyAny>, hash: isize, value: Py<PyAny>) {
+        if let Some(ttl) = self.keep(value.bind(key.py()), true) {
+            self.set_expiring(key, hash, value, ttl);
+        }
     }
 
     /// Runs `f` on the store under the lock (`None`: see [`MemoryEngine::lock`]);
@@ -84,7 +122,9 @@ impl MemoryEngine {
     /// Stores a value; a failing key comparison is counted and logged, not raised (the
     /// caller already has its value).
     pub fn set(&self, key: &Bound<'_, PyAny>, hash: isize, value: Py<PyAny>) {
-        self.set_expiring(key, hash, value, self.entry_ttl());
+        if let Some(ttl) = self.keep(value.bind(key.py()), false) {
+            self.set_expiring(key, hash, value, ttl);
+        }
     }
 
     /// The TTL of a new entry: the engine's, spread by its jitter (`None`: the store's).
@@ -166,6 +206,91 @@ impl MemoryEngine {
         .unwrap_or(Ok(None))
     }
 
+    /// [`MemoryEngine::get`] for the async hit path of a cache with `stale_ttl`: a fresh
+    /// value, or a stale one to serve while it is refreshed (counted as a stale hit).
+    /// One stale past `stale_ttl` is a miss.
+    pub fn get_serving(&self, key: &Bound<'_, PyAny>, hash: isize) -> PyResult<Option<Serving>> {
+        let py = key.py();
+        let Some(fresh) = &self.fresh else {
+            return Ok(self.get(key, hash)?.map(Serving::Fresh));
+        };
+        self.with_store(py, |store| {
+            let found = store
+                .get_stale_by(hash as u64, |k| k.matches(key))?
+                .map(|(v, age)| (v.clone_ref(py), age));
+            Ok(match found {
+                None => None,
+                Some((v, None)) => Some(Serving::Fresh(v)),
+                Some((v, Some(age))) if fresh.on_stale(age) == OnStale::Serve => {
+                    store.count_stale_hit();
+                    Some(Serving::Stale(v))
+                }
+                Some(_) => {
+                    store.count_miss();
+                    None
+                }
+            })
+        })
+        .unwrap_or(Ok(None))
+    }
+
+    /// The answer to a computation that raised `e`: with `stale_if_error`, the value
+    /// kept for `key` (fresh, or stale within the option's time), with a warning;
+    /// otherwise `e`.
+    pub fn fall_back(&self, key: &Bound<'_, PyAny>, hash: isize, e: PyErr) -> PyResult<Py<PyAny>> {
+        let py = key.py();
+        let Some(fresh) = self.fresh.as_ref().filter(|f| f.answers(py, &e)) else {
+            return Err(e);
+        };
+        let kept = self.with_store(py, |store| {
+            Ok::<_, PyErr>(
+                store
+                    .peek_stale_by(hash as u64, |k| k.matches(key))?
+                    .filter(|(_, age)| fresh.falls_back(*age))
+                    .map(|(v, _)| v.clone_ref(py)),
+            )
+        });
+        match kept {
+            Some(Ok(Some(v))) => {
+                fresh.warn_fallback(py, "a cached function", &e);
+                Ok(v)
+            }
+            _ => Err(e),
+        }
+    }
+
+    /// Ends a refresh started from a stale hit: its value is stored (and handed to any
+    /// caller that waited for it); a failure keeps the stale value, with a warning.
+    pub fn finish_refresh(
+        &self,
+        key: &Bound<'_, PyAny>,
+        hash: isize,
+        lead: Lead,
+        outcome: &Outcome,
+    ) {
+        if let Err(e) = outcome {
+            warn(
+                key.py(),
+                &format!("twat_cache: refreshing a stale entry raised {e}; the stale value stays"),
+            );
+        }
+        Leader {
+            engine: self,
+            hash,
+            lead: Some(lead),
+        }
+        .finish(key, outcome);
+    }
+
+    /// A refresh that will never run (its worker is gone): its flight ends empty.
+    pub fn abandon(&self, lead: Lead) {
+        drop(Leader {
+            engine: self,
+            hash: 0,
+            lead: Some(lead),
+        });
+    }
+
     /// Looks `key` up without counting it or touching the policy.
     pub fn peek(&self, key: &Bound<'_, PyAny>, hash: isize) -> PyResult<Option<Py<PyAny>>> {
         let py = key.py();
@@ -179,16 +304,28 @@ impl MemoryEngine {
 
     /// The value for `key`: from the store, or computed by `call` in exactly one thread
     /// (single flight) and shared with every concurrent caller of the same key.
+    /// A stale value (within `stale_ttl`) is returned at once, and `refresh` is given
+    /// the lead of its refresh when no other caller has it.
     #[inline]
     pub fn get_or_call(
         &self,
         key: &Bound<'_, PyAny>,
         hash: isize,
         call: impl FnOnce() -> PyResult<Py<PyAny>>,
+        refresh: impl FnOnce(Lead),
     ) -> PyResult<Py<PyAny>> {
         match self.lookup(key, hash)? {
             Lookup::Hit(value) => Ok(value),
-            Lookup::Miss(claim) => self.compute(key, hash, claim, call),
+            Lookup::Miss(claim) if self.fresh.is_none() => self.compute(key, hash, claim, call),
+            Lookup::Miss(claim) => self
+                .compute(key, hash, claim, call)
+                .or_else(|e| self.fall_back(key, hash, e)),
+            Lookup::Stale(value, lead) => {
+                if let Some(lead) = lead {
+                    refresh(lead);
+                }
+                Ok(value)
+            }
         }
     }
 
@@ -201,10 +338,41 @@ impl MemoryEngine {
             return Ok(Lookup::Miss(Claim::Reentrant));
         };
         let state = &mut *held;
-        let found = state
-            .store
-            .get_by(hash as u64, |k| k.matches(key))
-            .map(|v| v.map(|v| v.clone_ref(py)));
+        if let Some(fresh) = &self.fresh {
+            let found = state
+                .store
+                .get_stale_by(hash as u64, |k| k.matches(key))
+                .map(|v| v.map(|(v, age)| (v.clone_ref(py), age)));
+            match found {
+                Ok(Some((value, None))) => return Ok(Lookup::Hit(value)),
+                Ok(Some((value, Some(age)))) if fresh.on_stale(age) == OnStale::Serve => {
+                    state.store.count_stale_hit();
+                    let claim = state.flights.claim_by(
+                        hash as u64,
+                        || PyKey {
+                            obj: key.clone().unbind(),
+                        },
+                        |k| k.matches(key),
+                    );
+                    // Another caller's refresh (or computation) is under way: serve.
+                    return Ok(match claim? {
+                        Claim::Leader(lead) => Lookup::Stale(value, Some(lead)),
+                        _ => Lookup::Stale(value, None),
+                    });
+                }
+                Ok(Some(_)) => state.store.count_miss(),
+                Ok(None) => {}
+                Err(e) => return Err(e),
+            }
+        }
+        let found = if self.fresh.is_some() {
+            Ok(None) // looked up above
+        } else {
+            state
+                .store
+                .get_by(hash as u64, |k| k.matches(key))
+                .map(|v| v.map(|v| v.clone_ref(py)))
+        };
         let result = match found {
             // A hit removes nothing, so there is nothing to drop after the lock.
             Ok(Some(value)) => return Ok(Lookup::Hit(value)),
@@ -249,7 +417,7 @@ impl MemoryEngine {
                 }
                 Claim::Reentrant => {
                     let value = call()?;
-                    self.set(key, hash, value.clone_ref(py));
+                    self.store_result(key, hash, value.clone_ref(py));
                     return Ok(value);
                 }
                 Claim::Follower(flight) => {
@@ -267,6 +435,13 @@ impl MemoryEngine {
                     match self.lookup(key, hash)? {
                         Lookup::Hit(value) => return Ok(value),
                         Lookup::Miss(again) => claim = again,
+                        Lookup::Stale(value, lead) => {
+                            // Served as it is; the next stale hit starts the refresh.
+                            if let Some(lead) = lead {
+                                self.abandon(lead);
+                            }
+                            return Ok(value);
+                        }
                     }
                 }
             }
@@ -313,12 +488,16 @@ impl Leader<'_> {
         let Some(lead) = self.lead.take() else {
             return;
         };
+        // Judged before the lock: `cache_if` and `ttl=` are Python code.
+        let keep = match outcome {
+            Ok(v) => self.engine.keep(v.bind(py), true),
+            Err(_) => None,
+        };
         let mut held = self.engine.state.lock_waiting(py);
         let state = &mut *held;
-        let ttl = self.engine.entry_ttl();
-        let stored = match outcome {
-            Ok(v) => insert(&mut state.store, key, self.hash, v.clone_ref(py), ttl),
-            Err(_) => Ok(()),
+        let stored = match (outcome, keep) {
+            (Ok(v), Some(ttl)) => insert(&mut state.store, key, self.hash, v.clone_ref(py), ttl),
+            _ => Ok(()),
         };
         let finished = state.flights.remove(&lead);
         let removed = state.store.take_removed();

@@ -69,7 +69,7 @@ impl MemoryHandle {
             jitter: None,
         };
         Ok(Self {
-            engine: MemoryEngine::new(config),
+            engine: MemoryEngine::new(config, None),
             keys: one_key(py, typed),
         })
     }
@@ -184,6 +184,7 @@ impl DiskHandle {
             durable,
             lock_wait: None,
             serializer,
+            fresh: None,
         }
         .open(py)?;
         Ok(Self {

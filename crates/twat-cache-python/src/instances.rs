@@ -14,18 +14,21 @@ use pyo3::sync::MutexExt;
 use pyo3::types::{PyWeakrefMethods, PyWeakrefReference};
 
 use crate::engine::{EngineConfig, MemoryEngine};
+use crate::fresh::Freshness;
 
 type Table = Mutex<HashMap<usize, (Py<PyWeakrefReference>, Arc<MemoryEngine>)>>;
 
 pub struct InstanceCaches {
     config: EngineConfig,
+    fresh: Option<Arc<Freshness>>,
     table: Arc<Table>,
 }
 
 impl InstanceCaches {
-    pub fn new(config: EngineConfig) -> Self {
+    pub fn new(config: EngineConfig, fresh: Option<Arc<Freshness>>) -> Self {
         Self {
             config,
+            fresh,
             table: Arc::new(Mutex::new(HashMap::new())),
         }
     }
@@ -50,7 +53,7 @@ impl InstanceCaches {
         let Ok(wr) = PyWeakrefReference::new_with(instance, reaper) else {
             return Ok(None);
         };
-        let engine = MemoryEngine::new(self.config);
+        let engine = MemoryEngine::new(self.config, self.fresh.clone());
         let old = self
             .table
             .lock_py_attached(py)

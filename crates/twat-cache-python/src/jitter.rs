@@ -6,11 +6,11 @@ use std::cell::Cell;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 /// The TTL of one new entry: `ttl` plus a uniform random part of `jitter`; `None` when
-/// there is no TTL (or no jitter: then the store's own TTL applies as it is).
+/// there is no TTL.
 pub fn spread(ttl: Option<Duration>, jitter: Option<Duration>) -> Option<Duration> {
     match (ttl, jitter) {
         (Some(ttl), Some(jitter)) => Some(ttl + jitter.mul_f64(unit())),
-        _ => None,
+        (ttl, _) => ttl,
     }
 }
 

@@ -88,6 +88,8 @@ pub struct StoreSpec {
     pub lock_wait: Option<f64>,
     /// `serializer=` other than pickle: `(name, dumps, loads)`.
     pub serializer: Option<SerializerSpec>,
+    /// `stale_ttl`, `stale_if_error`, `ttl=` a callable, `cache_if`.
+    pub fresh: Option<crate::fresh::Freshness>,
 }
 
 /// `serializer=` as Python passes it: `(name, dumps, loads)`.
@@ -180,6 +182,7 @@ impl StoreSpec {
             }),
             None => None,
         };
-        StoreEngine::open(py, backing, self.ns, options, jitter, lock).map_err(|e| to_py_err(py, e))
+        StoreEngine::open(py, backing, self.ns, options, jitter, lock, self.fresh)
+            .map_err(|e| to_py_err(py, e))
     }
 }

@@ -9,15 +9,17 @@ use std::sync::atomic::{AtomicU64, Ordering};
 
 use pyo3::prelude::*;
 use pyo3::types::{PyDict, PyTuple};
-use twat_cache::{Claim, Flights, KeyDigest, KeyHasher, Lead};
+use twat_cache::{Claim, Flights, KeyDigest, KeyHasher, Lead, Lease};
 
 use crate::async_slot::{miss_coroutine, DiskSlot, MissPath};
 use crate::canonical::call_digest;
 use crate::counters::disk_stats;
 use crate::errors::to_py_err;
+use crate::fresh::Freshness;
 use crate::holder::Guarded;
 use crate::key::{KeyBuilder, ParamSpec};
 use crate::options::{serializer_identity, Place, SerializerSpec, StoreSpec};
+use crate::refresh::{Recall, StoreRefresh};
 use crate::store_engine::StoreEngine;
 use crate::store_engine::{Backing, Claimed};
 
@@ -49,7 +51,7 @@ pub struct PersistentFunction {
 #[pymethods]
 impl PersistentFunction {
     #[new]
-    #[pyo3(signature = (func, params, *, kind, folder=None, name, version, maxsize, ttl, policy, compress, mmap, secret, typed, key, secure, disabled, durable=false, is_async=false, jitter=None, url=None, namespace=None, timeout=None, lock_wait=None, serializer=None))]
+    #[pyo3(signature = (func, params, *, kind, folder=None, name, version, maxsize, ttl, policy, compress, mmap, secret, typed, key, secure, disabled, durable=false, is_async=false, jitter=None, url=None, namespace=None, timeout=None, lock_wait=None, serializer=None, stale_ttl=None, stale_if_error=None, ttl_of=None, cache_if=None))]
     #[allow(clippy::too_many_arguments)]
     fn new(
         py: Python<'_>,
@@ -77,6 +79,10 @@ impl PersistentFunction {
         timeout: Option<f64>,
         lock_wait: Option<f64>,
         serializer: Option<SerializerSpec>,
+        stale_ttl: Option<f64>,
+        stale_if_error: Option<f64>,
+        ttl_of: Option<Py<PyAny>>,
+        cache_if: Option<Py<PyAny>>,
     ) -> PyResult<Self> {
         let kind = StoreSpec::kind(py, kind)?;
         let identity = format!("{name}\0{version}{}", serializer_identity(&serializer));
@@ -94,6 +100,7 @@ impl PersistentFunction {
             durable,
             lock_wait,
             serializer,
+            fresh: Freshness::new(py, stale_ttl, stale_if_error, ttl_of, cache_if)?,
         }
         .open(py)?;
         // The hasher's first use pays one-time CPU setup (tens of microseconds for the
@@ -142,7 +149,7 @@ impl PersistentFunction {
             };
             return miss_coroutine(py, path, slot.into_any(), &this.func, args.clone(), kwargs);
         }
-        this.sync_call(py, key, args, kwargs)
+        this.sync_call(slf, key, args, kwargs)
     }
 
     /// On an instance: a bound method whose calls pass the instance first (it is keyed
@@ -229,6 +236,7 @@ impl PersistentFunction {
         d.set_item("typed", self.keys.typed())?;
         d.set_item("secure", self.secure)?;
         d.set_item("is_async", self.is_async)?;
+        crate::fresh::parameters(&d, self.engine.freshness())?;
         Ok(d)
     }
 
@@ -265,7 +273,7 @@ impl PersistentFunction {
         kwargs: Option<&Bound<'_, PyDict>>,
     ) -> PyResult<bool> {
         let key = self.bound_digest(args, kwargs)?;
-        Ok(self.engine.save(value, key))
+        Ok(self.engine.save_given(value, key))
     }
 
     /// The owners of this cache's async flights (itself), for `cache_close`.
@@ -351,18 +359,100 @@ impl PersistentFunction {
     /// process, then stored.
     fn sync_call(
         &self,
-        py: Python<'_>,
+        slf: &Bound<'_, Self>,
         key: KeyDigest,
         args: &Bound<'_, PyTuple>,
         kwargs: Option<&Bound<'_, PyDict>>,
     ) -> PyResult<Py<PyAny>> {
+        let py = slf.py();
         let seen = self.finished.load(Ordering::Acquire);
-        if let Some(value) = self.engine.load_counted(py, key) {
-            return Ok(value);
+        let call = || Ok(self.func.bind(py).call(args, kwargs)?.unbind());
+        if self.engine.freshness().is_none() {
+            if let Some(value) = self.engine.load_counted(py, key) {
+                return Ok(value);
+            }
+            return self.compute(py, key, Some(seen), call);
         }
-        self.compute(py, key, Some(seen), || {
-            Ok(self.func.bind(py).call(args, kwargs)?.unbind())
-        })
+        match self.engine.serve(py, key) {
+            Some((value, false)) => Ok(value),
+            Some((value, true)) => {
+                self.start_refresh(slf, key, Recall::new(&self.func, args, kwargs));
+                Ok(value)
+            }
+            None => self
+                .compute(py, key, Some(seen), call)
+                .or_else(|e| self.engine.fall_back(py, key, e)),
+        }
+    }
+
+    /// Starts the refresh of a stale `key`, unless a computation of it is under way in
+    /// this process or another one holds its lease.
+    fn start_refresh(&self, slf: &Bound<'_, Self>, key: KeyDigest, recall: Recall) {
+        let py = slf.py();
+        let Some(mut flights) = self.flights.lock(py) else {
+            return;
+        };
+        let claim = flights
+            .claim_by(
+                key as u64,
+                || key,
+                |k| Ok::<_, std::convert::Infallible>(*k == key),
+            )
+            .unwrap_or_else(|never| match never {});
+        drop(flights);
+        let Claim::Leader(lead) = claim else {
+            return; // being computed: the stale value is served meanwhile
+        };
+        let Some(lease) = self.engine.refresh_lease(py, key) else {
+            self.abandon(lead);
+            return;
+        };
+        let job = StoreRefresh::new(slf.clone().unbind(), key, lead, lease, recall);
+        if let Err(e) = Bound::new(py, job).and_then(|job| crate::fresh::submit(py, job.into_any()))
+        {
+            crate::errors::warn(py, &format!("twat_cache: a refresh could not start: {e}"));
+        }
+    }
+
+    /// Ends a refresh: a value is stored (its lease given back with it) and handed to
+    /// any caller that waited for it; a failure keeps the stale value, with a warning.
+    pub fn finish_refresh(
+        &self,
+        py: Python<'_>,
+        key: KeyDigest,
+        lead: Lead,
+        lease: Lease,
+        outcome: &Outcome,
+    ) {
+        match outcome {
+            Ok(v) => {
+                self.engine.save_releasing(v.bind(py), key, lease);
+            }
+            Err(e) => {
+                self.engine.release(py, lease);
+                crate::errors::warn(
+                    py,
+                    &format!(
+                        "twat_cache: {}: refreshing a stale entry raised {e}; the stale value \
+                         stays",
+                        self.engine.namespace()
+                    ),
+                );
+            }
+        }
+        Leader {
+            owner: self,
+            lead: Some(lead),
+        }
+        .finish(py, outcome);
+    }
+
+    /// A refresh that will never run: its flight ends, and waiting callers look again.
+    pub fn abandon(&self, lead: Lead) {
+        drop(Leader {
+            owner: self,
+            lead: Some(lead),
+        });
     }
 
     /// The 128-bit key of a call; `None` when the call does not bind.

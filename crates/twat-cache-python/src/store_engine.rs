@@ -18,9 +18,12 @@ use crate::once::PyLazy;
 use pyo3::prelude::*;
 use pyo3::types::{PyBytes, PyDict, PyList, PyMemoryView, PySlice};
 use twat_cache::{
-    read_frame, small_stream, write_frame, ByteStore, Compression, DiskConfig, DiskStore, Entry,
-    EntrySource, Error, Health, KeyDigest, Lease, Payload, RedisConfig, RedisStore, Signer, Value,
+    read_frame, small_entry, stale_for, write_frame, ByteStore, Compression, DiskConfig, DiskStore,
+    Entry, EntrySource, Error, Grace, Health, KeyDigest, Lease, Payload, RedisConfig, RedisStore,
+    Signer, Value,
 };
+
+use crate::fresh::{Freshness, OnStale};
 
 use crate::buffer::{Fresh, Held};
 use crate::errors::warn;
@@ -144,8 +147,12 @@ pub struct StoreEngine {
     jitter: Option<Duration>,
     ns: String,
     options: ValueOptions,
+    /// `stale_ttl`, `stale_if_error`, `ttl=` a callable, `cache_if` (`fresh.rs`).
+    fresh: Option<Freshness>,
     pub hits: AtomicU64,
     pub misses: AtomicU64,
+    /// Hits that served a stale value (counted in `hits` too).
+    pub stale_hits: AtomicU64,
     pub store_errors: AtomicU64,
     warned: AtomicU8,
 }
@@ -245,6 +252,7 @@ impl StoreEngine {
         options: ValueOptions,
         jitter: Option<Duration>,
         lock: Option<LockSpec>,
+        fresh: Option<Freshness>,
     ) -> Result<Self, Error> {
         // Import what loads need now, at decoration time, not in the first call.
         py3(py).map_err(|e| Error::Database(format!("cannot import pickle or mmap: {e}")))?;
@@ -259,8 +267,10 @@ impl StoreEngine {
             jitter,
             ns,
             options,
+            fresh,
             hits: AtomicU64::new(0),
             misses: AtomicU64::new(0),
+            stale_hits: AtomicU64::new(0),
             store_errors: AtomicU64::new(0),
             warned: AtomicU8::new(0),
         };
@@ -329,7 +339,9 @@ impl StoreEngine {
             len: bytes.len() as u64,
             source: EntrySource::Inline(bytes),
         };
+        // A stale value takes the executor path, which serves and refreshes it.
         self.value_of(py, store, key, entry)
+            .and_then(|(v, until)| stale_for(until).is_none().then_some(v))
     }
 
     /// A wire lookup failed: warned about once per outage, like any other.
@@ -399,9 +411,84 @@ impl StoreEngine {
         }
     }
 
-    /// The value stored for `key`, or `None` (missing, expired, unreadable). A damaged
-    /// entry is removed and logged.
+    /// The fresh value stored for `key`, or `None` (missing, expired or stale,
+    /// unreadable). A damaged entry is removed and logged.
     pub fn load(&self, py: Python<'_>, key: KeyDigest) -> Option<Py<PyAny>> {
+        match self.lookup(py, key) {
+            Some((v, None)) => Some(v),
+            _ => None,
+        }
+    }
+
+    /// The freshness options.
+    pub fn freshness(&self) -> Option<&Freshness> {
+        self.fresh.as_ref()
+    }
+
+    /// What a call finds for `key` in a cache with freshness options: `(value, false)`
+    /// for a fresh one (counted as a hit), `(value, true)` for a stale one to serve
+    /// while it is refreshed (counted as a stale hit), `None` to compute (a miss).
+    pub fn serve(&self, py: Python<'_>, key: KeyDigest) -> Option<(Py<PyAny>, bool)> {
+        let served = self.find(py, key);
+        self.count(served.is_some());
+        served
+    }
+
+    /// [`StoreEngine::serve`] with only stale hits counted (the async path counts the
+    /// call when it ends).
+    pub fn find(&self, py: Python<'_>, key: KeyDigest) -> Option<(Py<PyAny>, bool)> {
+        let Some(fresh) = self.fresh.as_ref() else {
+            return self.load(py, key).map(|v| (v, false));
+        };
+        let served = match self.lookup(py, key) {
+            Some((v, None)) => Some((v, false)),
+            Some((v, Some(age))) if fresh.on_stale(age) == OnStale::Serve => Some((v, true)),
+            _ => None,
+        };
+        if let Some((_, true)) = served {
+            self.stale_hits.fetch_add(1, Ordering::Relaxed);
+        }
+        served
+    }
+
+    /// The answer to a computation of `key` that raised `e`: with `stale_if_error`, the
+    /// value kept (fresh, or stale within the option's time), with a warning; else `e`.
+    pub fn fall_back(&self, py: Python<'_>, key: KeyDigest, e: PyErr) -> PyResult<Py<PyAny>> {
+        let Some(fresh) = self.fresh.as_ref().filter(|f| f.answers(py, &e)) else {
+            return Err(e);
+        };
+        match self.lookup(py, key) {
+            Some((v, age)) if fresh.falls_back(age) => {
+                fresh.warn_fallback(py, &self.ns, &e);
+                Ok(v)
+            }
+            _ => Err(e),
+        }
+    }
+
+    /// The cross-process right to refresh `key`: `None` when another process is
+    /// refreshing it (then this one serves the stale value and lets it be). A store
+    /// that cannot say (no leases, unreachable) leaves it to this process.
+    pub fn refresh_lease(&self, py: Python<'_>, key: KeyDigest) -> Option<Lease> {
+        let Some(store) = self.store(py) else {
+            return Some(Lease::Local);
+        };
+        if self.in_outage() {
+            return Some(Lease::Local);
+        }
+        // Extended while it runs on Redis; on a folder a refresh longer than this may
+        // be run a second time by another process.
+        let span = self.lock.map_or(REFRESH_LEASE, |l| l.lease);
+        match py.detach(|| store.lease(&self.ns, key, span)) {
+            Ok(Lease::Busy) => None,
+            Ok(lease) => Some(lease),
+            Err(_) => Some(Lease::Local),
+        }
+    }
+
+    /// The value stored for `key` and how long it has been stale (`None`: fresh), or
+    /// `None` (missing, past its grace, unreadable).
+    fn lookup(&self, py: Python<'_>, key: KeyDigest) -> Option<(Py<PyAny>, Option<Duration>)> {
         // A lookup that needs no waiting takes a microsecond or two: done with the GIL
         // held (releasing and taking it back costs more than the lookup). One that
         // might wait (a busy connection or index) runs without it.
@@ -426,25 +513,28 @@ impl StoreEngine {
             }
         };
         self.value_of(py, store, key, entry)
+            .map(|(v, until)| (v, stale_for(until)))
     }
 
-    /// The value of a found entry; a damaged one (bad checksum or signature, or one
-    /// that cannot be unpickled) is removed, logged, and `None`.
+    /// The value of a found entry and the end of its freshness (when it has one); a
+    /// damaged one (bad checksum or signature, or one that cannot be unpickled) is
+    /// removed, logged, and `None`.
     fn value_of(
         &self,
         py: Python<'_>,
         store: &dyn ByteStore,
         key: KeyDigest,
         entry: Entry,
-    ) -> Option<Py<PyAny>> {
+    ) -> Option<(Py<PyAny>, Option<u64>)> {
         let ns = &self.ns;
         let value = match &entry.source {
             // Most small values: checked and unpickled straight from the index row.
             EntrySource::Inline(bytes) if self.options.signer.is_none() => {
-                match small_stream(bytes) {
-                    Ok(Some(stream)) => {
-                        self.loads(py, stream, Vec::new()).map_err(LoadFail::Python)
-                    }
+                match small_entry(bytes) {
+                    Ok(Some(small)) => self
+                        .loads(py, small.stream, Vec::new())
+                        .map(|v| (v, small.fresh_until))
+                        .map_err(LoadFail::Python),
                     Ok(None) => self.decode(py, &entry),
                     Err(e) => Err(LoadFail::Store(e)),
                 }
@@ -474,7 +564,7 @@ impl StoreEngine {
     /// Reads an entry through the general reader, with the GIL released for the I/O:
     /// each out-of-band buffer into fresh memory (one copy), or, with `mmap`, as
     /// read-only views of the mapped file (no copy).
-    fn decode(&self, py: Python<'_>, entry: &Entry) -> Result<Py<PyAny>, LoadFail> {
+    fn decode(&self, py: Python<'_>, entry: &Entry) -> Result<(Py<PyAny>, Option<u64>), LoadFail> {
         let signer = self.options.signer.as_ref();
         let (mut reader, layout) = py.detach(|| {
             let mut reader = entry.frame(signer)?;
@@ -515,7 +605,8 @@ impl StoreEngine {
                 py.detach(|| reader.finish())?;
             }
         }
-        Ok(self.loads(py, &layout.stream, buffers)?)
+        let value = self.loads(py, &layout.stream, buffers)?;
+        Ok((value, layout.fresh_until))
     }
 
     /// Counts one call as a hit or a miss.
@@ -545,8 +636,28 @@ impl StoreEngine {
     /// Stores `value` under `key`; on failure the caller still has its value: the
     /// failure is counted and logged (once per kind), and `false` returned.
     pub fn save(&self, value: &Bound<'_, PyAny>, key: KeyDigest) -> bool {
-        let ttl = crate::jitter::spread(self.backing.ttl(), self.jitter);
-        self.save_expiring(value, key, ttl)
+        self.save_releasing(value, key, Lease::Local)
+    }
+
+    /// Stores a value given to `cache_set` (stored as given: `cache_if` is not asked).
+    pub fn save_given(&self, value: &Bound<'_, PyAny>, key: KeyDigest) -> bool {
+        match self.keep(value, false) {
+            Some(ttl) => self.store_value(value, key, ttl, Lease::Local),
+            None => false,
+        }
+    }
+
+    /// How a value is kept: `None` to leave it out, else its TTL (`None`: the store's),
+    /// spread by the jitter. `check`: a computed result, judged by `cache_if`.
+    fn keep(&self, value: &Bound<'_, PyAny>, check: bool) -> Option<Option<Duration>> {
+        let ttl = match &self.fresh {
+            None => None,
+            Some(f) => f.keep(value, check)?,
+        };
+        Some(crate::jitter::spread(
+            ttl.or(self.backing.ttl()),
+            self.jitter,
+        ))
     }
 
     /// The spread added to each entry's TTL.
@@ -566,9 +677,15 @@ impl StoreEngine {
 
     /// [`StoreEngine::save`], then gives back the lease from [`StoreEngine::claim`]
     /// (in the same round trip where the store can).
+    /// A computed result: `cache_if` may leave it out, `ttl=` may give its TTL.
     pub fn save_releasing(&self, value: &Bound<'_, PyAny>, key: KeyDigest, lease: Lease) -> bool {
-        let ttl = crate::jitter::spread(self.backing.ttl(), self.jitter);
-        self.store_value(value, key, ttl, lease)
+        match self.keep(value, true) {
+            Some(ttl) => self.store_value(value, key, ttl, lease),
+            None => {
+                self.release(value.py(), lease);
+                false
+            }
+        }
     }
 
     fn store_value(
@@ -629,6 +746,7 @@ impl StoreEngine {
             compression: self.options.compression,
             signer: self.options.signer.as_ref(),
             ttl,
+            grace: self.fresh.as_ref().map_or(Grace::None, Freshness::grace),
         };
         let stored = py.detach(|| store.put_and_release(&self.ns, key, &value, lease));
         match stored {
@@ -662,7 +780,12 @@ impl StoreEngine {
             Some(store) => py.detach(|| store.clear(&self.ns))?,
             None => 0,
         };
-        for c in [&self.hits, &self.misses, &self.store_errors] {
+        for c in [
+            &self.hits,
+            &self.misses,
+            &self.stale_hits,
+            &self.store_errors,
+        ] {
             c.store(0, Ordering::Relaxed);
         }
         Ok(n)
@@ -766,6 +889,9 @@ pub enum Claimed {
     Compute(Lease),
 }
 
+/// How long a refresh holds a store's lease where no `lock` lease is set.
+const REFRESH_LEASE: Duration = Duration::from_secs(60);
+
 /// Followers poll for the leader's value from this pause up to [`MAX_PAUSE`].
 const FIRST_PAUSE: Duration = Duration::from_millis(2);
 const MAX_PAUSE: Duration = Duration::from_millis(50);
@@ -792,8 +918,8 @@ impl StoreEngine {
                 // The holder may have stored the value and let go since our lookup.
                 Ok((lease, Some(entry))) => {
                     let found = self.value_of(py, store, key, entry);
-                    match found {
-                        Some(v) => {
+                    match found.filter(|(_, until)| stale_for(*until).is_none()) {
+                        Some((v, _)) => {
                             py.detach(|| store.release(lease));
                             return Ok(Claimed::Found(v));
                         }

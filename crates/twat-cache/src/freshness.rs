@@ -112,7 +112,7 @@ fn micros(d: Duration) -> u64 {
 pub(crate) fn now_us() -> u64 {
     SystemTime::now()
         .duration_since(UNIX_EPOCH)
-        .map_or(0, |d| micros(d))
+        .map_or(0, micros)
 }
 
 #[cfg(test)]

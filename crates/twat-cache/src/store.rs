@@ -337,6 +337,27 @@ impl<K, V> Store<K, V> {
         }
     }
 
+    /// [`Store::get_stale_by`] without counting or touching the policy.
+    pub fn peek_stale_by<E>(
+        &self,
+        hash: u64,
+        eq: impl FnMut(&K) -> Result<bool, E>,
+    ) -> Result<Option<(&V, Option<Duration>)>, E> {
+        let now = self.now_if_ttl();
+        let Some(id) = self.find(hash, eq)? else {
+            return Ok(None);
+        };
+        if self.is_gone(id, now) {
+            return Ok(None);
+        }
+        let slot = &self.slots[id as usize];
+        let age = match (now, slot.expires) {
+            (Some(n), Some(at)) if n >= at => Some(n - at),
+            _ => None,
+        };
+        Ok(slot.entry.as_ref().map(|(_, v)| (v, age)))
+    }
+
     /// Counts a stale entry from [`Store::get_stale_by`] as served: a hit.
     pub fn count_stale_hit(&mut self) {
         self.stats.hits += 1;
