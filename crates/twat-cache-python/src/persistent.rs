@@ -376,7 +376,7 @@ impl PersistentFunction {
         match self.engine.serve(py, key) {
             Some((value, false)) => Ok(value),
             Some((value, true)) => {
-                self.start_refresh(slf, key, Recall::new(&self.func, args, kwargs));
+                self.start_refresh(slf, key, seen, Recall::new(&self.func, args, kwargs));
                 Ok(value)
             }
             None => self
@@ -386,8 +386,9 @@ impl PersistentFunction {
     }
 
     /// Starts the refresh of a stale `key`, unless a computation of it is under way in
-    /// this process or another one holds its lease.
-    fn start_refresh(&self, slf: &Bound<'_, Self>, key: KeyDigest, recall: Recall) {
+    /// this process or another one holds its lease. `seen`: the flights finished before
+    /// the lookup that found it stale.
+    fn start_refresh(&self, slf: &Bound<'_, Self>, key: KeyDigest, seen: u64, recall: Recall) {
         let py = slf.py();
         let Some(mut flights) = self.flights.lock(py) else {
             return;
@@ -403,6 +404,11 @@ impl PersistentFunction {
         let Claim::Leader(lead) = claim else {
             return; // being computed: the stale value is served meanwhile
         };
+        // A refresh that ended after our lookup has stored a fresh value: not again.
+        if self.finished.load(Ordering::Acquire) != seen && self.engine.load(py, key).is_some() {
+            self.abandon(lead);
+            return;
+        }
         let Some(lease) = self.engine.refresh_lease(py, key) else {
             self.abandon(lead);
             return;
