@@ -51,8 +51,9 @@ use crate::entry::{
 };
 pub use crate::entry::{Entry, EntrySource};
 use crate::freshness::Grace;
+use crate::generations::Generations;
 use crate::index::{
-    adjust_total, delete_returning, key_blob, policy_order, row_id, write_touches, SCHEMA,
+    adjust_total, delete_returning, key_blob, policy_order, row_id, write_touches, Dead, SCHEMA,
 };
 use crate::keyhash::KeyDigest;
 use crate::{Error, Policy};
@@ -149,6 +150,9 @@ pub struct DiskStore {
     conn: Mutex<Option<Conn>>,
     touches: Mutex<HashMap<KeyDigest, Touch>>,
     commits: AtomicU64,
+    /// Bumped for every entry removed or replaced, for the local tiers of every process
+    /// on the folder (`generations.rs`).
+    generations: std::sync::Arc<Generations>,
 }
 
 /// A lock of the store, held with a pass through the fork gate ([`crate::fork`]): no
@@ -213,12 +217,14 @@ impl DiskStore {
             make_private_dir(&dir.join(sub))?;
         }
         remove_stale_tmp(&dir.join("tmp"));
+        let generations = std::sync::Arc::new(Generations::shared(&dir.join("generations"))?);
         let store = DiskStore {
             dir,
             config,
             conn: Mutex::new(None),
             touches: Mutex::new(HashMap::new()),
             commits: AtomicU64::new(0),
+            generations,
         };
         // The first lookup prepares its statement and maps the shared WAL index: done
         // now (at decoration time), not in the first call.
@@ -227,6 +233,18 @@ impl DiskStore {
         // background thread (a large folder takes a while to list).
         background::request(Job::Sweep(store.dir.clone()));
         Ok(store)
+    }
+
+    /// The folder's generation table, shared by every process that opens it.
+    pub fn generations(&self) -> &std::sync::Arc<Generations> {
+        &self.generations
+    }
+
+    /// Copies of these rows' entries are stale now.
+    fn bump_dead(&self, dead: &Dead) {
+        for row in dead {
+            self.generations.bump(row.2 as u64);
+        }
     }
 
     fn conn(&self) -> Gated<'_, Option<Conn>> {
@@ -493,6 +511,9 @@ impl DiskStore {
     pub fn put_value(&self, ns: &str, key: KeyDigest, value: &Value<'_>) -> Result<u64, Error> {
         let (payload, compression, signer) = (value.payload, value.compression, value.signer);
         let life = value.lifetime(self.config.ttl);
+        // Before and after the commit: a copy read meanwhile is stale either way, and one
+        // made long before is stale even if this process dies between the two.
+        self.generations.bump(key as u64);
         let (ttl, fresh_until) = (life.keep, life.fresh_until);
         let limit = self.config.max_bytes;
         let estimate = payload.len() as u64 + crate::codec::HEADER_LEN as u64;
@@ -597,11 +618,11 @@ impl DiskStore {
         let dead = self.with_write_conn(|db| {
             let tx = db.transaction_with_behavior(TransactionBehavior::Immediate)?;
             write_touches(&tx, &touches)?;
-            let mut dead: Vec<(i64, Option<String>)> = Vec::new();
+            let mut dead: Dead = Vec::new();
             // By id alone: a different key with the same low 64 bits is replaced too.
             let old = tx
-                .prepare_cached("DELETE FROM entries WHERE id = ?1 RETURNING size, file")?
-                .query_row([row_id(key)], |r| Ok((r.get(0)?, r.get(1)?)))
+                .prepare_cached("DELETE FROM entries WHERE id = ?1 RETURNING size, file, id")?
+                .query_row([row_id(key)], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))
                 .optional()?;
             dead.extend(old);
             if purge {
@@ -651,6 +672,8 @@ impl DiskStore {
             tx.commit()?;
             Ok(dead)
         })?;
+        self.generations.bump(key as u64);
+        self.bump_dead(&dead);
         let commits = self.commits.fetch_add(1, Ordering::Relaxed);
         if commits % background::EVERY == 0 {
             background::request(Job::Checkpoint(self.dir.join("index.sqlite")));
@@ -671,8 +694,8 @@ impl DiskStore {
         self.with_conn(|db| sweep_orphans(&self.dir, db, ORPHAN_AGE))
     }
 
-    fn unlink(&self, dead: Vec<(i64, Option<String>)>) {
-        for (_, file) in dead {
+    fn unlink(&self, dead: Dead) {
+        for (_, file, _) in dead {
             if let Some(rel) = file.filter(|rel| valid_data_name(rel)) {
                 let _ = fs::remove_file(self.dir.join("data").join(rel));
             }
@@ -682,6 +705,7 @@ impl DiskStore {
     /// Removes the entry of `key`; whether there was one.
     pub fn remove(&self, key: KeyDigest) -> Result<bool, Error> {
         self.touches().remove(&key);
+        self.generations.bump(key as u64);
         let sql = "SELECT id FROM entries WHERE id = ?1 AND key = ?2";
         Ok(self.delete_matching(sql, params![row_id(key), &key_blob(key)[..]])? > 0)
     }
@@ -700,6 +724,7 @@ impl DiskStore {
             tx.commit()?;
             Ok(dead)
         })?;
+        self.bump_dead(&dead);
         let n = dead.len() as u64;
         self.unlink(dead);
         Ok(n)

@@ -16,9 +16,11 @@
 //! assert_eq!(life.keep, Some(Duration::from_secs(90)));
 //! assert!(life.fresh_until.is_some());
 //!
-//! // Without a grace nothing is written: the entry is simply gone after its TTL.
+//! // Without a grace the entry is gone when it stops being fresh.
 //! let plain = Lifetime::of(Some(Duration::from_secs(60)), Grace::None);
-//! assert_eq!((plain.keep, plain.fresh_until), (Some(Duration::from_secs(60)), None));
+//! assert_eq!(plain.keep, Some(Duration::from_secs(60)));
+//! // Without a TTL it is never stale, and nothing needs to say when.
+//! assert_eq!(Lifetime::of(None, Grace::Forever).fresh_until, None);
 //! ```
 //!
 //! [`Store`]: crate::Store
@@ -71,9 +73,9 @@ impl Grace {
 pub struct Lifetime {
     /// How long the store keeps the entry (TTL and grace); `None`: until evicted.
     pub keep: Option<Duration>,
-    /// When the entry stops being fresh, in Unix microseconds; written into the frame
-    /// only when there is a grace (otherwise the entry is gone when it stops being
-    /// fresh, and nothing needs to tell).
+    /// When the entry stops being fresh, in Unix microseconds, written into the frame
+    /// of every entry with a TTL: a reader in any process tells a stale entry (kept for
+    /// a grace) from a fresh one, and a process-local copy expires when the entry does.
     pub fresh_until: Option<u64>,
 }
 
@@ -92,7 +94,7 @@ impl Lifetime {
             Grace::For(g) => ttl.checked_add(g),
             Grace::Forever => None,
         };
-        let fresh_until = (grace != Grace::None).then(|| now_us().saturating_add(micros(ttl)));
+        let fresh_until = Some(now_us().saturating_add(micros(ttl)));
         Lifetime { keep, fresh_until }
     }
 }

@@ -11,8 +11,8 @@ use crate::disk::Touch;
 use crate::keyhash::KeyDigest;
 use crate::{Error, Policy};
 
-/// The sizes and files of deleted rows.
-pub(crate) type Dead = Vec<(i64, Option<String>)>;
+/// The sizes, files and ids of deleted rows.
+pub(crate) type Dead = Vec<(i64, Option<String>, i64)>;
 
 // One b-tree per table and as few indexes as the policy needs: every index is another
 // page written by each insert. `id` is the key's low 64 bits (the rowid, so lookups
@@ -88,16 +88,13 @@ pub(crate) fn delete_returning(
     select: &str,
     params: impl rusqlite::Params,
 ) -> Result<Dead, Error> {
-    let sql = format!("DELETE FROM entries WHERE id IN ({select}) RETURNING size, file");
+    let sql = format!("DELETE FROM entries WHERE id IN ({select}) RETURNING size, file, id");
     let mut st = tx.prepare_cached(&sql)?;
-    let rows = st.query_map(params, |r| Ok((r.get(0)?, r.get(1)?)))?;
+    let rows = st.query_map(params, |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))?;
     Ok(rows.collect::<Result<_, _>>()?)
 }
 
-pub(crate) fn adjust_total(
-    tx: &Transaction<'_>,
-    dead: &[(i64, Option<String>)],
-) -> Result<(), Error> {
+pub(crate) fn adjust_total(tx: &Transaction<'_>, dead: &Dead) -> Result<(), Error> {
     if !dead.is_empty() {
         let freed: i64 = dead.iter().map(|d| d.0).sum();
         tx.prepare_cached("UPDATE totals SET bytes = bytes - ?1 WHERE id = 0")?

@@ -51,6 +51,7 @@ pub mod fork;
 mod freshness;
 #[doc(hidden)]
 pub mod fuzzing;
+mod generations;
 mod index;
 mod keyhash;
 mod list;
@@ -78,6 +79,7 @@ pub use disk::{
 };
 pub use error::Error;
 pub use freshness::{stale_for, Grace, Lifetime};
+pub use generations::{Generations, Stamp, BUCKETS};
 pub use keyhash::{KeyDigest, KeyHasher, Tag, KEY_FORMAT};
 pub use memory::{MemoryCache, MemoryCacheBuilder, DEFAULT_MAX_SIZE};
 pub use policy::Policy;
