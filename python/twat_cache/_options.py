@@ -12,7 +12,7 @@ import os
 from collections.abc import Callable, Iterable
 from typing import Any
 
-from ._core import POLICIES
+from ._core import DEFAULT_LOCAL, POLICIES
 from ._paths import get_cache_path
 from .exceptions import ConfigurationError
 
@@ -60,6 +60,18 @@ def check_jitter(decorator: str, jitter: object, ttl: float | None) -> float | N
     if ttl is None and seconds > 0:
         raise _fail(decorator, "jitter", jitter, "None unless ttl= is given too (jitter spreads the ttl)")
     return seconds
+
+
+def check_local(decorator: str, local: object) -> int | None:
+    """``local=``: ``None``/``False`` (no local tier), ``True`` (the default size) or a
+    positive number of entries."""
+    if local is None or local is False:
+        return None
+    if local is True:
+        return int(DEFAULT_LOCAL)
+    if isinstance(local, int) and local > 0:
+        return local
+    raise _fail(decorator, "local", local, "True, a positive number of entries, or None/False")
 
 
 def check_policy(decorator: str, policy: object) -> str:

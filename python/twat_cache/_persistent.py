@@ -40,6 +40,7 @@ BCACHE_DEFAULTS: dict[str, Any] = {
     "secret": None,
     "durable": False,
     "serializer": "pickle",
+    "local": None,
     **_KEY_DEFAULTS,
 }
 FCACHE_DEFAULTS: dict[str, Any] = {**BCACHE_DEFAULTS, "mmap": False}
@@ -54,6 +55,7 @@ RCACHE_DEFAULTS: dict[str, Any] = {
     "serializer": "pickle",
     "lock": True,
     "lock_wait": 10.0,
+    "local": None,
     **_KEY_DEFAULTS,
 }
 _DEFAULTS = {"bcache": BCACHE_DEFAULTS, "fcache": FCACHE_DEFAULTS, "rcache": RCACHE_DEFAULTS}
@@ -125,6 +127,7 @@ def persistent_decorator(kind: str, func: Any, options: dict[str, Any]) -> Any:
     secure = _options.check_flag(kind, "secure", o["secure"])
     version = _options.check_version(kind, o["version"])
     name = _options.check_name(kind, o["name"])
+    local = _options.check_local(kind, o["local"])
 
     def make(fn: Callable[..., Any]) -> Any:
         _decorate.refuse_generators(kind, fn)
@@ -149,6 +152,7 @@ def persistent_decorator(kind: str, func: Any, options: dict[str, Any]) -> Any:
             is_async=_decorate.is_async(fn),
             serializer=native_serializer(store["serializer"]),
             **fresh,
+            local=local,
         )
 
     def decorate(fn: Any) -> Any:

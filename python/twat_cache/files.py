@@ -24,6 +24,7 @@ def fcache(
     stale_ttl: float | None = None,
     stale_if_error: bool | float | None = None,
     cache_if: Callable[[Any], object] | None = None,
+    local: bool | int | None = None,
     jitter: float | None = None,
     compress: bool | str = False,
     mmap: bool = False,

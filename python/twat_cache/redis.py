@@ -26,6 +26,7 @@ def rcache(
     stale_ttl: float | None = None,
     stale_if_error: bool | float | None = None,
     cache_if: Callable[[Any], object] | None = None,
+    local: bool | int | None = None,
     jitter: float | datetime.timedelta | None = None,
     compress: bool | str = False,
     secret: str | bytes | bool | None = None,

@@ -87,6 +87,7 @@ def ucache(
     stale_ttl: float | None = None,
     stale_if_error: bool | float | None = None,
     cache_if: Callable[[Any], object] | None = None,
+    local: bool | int | None = None,
     jitter: float | None = None,
     policy: str = "lru",
     compress: bool | str = False,

@@ -16,6 +16,7 @@ use twat_cache::{KeyDigest, Lease};
 use crate::store_engine::Claimed;
 
 use crate::engine::MemoryEngine;
+use crate::local::Fill;
 use crate::persistent::PersistentFunction;
 
 /// One key of a memory engine, for the async miss path. Lookups are cheap and never
@@ -95,6 +96,8 @@ pub struct DiskSlot {
     owner: Py<PersistentFunction>,
     key: KeyDigest,
     lease: parking_lot::Mutex<Option<Lease>>,
+    /// A local tier to fill from the store's answer.
+    fill: parking_lot::Mutex<Option<Fill>>,
 }
 
 #[pymethods]
@@ -130,8 +133,14 @@ impl DiskSlot {
     /// `(True, value, stale)` when the store has a value to serve: fresh, or stale
     /// within `stale_ttl` (then it is refreshed); not counted (see `tally`).
     fn peek(&self, py: Python<'_>) -> (bool, Py<PyAny>, bool) {
-        match self.owner.get().engine().find(py, self.key) {
-            Some((v, stale)) => (true, v, stale),
+        let owner = self.owner.get();
+        match owner.engine().find(py, self.key) {
+            Some(served) => {
+                if let Some(fill) = self.fill.lock().take().filter(|_| !served.stale) {
+                    owner.keep_local(py, fill, self.key, &served.value, served.left);
+                }
+                (true, served.value, served.stale)
+            }
             None => (false, py.None(), false),
         }
     }
@@ -192,11 +201,12 @@ impl DiskSlot {
 }
 
 impl DiskSlot {
-    pub fn new(owner: Py<PersistentFunction>, key: KeyDigest) -> Self {
+    pub fn new(owner: Py<PersistentFunction>, key: KeyDigest, fill: Option<Fill>) -> Self {
         Self {
             owner,
             key,
             lease: parking_lot::Mutex::new(None),
+            fill: parking_lot::Mutex::new(fill),
         }
     }
 }

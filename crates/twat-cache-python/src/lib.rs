@@ -18,6 +18,7 @@ mod holder;
 mod instances;
 mod jitter;
 mod key;
+mod local;
 mod once;
 mod options;
 mod persistent;
@@ -60,6 +61,7 @@ fn _core(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(fork_prepare, m)?)?;
     m.add_function(wrap_pyfunction!(fork_after_in_parent, m)?)?;
     m.add_function(wrap_pyfunction!(fork_after_in_child, m)?)?;
+    m.add("DEFAULT_LOCAL", local::DEFAULT_LOCAL)?;
     m.add_class::<cached::CachedFunction>()?;
     m.add_class::<cached::BoundCachedFunction>()?;
     m.add_class::<content::KeyTag>()?;

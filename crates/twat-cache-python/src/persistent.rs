@@ -18,10 +18,11 @@ use crate::errors::to_py_err;
 use crate::fresh::Freshness;
 use crate::holder::Guarded;
 use crate::key::{KeyBuilder, ParamSpec};
+use crate::local::{Fill, LocalTier};
 use crate::options::{serializer_identity, Place, SerializerSpec, StoreSpec};
 use crate::refresh::{Recall, StoreRefresh};
 use crate::store_engine::StoreEngine;
-use crate::store_engine::{Backing, Claimed};
+use crate::store_engine::{Backing, Claimed, Served};
 
 type Outcome = Result<Py<PyAny>, PyErr>;
 
@@ -46,12 +47,14 @@ pub struct PersistentFunction {
     /// Its store is one Redis server without TLS: async hits use the loop's own
     /// connection (`wire.rs`).
     wired: bool,
+    /// `local=`: copies of recent values in this process (`local.rs`).
+    local: Option<LocalTier>,
 }
 
 #[pymethods]
 impl PersistentFunction {
     #[new]
-    #[pyo3(signature = (func, params, *, kind, folder=None, name, version, maxsize, ttl, policy, compress, mmap, secret, typed, key, secure, disabled, durable=false, is_async=false, jitter=None, url=None, namespace=None, timeout=None, lock_wait=None, serializer=None, stale_ttl=None, stale_if_error=None, ttl_of=None, cache_if=None))]
+    #[pyo3(signature = (func, params, *, kind, folder=None, name, version, maxsize, ttl, policy, compress, mmap, secret, typed, key, secure, disabled, durable=false, is_async=false, jitter=None, url=None, namespace=None, timeout=None, lock_wait=None, serializer=None, stale_ttl=None, stale_if_error=None, ttl_of=None, cache_if=None, local=None))]
     #[allow(clippy::too_many_arguments)]
     fn new(
         py: Python<'_>,
@@ -83,8 +86,17 @@ impl PersistentFunction {
         stale_if_error: Option<f64>,
         ttl_of: Option<Py<PyAny>>,
         cache_if: Option<Py<PyAny>>,
+        local: Option<usize>,
     ) -> PyResult<Self> {
         let kind = StoreSpec::kind(py, kind)?;
+        if local == Some(0) {
+            return Err(crate::options::bad_config(
+                py,
+                "local",
+                "0".into(),
+                "True, a positive number of entries, or None/False",
+            ));
+        }
         let identity = format!("{name}\0{version}{}", serializer_identity(&serializer));
         let engine = StoreSpec {
             kind,
@@ -106,7 +118,12 @@ impl PersistentFunction {
         // The hasher's first use pays one-time CPU setup (tens of microseconds for the
         // SIMD unit BLAKE3 uses): at decoration time, not in the first call.
         KeyHasher::new(secure).finish();
-        let wired = is_async && engine_is_wired(&engine);
+        // A local tier fills from the executor's lookups (the loop's wire bypasses it).
+        let wired = is_async && engine_is_wired(&engine) && local.is_none();
+        let local = local.map(LocalTier::new);
+        if let (Some(tier), Some(generations)) = (&local, engine.generations(py)) {
+            tier.attach(generations);
+        }
         Ok(PersistentFunction {
             func,
             keys: KeyBuilder::new(params, typed, key),
@@ -119,6 +136,7 @@ impl PersistentFunction {
             disabled,
             is_async,
             wired,
+            local,
         })
     }
 
@@ -133,14 +151,30 @@ impl PersistentFunction {
         if this.disabled {
             return Ok(this.func.bind(py).call(args, kwargs)?.unbind());
         }
+        let local_key = match &this.local {
+            Some(tier) => tier.key(&this.keys, args, kwargs)?,
+            None => None,
+        };
+        if let (Some(tier), Some((k, hash))) = (&this.local, &local_key) {
+            if let Some(value) = tier.get(k, *hash) {
+                this.engine.count(true);
+                return if this.is_async {
+                    crate::ready::Ready::wrap(py, value)
+                } else {
+                    Ok(value)
+                };
+            }
+        }
         let Some(key) = this.digest(args, kwargs)? else {
             // The call does not bind: let the function raise its own TypeError.
             return Ok(this.func.bind(py).call(args, kwargs)?.unbind());
         };
+        // Stamped before the store is read: a copy of its answer may be kept.
+        let fill = local_key.and_then(|(k, hash)| this.local_fill(py, &k, hash, key));
         if this.is_async {
             // Hashing the arguments is CPU work and stays here; every lookup and store
             // runs in the loop's executor (see `twat_cache._async`).
-            let slot = Bound::new(py, DiskSlot::new(slf.clone().unbind(), key))?;
+            let slot = Bound::new(py, DiskSlot::new(slf.clone().unbind(), key, fill))?;
             // Redis on one server: hits wait on the event loop, not in a thread.
             let path = if this.wired {
                 MissPath::Wire
@@ -149,7 +183,7 @@ impl PersistentFunction {
             };
             return miss_coroutine(py, path, slot.into_any(), &this.func, args.clone(), kwargs);
         }
-        this.sync_call(slf, key, args, kwargs)
+        this.sync_call(slf, key, fill, args, kwargs)
     }
 
     /// On an instance: a bound method whose calls pass the instance first (it is keyed
@@ -196,6 +230,9 @@ impl PersistentFunction {
 
     /// Removes this function's entries from its folder and resets the counters.
     fn cache_clear(&self, py: Python<'_>) -> PyResult<u64> {
+        if let Some(tier) = &self.local {
+            tier.clear(py);
+        }
         self.engine.clear(py).map_err(|e| to_py_err(py, e))
     }
 
@@ -203,7 +240,13 @@ impl PersistentFunction {
     /// bytes, store_errors. Evictions and expirations happen in every process that
     /// shares the folder, so they are not counted here (`None`).
     fn cache_stats<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyDict>> {
-        disk_stats(py, &self.engine)
+        let d = disk_stats(py, &self.engine)?;
+        if let Some(tier) = &self.local {
+            // Counted in `hits` too.
+            d.set_item("local_hits", tier.hits.load(Ordering::Relaxed))?;
+            d.set_item("local_entries", tier.len(py))?;
+        }
+        Ok(d)
     }
 
     /// The options this cache was built with.
@@ -236,6 +279,7 @@ impl PersistentFunction {
         d.set_item("typed", self.keys.typed())?;
         d.set_item("secure", self.secure)?;
         d.set_item("is_async", self.is_async)?;
+        d.set_item("local", self.local.as_ref().map(LocalTier::size))?;
         crate::fresh::parameters(&d, self.engine.freshness())?;
         Ok(d)
     }
@@ -361,27 +405,67 @@ impl PersistentFunction {
         &self,
         slf: &Bound<'_, Self>,
         key: KeyDigest,
+        fill: Option<Fill>,
         args: &Bound<'_, PyTuple>,
         kwargs: Option<&Bound<'_, PyDict>>,
     ) -> PyResult<Py<PyAny>> {
         let py = slf.py();
         let seen = self.finished.load(Ordering::Acquire);
         let call = || Ok(self.func.bind(py).call(args, kwargs)?.unbind());
-        if self.engine.freshness().is_none() {
+        if self.engine.freshness().is_none() && fill.is_none() {
             if let Some(value) = self.engine.load_counted(py, key) {
                 return Ok(value);
             }
             return self.compute(py, key, Some(seen), call);
         }
         match self.engine.serve(py, key) {
-            Some((value, false)) => Ok(value),
-            Some((value, true)) => {
+            Some(Served {
+                value,
+                stale: false,
+                left,
+            }) => {
+                if let Some(fill) = fill {
+                    self.keep_local(py, fill, key, &value, left);
+                }
+                Ok(value)
+            }
+            Some(Served { value, .. }) => {
                 self.start_refresh(slf, key, seen, Recall::new(&self.func, args, kwargs));
                 Ok(value)
             }
             None => self
                 .compute(py, key, Some(seen), call)
                 .or_else(|e| self.engine.fall_back(py, key, e)),
+        }
+    }
+
+    /// What a copy of the store's answer for `key` needs, when the call uses the local
+    /// tier (taken before the store is read).
+    fn local_fill(
+        &self,
+        py: Python<'_>,
+        local_key: &Bound<'_, PyAny>,
+        hash: isize,
+        key: KeyDigest,
+    ) -> Option<Fill> {
+        let tier = self.local.as_ref()?;
+        if let Some(generations) = self.engine.generations(py) {
+            tier.attach(generations); // a store that opened after decoration
+        }
+        tier.fill(local_key, hash, key)
+    }
+
+    /// Keeps a copy of a fresh value read from the store, for the time it stays fresh.
+    pub fn keep_local(
+        &self,
+        py: Python<'_>,
+        fill: Fill,
+        key: KeyDigest,
+        value: &Py<PyAny>,
+        left: Option<std::time::Duration>,
+    ) {
+        if let Some(tier) = &self.local {
+            tier.put(py, fill, key, value, left);
         }
     }
 

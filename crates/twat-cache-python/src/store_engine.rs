@@ -414,10 +414,32 @@ impl StoreEngine {
     /// The fresh value stored for `key`, or `None` (missing, expired or stale,
     /// unreadable). A damaged entry is removed and logged.
     pub fn load(&self, py: Python<'_>, key: KeyDigest) -> Option<Py<PyAny>> {
-        match self.lookup(py, key) {
-            Some((v, None)) => Some(v),
-            _ => None,
+        self.load_fresh(py, key).map(|(v, _)| v)
+    }
+
+    /// [`StoreEngine::load`], with how long the entry stays fresh (`None`: forever;
+    /// an entry that does not say, in a cache with a TTL, gives `Some(0)`).
+    pub fn load_fresh(
+        &self,
+        py: Python<'_>,
+        key: KeyDigest,
+    ) -> Option<(Py<PyAny>, Option<Duration>)> {
+        let (value, until) = self.lookup_until(py, key)?;
+        if stale_for(until).is_some() {
+            return None;
         }
+        Some((value, self.left(until)))
+    }
+
+    /// Whether entries expire (a TTL, or `ttl=` a callable).
+    fn has_ttl(&self) -> bool {
+        self.backing.ttl().is_some() || self.fresh.as_ref().is_some_and(|f| f.ttl_of.is_some())
+    }
+
+    /// The store's generation table, for a local tier (`None`: the store is not open,
+    /// or keeps none).
+    pub fn generations(&self, py: Python<'_>) -> Option<std::sync::Arc<twat_cache::Generations>> {
+        self.store(py)?.generations()
     }
 
     /// The freshness options.
@@ -428,7 +450,7 @@ impl StoreEngine {
     /// What a call finds for `key` in a cache with freshness options: `(value, false)`
     /// for a fresh one (counted as a hit), `(value, true)` for a stale one to serve
     /// while it is refreshed (counted as a stale hit), `None` to compute (a miss).
-    pub fn serve(&self, py: Python<'_>, key: KeyDigest) -> Option<(Py<PyAny>, bool)> {
+    pub fn serve(&self, py: Python<'_>, key: KeyDigest) -> Option<Served> {
         let served = self.find(py, key);
         self.count(served.is_some());
         served
@@ -436,19 +458,42 @@ impl StoreEngine {
 
     /// [`StoreEngine::serve`] with only stale hits counted (the async path counts the
     /// call when it ends).
-    pub fn find(&self, py: Python<'_>, key: KeyDigest) -> Option<(Py<PyAny>, bool)> {
+    pub fn find(&self, py: Python<'_>, key: KeyDigest) -> Option<Served> {
         let Some(fresh) = self.fresh.as_ref() else {
-            return self.load(py, key).map(|v| (v, false));
+            return self.load_fresh(py, key).map(|(value, left)| Served {
+                value,
+                stale: false,
+                left,
+            });
         };
-        let served = match self.lookup(py, key) {
-            Some((v, None)) => Some((v, false)),
-            Some((v, Some(age))) if fresh.on_stale(age) == OnStale::Serve => Some((v, true)),
-            _ => None,
+        let (value, until) = self.lookup_until(py, key)?;
+        let served = match stale_for(until) {
+            None => Served {
+                value,
+                stale: false,
+                left: self.left(until),
+            },
+            Some(age) if fresh.on_stale(age) == OnStale::Serve => {
+                self.stale_hits.fetch_add(1, Ordering::Relaxed);
+                Served {
+                    value,
+                    stale: true,
+                    left: Some(Duration::ZERO),
+                }
+            }
+            Some(_) => return None,
         };
-        if let Some((_, true)) = served {
-            self.stale_hits.fetch_add(1, Ordering::Relaxed);
+        Some(served)
+    }
+
+    /// How long an entry whose freshness ends at `until` stays fresh (`None`: forever;
+    /// an entry that does not say, in a cache with a TTL, gives zero).
+    fn left(&self, until: Option<u64>) -> Option<Duration> {
+        match until {
+            Some(until) => Some(twat_cache::fresh_left(until)),
+            None if self.has_ttl() => Some(Duration::ZERO),
+            None => None,
         }
-        served
     }
 
     /// The answer to a computation of `key` that raised `e`: with `stale_if_error`, the
@@ -489,6 +534,12 @@ impl StoreEngine {
     /// The value stored for `key` and how long it has been stale (`None`: fresh), or
     /// `None` (missing, past its grace, unreadable).
     fn lookup(&self, py: Python<'_>, key: KeyDigest) -> Option<(Py<PyAny>, Option<Duration>)> {
+        self.lookup_until(py, key)
+            .map(|(v, until)| (v, stale_for(until)))
+    }
+
+    /// The value stored for `key` and the end of its freshness (Unix microseconds).
+    fn lookup_until(&self, py: Python<'_>, key: KeyDigest) -> Option<(Py<PyAny>, Option<u64>)> {
         // A lookup that needs no waiting takes a microsecond or two: done with the GIL
         // held (releasing and taking it back costs more than the lookup). One that
         // might wait (a busy connection or index) runs without it.
@@ -513,7 +564,6 @@ impl StoreEngine {
             }
         };
         self.value_of(py, store, key, entry)
-            .map(|(v, until)| (v, stale_for(until)))
     }
 
     /// The value of a found entry and the end of its freshness (when it has one); a
@@ -879,6 +929,15 @@ impl StoreEngine {
                 .unbind()),
         }
     }
+}
+
+/// A value a call is answered with (see [`StoreEngine::serve`]).
+pub struct Served {
+    pub value: Py<PyAny>,
+    /// Stale (within `stale_ttl`): to be refreshed.
+    pub stale: bool,
+    /// How long it stays fresh (`None`: forever).
+    pub left: Option<Duration>,
 }
 
 /// How a caller stands after [`StoreEngine::claim`].

@@ -6,11 +6,13 @@
 //! An owner (the Python binding) holds a `Box<dyn ByteStore>` and never needs to know
 //! which one it has.
 
+use std::sync::Arc;
 use std::time::Duration;
 
 use crate::codec::{Compression, Payload, Signer};
 use crate::disk::{DiskStore, Entry};
 use crate::freshness::{Grace, Lifetime};
+use crate::generations::Generations;
 use crate::keyhash::KeyDigest;
 use crate::Error;
 
@@ -109,6 +111,13 @@ pub trait ByteStore: Send + Sync {
 
     /// The health of the store's connection, for a store that has one.
     fn health(&self) -> Option<Health> {
+        None
+    }
+
+    /// The generation table that tells copies of entries kept elsewhere (a local tier)
+    /// whether they are still current ([`Generations`]); `None` for a store that has
+    /// none. A store may start what keeps it current (a listener) on the first call.
+    fn generations(&self) -> Option<Arc<Generations>> {
         None
     }
 }
@@ -254,6 +263,10 @@ impl ByteStore for DiskStore {
 
     fn lease(&self, _ns: &str, key: KeyDigest, lease: Duration) -> Result<Lease, Error> {
         DiskStore::lease(self, key, lease)
+    }
+
+    fn generations(&self) -> Option<Arc<Generations>> {
+        Some(Arc::clone(DiskStore::generations(self)))
     }
 
     fn release(&self, lease: Lease) {

@@ -106,6 +106,11 @@ pub fn stale_for(fresh_until: Option<u64>) -> Option<Duration> {
     (now >= until).then(|| Duration::from_micros(now - until))
 }
 
+/// How long an entry stays fresh from now (zero when it no longer is).
+pub fn fresh_left(fresh_until: u64) -> Duration {
+    Duration::from_micros(fresh_until.saturating_sub(now_us()))
+}
+
 fn micros(d: Duration) -> u64 {
     u64::try_from(d.as_micros()).unwrap_or(u64::MAX)
 }

@@ -78,7 +78,7 @@ pub use disk::{
     DEFAULT_MAX_BYTES, DISK_POLICIES,
 };
 pub use error::Error;
-pub use freshness::{stale_for, Grace, Lifetime};
+pub use freshness::{fresh_left, stale_for, Grace, Lifetime};
 pub use generations::{Generations, Stamp, BUCKETS};
 pub use keyhash::{KeyDigest, KeyHasher, Tag, KEY_FORMAT};
 pub use memory::{MemoryCache, MemoryCacheBuilder, DEFAULT_MAX_SIZE};
