@@ -76,6 +76,11 @@ impl LocalTier {
         let _ = self.generations.set(generations);
     }
 
+    /// Whether it has its store's table.
+    pub fn attached(&self) -> bool {
+        self.generations.get().is_some()
+    }
+
     /// The tier's key of a call, when its arguments are plain values.
     #[inline]
     pub fn key<'py>(

@@ -449,8 +449,9 @@ impl PersistentFunction {
         key: KeyDigest,
     ) -> Option<Fill> {
         let tier = self.local.as_ref()?;
-        if let Some(generations) = self.engine.generations(py) {
-            tier.attach(generations); // a store that opened after decoration
+        if !tier.attached() {
+            // A store that opened after decoration.
+            tier.attach(self.engine.generations(py)?);
         }
         tier.fill(local_key, hash, key)
     }

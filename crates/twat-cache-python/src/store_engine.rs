@@ -439,7 +439,7 @@ impl StoreEngine {
     /// The store's generation table, for a local tier (`None`: the store is not open,
     /// or keeps none).
     pub fn generations(&self, py: Python<'_>) -> Option<std::sync::Arc<twat_cache::Generations>> {
-        self.store(py)?.generations()
+        self.store(py)?.generations(&self.ns)
     }
 
     /// The freshness options.

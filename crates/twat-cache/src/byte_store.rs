@@ -117,7 +117,8 @@ pub trait ByteStore: Send + Sync {
     /// The generation table that tells copies of entries kept elsewhere (a local tier)
     /// whether they are still current ([`Generations`]); `None` for a store that has
     /// none. A store may start what keeps it current (a listener) on the first call.
-    fn generations(&self) -> Option<Arc<Generations>> {
+    fn generations(&self, ns: &str) -> Option<Arc<Generations>> {
+        let _ = ns;
         None
     }
 }
@@ -265,7 +266,7 @@ impl ByteStore for DiskStore {
         DiskStore::lease(self, key, lease)
     }
 
-    fn generations(&self) -> Option<Arc<Generations>> {
+    fn generations(&self, _ns: &str) -> Option<Arc<Generations>> {
         Some(Arc::clone(DiskStore::generations(self)))
     }
 

@@ -62,6 +62,8 @@ mod reader;
 #[cfg(feature = "redis")]
 mod redis_store;
 #[cfg(feature = "redis")]
+mod redis_tracking;
+#[cfg(feature = "redis")]
 mod redis_url;
 #[cfg(feature = "redis")]
 mod redis_wire;

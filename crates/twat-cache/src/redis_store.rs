@@ -18,7 +18,9 @@ use crate::byte_store::{
     lease_then_get, put_then_release, random_token, ByteStore, Health, Lease, Value,
 };
 use crate::disk::{Entry, EntrySource};
+use crate::generations::Generations;
 use crate::keyhash::KeyDigest;
+use crate::redis_tracking::Tracking;
 use crate::redis_url::RedisUrl;
 use crate::redis_wire::{command, Reply, Wire};
 use crate::Error;
@@ -143,6 +145,18 @@ struct Inner {
     /// one deadline per lookup, and fewer allocations than the general client.
     wired: bool,
     wires: Mutex<(u32, Vec<Wire>)>,
+    /// Invalidation listeners of the namespaces that have local tiers, by key base (and
+    /// the process that started them).
+    tracking: Mutex<(u32, HashMap<String, Arc<Tracking>>)>,
+}
+
+impl Drop for Inner {
+    fn drop(&mut self) {
+        let tracking = self.tracking.get_mut().unwrap_or_else(|e| e.into_inner());
+        for t in tracking.1.values() {
+            t.stop();
+        }
+    }
 }
 
 /// A store on a Redis or Valkey server.
@@ -285,6 +299,7 @@ impl RedisStore {
                 generations: Mutex::new(HashMap::new()),
                 wired,
                 wires: Mutex::new((std::process::id(), Vec::new())),
+                tracking: Mutex::new((std::process::id(), HashMap::new())),
             }),
         })
     }
@@ -350,6 +365,25 @@ impl RedisStore {
 
     pub(crate) fn saw_generation(&self, base: &str, generation: &str) {
         self.inner.saw_generation(base, generation);
+    }
+
+    /// A write of this process changed `key` of `ns` (every key: `None`): copies of it
+    /// here are stale now, before the server's invalidation arrives.
+    fn touched(&self, ns: &str, key: Option<KeyDigest>) {
+        let tracking = self
+            .inner
+            .tracking
+            .lock()
+            .unwrap_or_else(|e| e.into_inner());
+        if tracking.1.is_empty() {
+            return;
+        }
+        if let Some(t) = tracking.1.get(&self.key_base(ns)) {
+            match key {
+                Some(k) => t.generations.bump(k as u64),
+                None => t.generations.bump_all(),
+            }
+        }
     }
 
     pub(crate) fn key_base(&self, ns: &str) -> String {
@@ -790,6 +824,7 @@ impl ByteStore for RedisStore {
             }
             set.query::<()>(conn)
         })?;
+        self.touched(ns, Some(key));
         Ok(frame.len() as u64)
     }
 
@@ -803,6 +838,7 @@ impl ByteStore for RedisStore {
                 .query(conn)?;
             Ok(n > 0)
         })
+        .inspect(|_| self.touched(ns, Some(key)))
     }
 
     fn discard(&self, ns: &str, key: KeyDigest, _entry: &Entry) -> Result<(), Error> {
@@ -816,6 +852,7 @@ impl ByteStore for RedisStore {
         let current: u64 =
             self.with_conn(|conn, _| redis::cmd("INCR").arg(format!("{base}g")).query(conn))?;
         self.inner.saw_generation(&base, &current.to_string());
+        self.touched(ns, None);
         let store = self.clone();
         let spawned = std::thread::Builder::new()
             .name("twat-cache-unlink".into())
@@ -906,7 +943,9 @@ impl ByteStore for RedisStore {
         let ttl = life.keep;
         // Unreachable, the lease is not given back (that would be a second timeout): no
         // longer extended, it expires within its lease time.
-        self.put_on_wire(ns, key, &frame, ttl, Some((name, *token)))
+        let put = self.put_on_wire(ns, key, &frame, ttl, Some((name, *token)));
+        self.touched(ns, Some(key));
+        put
     }
 
     fn lease_and_get(
@@ -964,6 +1003,35 @@ impl ByteStore for RedisStore {
             errors: b.errors(),
             failing: b.failing(),
         })
+    }
+
+    /// The namespace's table, kept current by the server's invalidations (a listener
+    /// per server is started on the first call, and after a fork).
+    fn generations(&self, ns: &str) -> Option<Arc<Generations>> {
+        let base = self.key_base(ns);
+        let mut tracking = self
+            .inner
+            .tracking
+            .lock()
+            .unwrap_or_else(|e| e.into_inner());
+        let pid = std::process::id();
+        if tracking.0 != pid {
+            // The parent's listeners did not cross the fork.
+            *tracking = (pid, HashMap::new());
+        }
+        if let Some(t) = tracking.1.get(&base) {
+            return Some(Arc::clone(&t.generations));
+        }
+        let nodes = self.scan_nodes().ok()?;
+        let started = Tracking::start(
+            nodes,
+            base.clone(),
+            self.inner.config.timeout,
+            Arc::downgrade(&self.inner),
+        );
+        let generations = Arc::clone(&started.generations);
+        tracking.1.insert(base, started);
+        Some(generations)
     }
 }
 
