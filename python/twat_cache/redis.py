@@ -3,15 +3,21 @@ reaches the server."""
 
 from __future__ import annotations
 
+import atexit
 import datetime
 from collections.abc import Callable, Iterable
 from typing import Any, overload
 
+from . import _core
 from ._persistent import RCACHE_DEFAULTS, persistent_decorator
 from ._types import CachedFunction, P, R, Ttl
 from .config import CacheConfig, settle
 
 __all__ = ["rcache"]
+
+# The local tiers' invalidation listeners stop before the interpreter tears down what
+# they use (OpenSSL, for rediss://).
+atexit.register(_core.stop_listeners)
 
 
 @overload

@@ -52,6 +52,14 @@ fn fork_after_in_child(py: Python<'_>) {
     py.detach(twat_cache::fork::after_in_child);
 }
 
+/// At interpreter exit: stops the Redis invalidation listeners and waits briefly for
+/// them, so that none is inside OpenSSL while the process tears it down. Registered
+/// by `twat_cache.redis`.
+#[pyfunction]
+fn stop_listeners(py: Python<'_>) {
+    py.detach(|| twat_cache::stop_listeners(std::time::Duration::from_secs(1)));
+}
+
 /// The extension module. It keeps no global mutable state of its own beyond locks, so it
 /// declares itself safe for free-threaded Python.
 #[pymodule(gil_used = false)]
@@ -59,6 +67,7 @@ fn _core(m: &Bound<'_, PyModule>) -> PyResult<()> {
     // The key tags are compared by identity: made here, before any thread can race.
     content::tags(m.py())?;
     m.add_function(wrap_pyfunction!(fork_prepare, m)?)?;
+    m.add_function(wrap_pyfunction!(stop_listeners, m)?)?;
     m.add_function(wrap_pyfunction!(fork_after_in_parent, m)?)?;
     m.add_function(wrap_pyfunction!(fork_after_in_child, m)?)?;
     m.add("DEFAULT_LOCAL", local::DEFAULT_LOCAL)?;

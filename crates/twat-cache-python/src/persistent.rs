@@ -121,8 +121,11 @@ impl PersistentFunction {
         // A local tier fills from the executor's lookups (the loop's wire bypasses it).
         let wired = is_async && engine_is_wired(&engine) && local.is_none();
         let local = local.map(LocalTier::new);
-        if let (Some(tier), Some(generations)) = (&local, engine.generations(py)) {
-            tier.attach(generations);
+        if let Some(tier) = &local {
+            // For Redis this starts the invalidation listeners, now rather than in a call.
+            if let Some(generations) = engine.generations(py) {
+                tier.attach(generations);
+            }
         }
         Ok(PersistentFunction {
             func,

@@ -91,6 +91,8 @@ pub use redis_store::{
     HitRequest, RedisConfig, RedisStore, DEFAULT_REDIS_PREFIX, DEFAULT_REDIS_TIMEOUT,
 };
 #[cfg(feature = "redis")]
+pub use redis_tracking::stop_listeners;
+#[cfg(feature = "redis")]
 pub use redis_url::RedisUrl;
 #[cfg(feature = "redis")]
 pub use redis_wire::{Reply, Wire};

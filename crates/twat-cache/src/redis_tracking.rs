@@ -21,7 +21,22 @@ use crate::generations::Generations;
 /// The Pub/Sub channel invalidations are redirected to.
 const CHANNEL: &str = "__redis__:invalidate";
 /// How long a read waits before the thread looks whether it is still wanted.
-const POLL: Duration = Duration::from_millis(500);
+const POLL: Duration = Duration::from_millis(100);
+
+/// Listener threads running in this process, and whether the process is exiting.
+static RUNNING: AtomicUsize = AtomicUsize::new(0);
+static EXITING: AtomicBool = AtomicBool::new(false);
+
+/// Stops every listener of the process and waits (at most `wait`) for their threads
+/// to end: called at interpreter exit, so that no thread is inside OpenSSL (a `rediss`
+/// listener) while the process tears it down.
+pub fn stop_listeners(wait: Duration) {
+    EXITING.store(true, Ordering::Release);
+    let deadline = std::time::Instant::now() + wait;
+    while RUNNING.load(Ordering::Acquire) > 0 && std::time::Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(2));
+    }
+}
 const FIRST_RETRY: Duration = Duration::from_millis(50);
 const MAX_RETRY: Duration = Duration::from_secs(2);
 
@@ -57,11 +72,16 @@ impl Tracking {
         for node in nodes {
             let t = Arc::clone(&tracking);
             let (base, alive) = (base.clone(), alive.clone());
+            RUNNING.fetch_add(1, Ordering::AcqRel);
             let spawned = std::thread::Builder::new()
                 .name("twat-cache-invalidations".into())
-                .spawn(move || t.listen(&node, &base, timeout, &alive, pid));
+                .spawn(move || {
+                    t.listen(&node, &base, timeout, &alive, pid);
+                    RUNNING.fetch_sub(1, Ordering::AcqRel);
+                });
             if spawned.is_err() {
                 // No thread: the table never goes live, and no copy is ever kept.
+                RUNNING.fetch_sub(1, Ordering::AcqRel);
                 tracking.stop.store(true, Ordering::Relaxed);
             }
         }
@@ -69,7 +89,10 @@ impl Tracking {
     }
 
     fn wanted<T>(&self, alive: &Weak<T>, pid: u32) -> bool {
-        !self.stop.load(Ordering::Relaxed) && alive.strong_count() > 0 && std::process::id() == pid
+        !self.stop.load(Ordering::Relaxed)
+            && !EXITING.load(Ordering::Acquire)
+            && alive.strong_count() > 0
+            && std::process::id() == pid
     }
 
     fn listen<T>(&self, node: &str, base: &str, timeout: Duration, alive: &Weak<T>, pid: u32) {
@@ -79,7 +102,11 @@ impl Tracking {
                 // Ended because it is no longer wanted.
                 Ok(()) => return,
                 Err(_) => {
-                    std::thread::sleep(retry);
+                    // In short naps, so that a stop is noticed at once.
+                    let until = std::time::Instant::now() + retry;
+                    while std::time::Instant::now() < until && self.wanted(alive, pid) {
+                        std::thread::sleep(Duration::from_millis(10));
+                    }
                     retry = (retry * 2).min(MAX_RETRY);
                 }
             }
