@@ -55,7 +55,7 @@ def table(rows: list[Row]) -> str:
     for r in rows:
         lines.append(
             f"| {r.workload} | {r.ours} | {r.anchor} | {fmt(r.ours_value, r.unit)} | {fmt(r.anchor_value, r.unit)} "
-            f"| {r.ratio:.2f} x | {r.target} | {'yes' if r.ok else '**no**'} |"
+            f"| {r.ratio:.{3 if r.ratio < 0.1 else 2}f} x | {r.target} | {'yes' if r.ok else '**no**'} |"
         )
     return "\n".join(lines)
 

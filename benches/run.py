@@ -6,7 +6,7 @@ throughput). With --write PATH it also writes the table as Markdown. Targets are
 of the project's issues (docs/benchmarks.md lists them beside the numbers).
 
     make bench            # or: python benches/run.py --write docs/benchmarks.md
-    python benches/run.py --only disk    # one group: memory, async, disk, files or redis
+    python benches/run.py --only disk    # one group: memory, async, disk, files, redis or tiers
 """
 
 from __future__ import annotations
@@ -24,6 +24,7 @@ import bench_async
 import bench_disk
 import bench_memory
 import bench_redis
+import bench_tiers
 import cachebox
 import cachetools
 import diskcache
@@ -38,6 +39,7 @@ GROUPS = {
     "disk": bench_disk.DISK_STEPS,
     "files": bench_disk.FILE_STEPS,
     "redis": bench_redis.STEPS,
+    "tiers": bench_tiers.STEPS,
 }
 
 
