@@ -160,6 +160,9 @@ def main() -> None:
     print(f"  the same call in a new process: {other}")
     print(f"  folder: {get_cache_path('demo_profiles')}, stats: {profile.cache_stats()}")
 
+    print("\nfreshness (every engine): stale_ttl serves the old value while one refresh runs")
+    stale_demo()
+
     print("\nfcache (large arrays, mmap=True):")
     array, cold = timed(simulation, 5_000_000, 7)
     mapped, warm = timed(simulation, 5_000_000, 7, repeat=100)
@@ -193,6 +196,21 @@ def main() -> None:
         shutil.rmtree(os.environ["TWAT_CACHE_DIR"], ignore_errors=True)
 
 
+def stale_demo() -> None:
+    @mcache(ttl=0.05, stale_ttl=60)
+    def exchange_rate(pair: str) -> float:
+        time.sleep(0.05)  # imagine a slow HTTP call
+        return 1.08
+
+    exchange_rate("EURUSD")
+    time.sleep(0.1)  # expired: stale
+    value, stale = timed(exchange_rate, "EURUSD")
+    print(
+        f"  exchange_rate('EURUSD') -> {value} in {fmt(stale)} though it takes 50 ms to compute "
+        f"(stale_hits={exchange_rate.cache_stats()['stale_hits']}; a worker thread refreshes it)"
+    )
+
+
 def redis_demo() -> None:
     """rcache on a server started here, from the same place the tests start theirs."""
     binaries = server_binaries()
@@ -210,6 +228,20 @@ def redis_demo() -> None:
         value, cold = timed(render, "home")
         _, warm = timed(render, "home", repeat=200)
         print(f"  render('home') -> {value!r}: cold {fmt(cold)}, cached {fmt(warm)} per call (a network round trip)")
+
+        @rcache(url=server.url, secret="demo secret", ttl=600, name="demo.menu", local=True)
+        def menu(page: str) -> str:
+            time.sleep(0.02)
+            return f"<nav>{page}</nav>"
+
+        timed(menu, "home")
+        time.sleep(0.1)  # its invalidation listener subscribes
+        timed(menu, "home")  # read from the server; a copy is kept in this process
+        _, local = timed(menu, "home", repeat=10_000)
+        print(
+            f"  with local=True (copies kept coherent by CLIENT TRACKING): cached {fmt(local)} per call, "
+            f"local_hits={menu.cache_stats()['local_hits']}"
+        )
 
         @rcache(url=server.url, secret="demo secret", name="demo.quote")
         async def quote(symbol: str) -> float:

@@ -66,6 +66,7 @@ def test_docs_block_runs(page, code, cache_dir, redis_env):
         "twat_cache.redis",
         "twat_cache._serializers",
         "twat_cache._options",
+        "twat_cache._freshness",
     ],
 )
 def test_docstring_examples(module, redis_env):

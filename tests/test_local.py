@@ -418,3 +418,25 @@ def test_a_cluster_keeps_every_primarys_copies_coherent(redis_cluster: Any, call
     for x in keys:
         _until(lambda x=x: f(x) != first[x], f"key {x}'s copy to go")
     assert calls.count == 24
+
+
+@pytest.mark.parametrize("place", ENGINES, indirect=True)
+def test_a_context_handle_has_a_coherent_local_tier(place: Place) -> None:
+    from twat_cache import CacheContext
+
+    engine = {"bcache": "disk", "fcache": "file", "rcache": "redis"}[place.decorator]
+    options = dict(place.options)
+    with (
+        CacheContext(engine_name=engine, name="handles", local=64, **options) as one,
+        CacheContext(engine_name=engine, name="handles", **options) as other,
+    ):
+        one.set("k", [1])
+        assert one.get("k") == [1]
+        _until(lambda: (one.get("k"), one.stats()["local_hits"] > 0)[1], "a local hit")
+        other.set("k", [2])  # another handle replaces it
+        _until(lambda: one.get("k") == [2], "the replaced value")
+        assert one.get("k") == [2]
+        other.delete("k")
+        _until(lambda: one.get("k") is None, "the deleted value to go")
+    with pytest.raises(ConfigurationError, match="invalid local="):
+        CacheContext(engine_name="memory", local=8)

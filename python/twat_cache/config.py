@@ -45,6 +45,7 @@ class Options(TypedDict, total=False):
     timeout: float | datetime.timedelta
     lock: bool
     lock_wait: float | datetime.timedelta
+    local: bool | int | None
     key: Callable[..., Any] | None
     ignore: Iterable[str]
     typed: bool
@@ -107,6 +108,7 @@ _CHECKS: dict[str, Callable[[str, Any], Any]] = {
     "timeout": lambda where, value: _options.check_seconds(where, "timeout", value),
     "lock": _flag("lock"),
     "lock_wait": lambda where, value: _options.check_seconds(where, "lock_wait", value),
+    "local": _kept(_options.check_local),
     "key": _options.check_key,
     "ignore": _options.check_ignore,
     "typed": _flag("typed"),

@@ -24,7 +24,7 @@ from ._persistent import warn_unsigned
 from ._serializers import native_serializer
 from .config import CacheConfig, settle
 from .engines import check_engine, require_available
-from .exceptions import TwatCacheError
+from .exceptions import ConfigurationError, TwatCacheError
 
 __all__ = ["Cache", "CacheContext", "engine_context"]
 
@@ -45,6 +45,7 @@ CONTEXT_DEFAULTS: dict[str, Any] = {
     "namespace": None,
     "timeout": 0.25,
     "serializer": "pickle",
+    "local": None,
 }
 
 _MISSING: Any = object()
@@ -179,8 +180,8 @@ class CacheContext:
     - ``url``, ``namespace`` (default: the name, else ``"context"``), ``timeout``: for
       ``"redis"``, as for ``rcache``; handles on one namespace share their entries.
     - ``folder_name``, ``maxsize`` (entries in memory, bytes on disk), ``ttl``,
-      ``policy``, ``compress``, ``mmap``, ``secret``, ``serializer``, ``durable``, ``typed``, ``secure``
-      as for the decorators; ``name``: the registry name, and on disk the namespace
+      ``policy``, ``compress``, ``mmap``, ``secret``, ``serializer``, ``durable``, ``typed``, ``secure``,
+      ``local`` (disk, file and redis) as for the decorators; ``name``: the registry name, and on disk the namespace
       of the entries in the folder (default: the folder's name); ``config``: a
       ``CacheConfig``.
 
@@ -218,7 +219,13 @@ class CacheContext:
             "name": _options.check_name(where, o["name"]),
         }
         if self.engine in ("memory", "async"):
+            if o["local"] not in (None, False):
+                raise ConfigurationError(
+                    f"CacheContext: invalid local={o['local']!r}: expected None for the {self.engine!r} engine "
+                    "(a local tier sits in front of a shared store: disk, file or redis)"
+                )
             return {**common, **_options.check_memory_options(where, o)}
+        common["local"] = _options.check_local(where, o["local"])
         if self.engine == "redis":
             checked = _options.check_redis_options(where, o)
             if checked.pop("unsigned_chosen") is False and checked["secret"] is None:

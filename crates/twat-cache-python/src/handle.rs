@@ -16,6 +16,7 @@ use crate::counters::disk_stats;
 use crate::engine::{EngineConfig, MemoryEngine};
 use crate::errors::to_py_err;
 use crate::key::KeyBuilder;
+use crate::local::LocalTier;
 use crate::options::{self, serializer_identity, SerializerSpec, StoreSpec};
 use crate::persistent::place;
 use crate::store_engine::StoreEngine;
@@ -134,6 +135,8 @@ pub struct DiskHandle {
     keys: KeyBuilder,
     identity: String,
     secure: bool,
+    /// `local=`: copies of recent values in this process (`local.rs`).
+    local: Option<LocalTier>,
 }
 
 impl DiskHandle {
@@ -146,7 +149,7 @@ impl DiskHandle {
 #[pymethods]
 impl DiskHandle {
     #[new]
-    #[pyo3(signature = (*, kind, folder=None, name, maxsize, ttl, policy, compress, mmap, secret, typed, secure, durable, url=None, namespace=None, timeout=None, serializer=None))]
+    #[pyo3(signature = (*, kind, folder=None, name, maxsize, ttl, policy, compress, mmap, secret, typed, secure, durable, url=None, namespace=None, timeout=None, serializer=None, local=None))]
     #[allow(clippy::too_many_arguments)]
     fn new(
         py: Python<'_>,
@@ -166,6 +169,7 @@ impl DiskHandle {
         namespace: Option<String>,
         timeout: Option<f64>,
         serializer: Option<SerializerSpec>,
+        local: Option<usize>,
     ) -> PyResult<Self> {
         // Handles of one namespace share their entries, whatever their registry names.
         let ns = namespace.unwrap_or(name);
@@ -187,20 +191,53 @@ impl DiskHandle {
             fresh: None,
         }
         .open(py)?;
+        let local = local.filter(|&n| n > 0).map(LocalTier::new);
+        if let Some(tier) = &local {
+            if let Some(generations) = engine.generations(py) {
+                tier.attach(generations);
+            }
+        }
         Ok(Self {
             engine,
             keys: one_key(py, typed),
             identity,
             secure,
+            local,
         })
     }
 
     /// `(True, value)` when `key` is stored (counted as a hit), else `(False, None)`.
     fn lookup(&self, key: &Bound<'_, PyAny>) -> PyResult<(bool, Py<PyAny>)> {
         let py = key.py();
+        let args = PyTuple::new(py, [key])?;
+        let local_key = match &self.local {
+            Some(tier) => tier.key(&self.keys, &args, None)?,
+            None => None,
+        };
+        if let (Some(tier), Some((k, hash))) = (&self.local, &local_key) {
+            if let Some(v) = tier.get(k, *hash) {
+                self.engine.count(true);
+                return Ok((true, v));
+            }
+        }
         let digest = self.key(key)?;
-        Ok(match self.engine.load_counted(py, digest) {
-            Some(v) => (true, v),
+        let Some(tier) = self.local.as_ref() else {
+            return Ok(match self.engine.load_counted(py, digest) {
+                Some(v) => (true, v),
+                None => (false, py.None()),
+            });
+        };
+        // Stamped before the store is read, as a cached function's tier is.
+        let fill = local_key.and_then(|(k, hash)| tier.fill(&k, hash, digest));
+        let found = self.engine.load_fresh(py, digest);
+        self.engine.count(found.is_some());
+        Ok(match found {
+            Some((v, left)) => {
+                if let Some(fill) = fill {
+                    tier.put(py, fill, digest, &v, left);
+                }
+                (true, v)
+            }
             None => (false, py.None()),
         })
     }
@@ -241,11 +278,22 @@ impl DiskHandle {
 
     /// Removes this handle's entries (other names in the folder keep theirs).
     fn clear(&self, py: Python<'_>) -> PyResult<u64> {
+        if let Some(tier) = &self.local {
+            tier.clear(py);
+        }
         self.engine.clear(py).map_err(|e| to_py_err(py, e))
     }
 
     fn stats<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyDict>> {
-        disk_stats(py, &self.engine)
+        let d = disk_stats(py, &self.engine)?;
+        if let Some(tier) = &self.local {
+            d.set_item(
+                "local_hits",
+                tier.hits.load(std::sync::atomic::Ordering::Relaxed),
+            )?;
+            d.set_item("local_entries", tier.len(py))?;
+        }
+        Ok(d)
     }
 
     /// Writes pending access records; the entries stay on disk.
