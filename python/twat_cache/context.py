@@ -214,7 +214,7 @@ class CacheContext:
         """Every option checked now, before the block runs; returns the normalized
         options the engine is opened with."""
         o, where = self.options, "CacheContext"
-        common = {
+        common: dict[str, Any] = {
             "typed": _options.check_flag(where, "typed", o["typed"]),
             "name": _options.check_name(where, o["name"]),
         }
