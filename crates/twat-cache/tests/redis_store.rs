@@ -345,3 +345,39 @@ fn a_value_stored_with_its_lease_is_found_by_the_next_holder() {
     let (again, _) = a.lease_and_get("ns", 3, lease).unwrap();
     assert!(matches!(again, Lease::Held { .. }));
 }
+
+#[test]
+fn a_namespaces_generations_follow_every_client_s_writes() {
+    let server = Server::start(&[]);
+    let store = server.store();
+    let gens = store.generations("ns").expect("a Redis store has a table");
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while gens.stamp(1).is_none() {
+        assert!(Instant::now() < deadline, "the listener never subscribed");
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    let bytes = payload(b"v");
+    store.put("ns", 1, &Value::new(&bytes)).unwrap();
+    // Another client (a second store, as another process would be) replaces it.
+    let stamp = gens.stamp(1).unwrap();
+    let other = server.store();
+    other.put("ns", 1, &Value::new(&bytes)).unwrap();
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while gens.holds(1, stamp) {
+        assert!(Instant::now() < deadline, "the invalidation never arrived");
+        std::thread::sleep(Duration::from_millis(1));
+    }
+    // Another namespace's writes leave this one's copies alone (once the pushes of the
+    // writes above have all arrived); a clear does not.
+    std::thread::sleep(Duration::from_millis(100));
+    let stamp = gens.stamp(1).unwrap();
+    other.put("elsewhere", 1, &Value::new(&bytes)).unwrap();
+    std::thread::sleep(Duration::from_millis(50));
+    assert!(gens.holds(1, stamp));
+    other.clear("ns").unwrap();
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while gens.holds(1, stamp) {
+        assert!(Instant::now() < deadline, "the clear was never announced");
+        std::thread::sleep(Duration::from_millis(1));
+    }
+}
