@@ -35,6 +35,13 @@ pub(crate) fn spread(hash: u64) -> u64 {
     (m as u64) ^ ((m >> 64) as u64)
 }
 
+/// What [`Store::look`] found.
+enum Look {
+    Fresh(u32),
+    Stale(u32, Option<Duration>),
+    Missing,
+}
+
 struct Slot<K, V> {
     hash: u64,
     /// When it stops being fresh; it is kept [`Store::grace`] longer.
@@ -268,6 +275,39 @@ impl<K, V> Store<K, V> {
         }
     }
 
+    /// Finds a key: a fresh entry is counted as a hit (and told to the policy), a
+    /// missing one as a miss, one past its grace is reclaimed (an expiration and a
+    /// miss); one kept stale is left for the caller to count.
+    #[inline]
+    fn look<E>(&mut self, hash: u64, eq: impl FnMut(&K) -> Result<bool, E>) -> Result<Look, E> {
+        let now = self.now_if_ttl();
+        Ok(match self.find(hash, eq)? {
+            Some(id) if !self.is_expired(id, now) => {
+                self.stats.hits += 1;
+                self.eviction.on_hit(id);
+                Look::Fresh(id)
+            }
+            Some(id) if !self.is_gone(id, now) => {
+                let age = now
+                    .zip(self.slots[id as usize].expires)
+                    .map(|(n, at)| n - at);
+                Look::Stale(id, age)
+            }
+            found => {
+                if let Some(id) = found {
+                    self.remove_slot(id);
+                    self.stats.expirations += 1;
+                }
+                self.stats.misses += 1;
+                Look::Missing
+            }
+        })
+    }
+
+    fn value(&self, id: u32) -> Option<&V> {
+        self.slots[id as usize].entry.as_ref().map(|(_, v)| v)
+    }
+
     /// Looks a key up, counting a hit or a miss and telling the policy. An expired entry
     /// is never returned: past its grace it is reclaimed and counted as an expiration;
     /// within it, it stays for [`Store::get_stale_by`].
@@ -277,26 +317,14 @@ impl<K, V> Store<K, V> {
         hash: u64,
         eq: impl FnMut(&K) -> Result<bool, E>,
     ) -> Result<Option<&V>, E> {
-        let now = self.now_if_ttl();
-        match self.find(hash, eq)? {
-            Some(id) if !self.is_expired(id, now) => {
-                self.stats.hits += 1;
-                self.eviction.on_hit(id);
-                Ok(self.slots[id as usize].entry.as_ref().map(|(_, v)| v))
-            }
-            Some(id) => {
-                if self.is_gone(id, now) {
-                    self.remove_slot(id);
-                    self.stats.expirations += 1;
-                }
+        Ok(match self.look(hash, eq)? {
+            Look::Fresh(id) => self.value(id),
+            Look::Stale(..) => {
                 self.stats.misses += 1;
-                Ok(None)
+                None
             }
-            None => {
-                self.stats.misses += 1;
-                Ok(None)
-            }
-        }
+            Look::Missing => None,
+        })
     }
 
     /// [`Store::get_by`] that also finds an entry kept stale (see [`Store::set_grace`]):
@@ -309,32 +337,11 @@ impl<K, V> Store<K, V> {
         hash: u64,
         eq: impl FnMut(&K) -> Result<bool, E>,
     ) -> Result<Option<(&V, Option<Duration>)>, E> {
-        let now = self.now_if_ttl();
-        match self.find(hash, eq)? {
-            Some(id) if !self.is_expired(id, now) => {
-                self.stats.hits += 1;
-                self.eviction.on_hit(id);
-                Ok(self.slots[id as usize]
-                    .entry
-                    .as_ref()
-                    .map(|(_, v)| (v, None)))
-            }
-            Some(id) if !self.is_gone(id, now) => {
-                let slot = &self.slots[id as usize];
-                let age = now.zip(slot.expires).map(|(n, at)| n - at);
-                Ok(slot.entry.as_ref().map(|(_, v)| (v, age)))
-            }
-            Some(id) => {
-                self.remove_slot(id);
-                self.stats.expirations += 1;
-                self.stats.misses += 1;
-                Ok(None)
-            }
-            None => {
-                self.stats.misses += 1;
-                Ok(None)
-            }
-        }
+        Ok(match self.look(hash, eq)? {
+            Look::Fresh(id) => self.value(id).map(|v| (v, None)),
+            Look::Stale(id, age) => self.value(id).map(|v| (v, age)),
+            Look::Missing => None,
+        })
     }
 
     /// [`Store::get_stale_by`] without counting or touching the policy.
