@@ -370,11 +370,13 @@ impl RedisStore {
     /// A write of this process changed `key` of `ns` (every key: `None`): copies of it
     /// here are stale now, before the server's invalidation arrives.
     fn touched(&self, ns: &str, key: Option<KeyDigest>) {
-        let tracking = self
-            .inner
-            .tracking
-            .lock()
-            .unwrap_or_else(|e| e.into_inner());
+        // Never waited for (a lock taken by a thread that a fork left behind would
+        // never be given back): when it is busy, the server's invalidation still comes.
+        let tracking = match self.inner.tracking.try_lock() {
+            Ok(t) => t,
+            Err(std::sync::TryLockError::Poisoned(e)) => e.into_inner(),
+            Err(std::sync::TryLockError::WouldBlock) => return,
+        };
         if tracking.1.is_empty() {
             return;
         }
@@ -1009,11 +1011,12 @@ impl ByteStore for RedisStore {
     /// per server is started on the first call, and after a fork).
     fn generations(&self, ns: &str) -> Option<Arc<Generations>> {
         let base = self.key_base(ns);
-        let mut tracking = self
-            .inner
-            .tracking
-            .lock()
-            .unwrap_or_else(|e| e.into_inner());
+        // Not waited for either: a busy table makes this call keep no copy, nothing worse.
+        let mut tracking = match self.inner.tracking.try_lock() {
+            Ok(t) => t,
+            Err(std::sync::TryLockError::Poisoned(e)) => e.into_inner(),
+            Err(std::sync::TryLockError::WouldBlock) => return None,
+        };
         let pid = std::process::id();
         if tracking.0 != pid {
             // The parent's listeners did not cross the fork.
