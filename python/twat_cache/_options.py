@@ -17,6 +17,17 @@ from ._paths import get_cache_path
 from .exceptions import ConfigurationError
 
 
+# The options that shape keys, and their defaults: common to every decorator.
+KEY_DEFAULTS: dict[str, Any] = {
+    "key": None,
+    "ignore": (),
+    "typed": False,
+    "name": None,
+    "version": None,
+    "secure": True,
+}
+
+
 def _fail(decorator: str, param: str, value: object, accepted: str) -> ConfigurationError:
     return ConfigurationError(f"{decorator}: invalid {param}={value!r}: expected {accepted}")
 

@@ -18,16 +18,8 @@ from ._paths import folder_for_name, get_cache_path
 from ._serializers import native_serializer
 from ._signature import param_specs
 
-# The options that shape keys, common to the persistent decorators.
-_KEY_DEFAULTS: dict[str, Any] = {
-    "key": None,
-    "ignore": (),
-    "typed": False,
-    "name": None,
-    "version": None,
-    "secure": True,
-    **FRESH_DEFAULTS,
-}
+# The options that shape keys and freshness, common to the persistent decorators.
+_KEY_DEFAULTS: dict[str, Any] = {**_options.KEY_DEFAULTS, **FRESH_DEFAULTS}
 
 # The options of the persistent decorators and their defaults.
 BCACHE_DEFAULTS: dict[str, Any] = {

@@ -80,12 +80,7 @@ MEMORY_DEFAULTS: dict[str, Any] = {
     "ttl": None,
     "jitter": None,
     "policy": "lru",
-    "key": None,
-    "ignore": (),
-    "typed": False,
-    "name": None,
-    "version": None,
-    "secure": True,
+    **_options.KEY_DEFAULTS,
     **FRESH_DEFAULTS,
 }
 
