@@ -35,9 +35,30 @@ def in_child(body: Callable[[], int]) -> int:
         if done:
             return os.waitstatus_to_exitcode(status)
         time.sleep(0.01)
+    stacks = _stacks(pid)
     os.kill(pid, 9)
     os.waitpid(pid, 0)
-    pytest.fail(f"the forked child hung for {HANG} s")
+    pytest.fail(f"the forked child hung for {HANG} s; its threads:\n{stacks}")
+
+
+def _stacks(pid: int) -> str:
+    """The native stacks of a hung child (with gdb, where it is installed), so that a
+    hang that shows up once in many runs can be diagnosed from the failure alone."""
+    import shutil
+    import subprocess
+
+    if shutil.which("gdb") is None:
+        return "(gdb is not installed)"
+    try:
+        done = subprocess.run(
+            ["gdb", "-p", str(pid), "-batch", "-ex", "thread apply all bt 30"],
+            capture_output=True,
+            text=True,
+            timeout=60,
+        )
+    except (OSError, subprocess.TimeoutExpired) as e:
+        return f"(gdb failed: {e})"
+    return "\n".join(line for line in done.stdout.splitlines() if line.startswith(("#", "Thread")))
 
 
 # 64 MB: past every threshold at which hashing and checksums go parallel.
