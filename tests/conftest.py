@@ -129,3 +129,32 @@ def redis_cluster(redis_binary: str) -> Any:
 
     with RedisCluster(redis_binary) as cluster:
         yield cluster
+
+
+@pytest.fixture(scope="session")
+def server_of() -> Any:
+    """A real server for a binary of ``_binaries()``, started when a test first asks
+    for it and kept to the end of the session (the registry's caches may still use
+    it), for tests parametrized over the binaries themselves."""
+    from twat_cache.testing import RedisServer
+
+    started: dict[str, Any] = {}
+
+    def start(binary: str) -> Any:
+        if binary not in started:
+            started[binary] = RedisServer(binary).start()
+        return started[binary]
+
+    yield start
+    for server in started.values():
+        server.__exit__(None, None, None)
+
+
+def until(check: Any, what: str, within: float = 20.0) -> None:
+    """Waits (a generous bound on a hang, not a timing assertion) until ``check()``."""
+    import time
+
+    deadline = time.monotonic() + within
+    while not check():
+        assert time.monotonic() < deadline, f"timed out waiting for {what}"
+        time.sleep(0.01)

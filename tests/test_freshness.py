@@ -17,7 +17,7 @@ from collections.abc import Callable
 from typing import Any
 
 import pytest
-from conftest import Calls, _binaries, _binary_id
+from conftest import Calls, _binaries, _binary_id, until
 from twat_cache import ConfigurationError, acache, bcache, fcache, mcache, rcache, ucache
 
 # Every Redis test runs on each server binary found (Valkey always; Redis in CI).
@@ -26,31 +26,13 @@ SYNC_ENGINES = ["mcache", "ucache", "bcache", "fcache", *_REDIS]
 ASYNC_ENGINES = ["acache", "bcache", *_REDIS]
 
 
-@pytest.fixture(scope="session")
-def servers() -> Any:
-    """Real servers, one per binary, started when a test first needs one (and kept to
-    the end of the session, as the registry's caches may still use them)."""
-    from twat_cache.testing import RedisServer
-
-    started: dict[str, Any] = {}
-
-    def url_of(binary: str) -> str:
-        if binary not in started:
-            started[binary] = RedisServer(binary).start()
-        return str(started[binary].url)
-
-    yield url_of
-    for server in started.values():
-        server.__exit__(None, None, None)
-
-
 @pytest.fixture
-def cached(request: pytest.FixtureRequest, tmp_path: Any, servers: Any) -> Callable[..., Any]:
+def cached(request: pytest.FixtureRequest, tmp_path: Any, server_of: Any) -> Callable[..., Any]:
     """The decorator of the engine under test, with its place set (a fresh folder, or a
     namespace of its own on a real Redis)."""
     engine = request.param
     if isinstance(engine, tuple):
-        url = servers(engine[1])
+        url = server_of(engine[1]).url
         namespace = f"fresh-{uuid.uuid4().hex}"
         return lambda **o: rcache(url=url, namespace=namespace, secret=False, **o)
     folder = str(tmp_path / "cache")
@@ -61,14 +43,6 @@ def cached(request: pytest.FixtureRequest, tmp_path: Any, servers: Any) -> Calla
         "bcache": lambda **o: bcache(folder_name=folder, **o),
         "fcache": lambda **o: fcache(folder_name=folder, **o),
     }[engine]
-
-
-def _until(check: Callable[[], bool], what: str, within: float = 20.0) -> None:
-    """Waits (a generous bound, not a timing assertion) until ``check()`` holds."""
-    deadline = time.monotonic() + within
-    while not check():
-        assert time.monotonic() < deadline, f"timed out waiting for {what}"
-        time.sleep(0.01)
 
 
 @pytest.mark.parametrize("cached", SYNC_ENGINES, indirect=True)
@@ -94,9 +68,9 @@ def test_a_stale_value_is_served_to_16_threads_while_one_refresh_runs(cached: An
         t.join(30)
     # Every caller got the stale value at once, though the refresh is still running.
     assert results == [(1, 1)] * 16
-    _until(lambda: calls.count == 2, "the refresh to start")
+    until(lambda: calls.count == 2, "the refresh to start")
     gate.set()
-    _until(lambda: rates(1) == (1, 2), "the refreshed value")
+    until(lambda: rates(1) == (1, 2), "the refreshed value")
     assert calls.count == 2, "exactly one refresh"
     assert rates.cache_stats()["stale_hits"] >= 16
 
@@ -117,11 +91,11 @@ def test_a_failed_refresh_keeps_the_stale_value(cached: Any, calls: Calls, caplo
     time.sleep(0.7)
     with caplog.at_level(logging.WARNING, logger="twat_cache"):
         assert quote(1) == "quote 1"
-        _until(lambda: "the stale value stays" in caplog.text, "the refresh's warning")
+        until(lambda: "the stale value stays" in caplog.text, "the refresh's warning")
     assert calls.count == 2
     # Still stale, still served; the next stale hit tries again.
     assert quote(1) == "quote 1"
-    _until(lambda: calls.count == 3, "a second refresh")
+    until(lambda: calls.count == 3, "a second refresh")
 
 
 @pytest.mark.parametrize("cached", SYNC_ENGINES, indirect=True)
@@ -305,11 +279,11 @@ print("GOT", f(1))
 
 
 @pytest.mark.parametrize("engine", ["bcache", *_REDIS])
-def test_two_processes_refresh_a_stale_entry_once(engine: Any, tmp_path: Any, servers: Any) -> None:
+def test_two_processes_refresh_a_stale_entry_once(engine: Any, tmp_path: Any, server_of: Any) -> None:
     common: dict[str, Any] = {"name": "stale-procs", "version": 1, "ttl": 2.0, "stale_ttl": 60}
     decorator = "bcache" if engine == "bcache" else "rcache"
     if decorator == "rcache":
-        url = servers(engine[1])
+        url = server_of(engine[1]).url
         namespace = f"procs-{uuid.uuid4().hex}"
         place = f"url={url!r}, namespace={namespace!r}, secret=False"
         made = rcache(url=url, namespace=namespace, secret=False, **common)

@@ -16,38 +16,21 @@ from collections.abc import Callable
 from typing import Any
 
 import pytest
-from conftest import Calls, _binaries, _binary_id
+from conftest import Calls, _binaries, _binary_id, until
 from twat_cache import ConfigurationError, bcache, clear_cache, fcache, mcache, rcache
 
 _REDIS = [pytest.param(("rcache", b), id=f"rcache-{_binary_id(b)}") for b in _binaries()]
 ENGINES = ["bcache", "fcache", *_REDIS]
 
 
-@pytest.fixture(scope="session")
-def local_servers() -> Any:
-    """Real servers, one per binary, started when a test first needs one."""
-    from twat_cache.testing import RedisServer
-
-    started: dict[str, Any] = {}
-
-    def server_of(binary: str) -> Any:
-        if binary not in started:
-            started[binary] = RedisServer(binary).start()
-        return started[binary]
-
-    yield server_of
-    for server in started.values():
-        server.__exit__(None, None, None)
-
-
 class Place:
     """Where an engine's entries live, as decorator options and as source code for
     another process."""
 
-    def __init__(self, engine: Any, tmp_path: Any, local_servers: Any) -> None:
+    def __init__(self, engine: Any, tmp_path: Any, server_of: Any) -> None:
         self.server = None
         if isinstance(engine, tuple):
-            self.server = local_servers(engine[1])
+            self.server = server_of(engine[1])
             self.decorator = "rcache"
             self.options: dict[str, Any] = {
                 "url": self.server.url,
@@ -68,22 +51,15 @@ class Place:
 
 
 @pytest.fixture
-def place(request: pytest.FixtureRequest, tmp_path: Any, local_servers: Any) -> Place:
-    return Place(request.param, tmp_path, local_servers)
-
-
-def _until(check: Callable[[], bool], what: str, within: float = 20.0) -> None:
-    deadline = time.monotonic() + within
-    while not check():
-        assert time.monotonic() < deadline, f"timed out waiting for {what}"
-        time.sleep(0.01)
+def place(request: pytest.FixtureRequest, tmp_path: Any, server_of: Any) -> Place:
+    return Place(request.param, tmp_path, server_of)
 
 
 def _warm(f: Callable[..., Any], *args: Any) -> None:
     """Calls until a call is answered by the local tier (a Redis listener subscribes
     a moment after decoration; until then no copy is kept)."""
     start = f.cache_stats()["local_hits"]  # type: ignore[attr-defined]
-    _until(lambda: (f(*args), f.cache_stats()["local_hits"] > start)[1], "a local hit")  # type: ignore[attr-defined]
+    until(lambda: (f(*args), f.cache_stats()["local_hits"] > start)[1], "a local hit")  # type: ignore[attr-defined]
 
 
 class Other:
@@ -187,7 +163,7 @@ def test_changes_in_one_process_are_seen_by_the_next_call_in_the_other(place: Pl
         _warm(f, 1)
         assert other.ask("delete", 1)["value"] is True
         if place.decorator == "rcache":
-            _until(lambda: f(1)[0] == "here" and calls.count == 2, "the other's delete")
+            until(lambda: f(1)[0] == "here" and calls.count == 2, "the other's delete")
         assert f(1) == ["here", 1, 2]
 
         # clear_cache here: every copy there is stale.
@@ -222,7 +198,7 @@ def test_an_eviction_by_another_process_makes_the_copy_stale(place: Place, calls
         other.close()
 
 
-def test_a_redis_eviction_makes_the_copy_stale(local_servers: Any, calls: Calls) -> None:
+def test_a_redis_eviction_makes_the_copy_stale(calls: Calls) -> None:
     from twat_cache.testing import RedisServer
 
     binary = _binaries()[0]
@@ -248,7 +224,7 @@ def test_a_redis_eviction_makes_the_copy_stale(local_servers: Any, calls: Calls)
             assert i < 5_000, "the server never evicted the entry"
             client.set(f"filler:{i}", blob)
             i += 1
-        _until(lambda: f(1) != [1, 1], "the evicted entry's copy to go")
+        until(lambda: f(1) != [1, 1], "the evicted entry's copy to go")
         assert calls.count == 2
 
 
@@ -292,7 +268,7 @@ def test_a_copy_read_while_the_entry_is_replaced_is_never_served_after(place: Pl
     first = f(1)  # reads "old"; the entry is replaced during the read
     assert first == "old"
     assert state["armed"] is False, "the race was forced"
-    _until(lambda: f(1) == "new", "the replaced value")
+    until(lambda: f(1) == "new", "the replaced value")
     for _ in range(5):
         assert f(1) == "new"
 
@@ -386,7 +362,7 @@ def test_a_lost_invalidation_connection_flushes_the_tier(binary: str, calls: Cal
         # Written while nobody listens: no invalidation will ever announce it.
         (key,) = [k for k in client.keys("twc:lost:*:*") if b":l:" not in k]
         client.delete(key)
-        _until(lambda: listeners() not in ([], [old]), "the listener to come back")
+        until(lambda: listeners() not in ([], [old]), "the listener to come back")
         assert f(1) == ["computed", 2], "a copy from before the lost connection was served"
 
 
@@ -416,7 +392,7 @@ def test_a_cluster_keeps_every_primarys_copies_coherent(redis_cluster: Any, call
         client.close()
     assert removed == 12
     for x in keys:
-        _until(lambda x=x: f(x) != first[x], f"key {x}'s copy to go")
+        until(lambda x=x: f(x) != first[x], f"key {x}'s copy to go")
     assert calls.count == 24
 
 
@@ -432,11 +408,11 @@ def test_a_context_handle_has_a_coherent_local_tier(place: Place) -> None:
     ):
         one.set("k", [1])
         assert one.get("k") == [1]
-        _until(lambda: (one.get("k"), one.stats()["local_hits"] > 0)[1], "a local hit")
+        until(lambda: (one.get("k"), one.stats()["local_hits"] > 0)[1], "a local hit")
         other.set("k", [2])  # another handle replaces it
-        _until(lambda: one.get("k") == [2], "the replaced value")
+        until(lambda: one.get("k") == [2], "the replaced value")
         assert one.get("k") == [2]
         other.delete("k")
-        _until(lambda: one.get("k") is None, "the deleted value to go")
+        until(lambda: one.get("k") is None, "the deleted value to go")
     with pytest.raises(ConfigurationError, match="invalid local="):
         CacheContext(engine_name="memory", local=8)

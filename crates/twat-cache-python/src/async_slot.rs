@@ -136,8 +136,9 @@ impl DiskSlot {
         let owner = self.owner.get();
         match owner.engine().find(py, self.key) {
             Some(served) => {
-                if let Some(fill) = self.fill.lock().take().filter(|_| !served.stale) {
-                    owner.keep_local(py, fill, self.key, &served.value, served.left);
+                let fill = self.fill.lock().take().filter(|_| !served.stale);
+                if let (Some(tier), Some(fill)) = (owner.local(), fill) {
+                    tier.put(py, fill, self.key, &served.value, served.left);
                 }
                 (true, served.value, served.stale)
             }
@@ -224,6 +225,17 @@ fn unwrap_found(py: Python<'_>, value: Option<Py<PyAny>>) -> (bool, Py<PyAny>) {
     }
 }
 
+/// A call's keyword arguments as the Python side takes them: a dict, empty for none.
+pub fn kwargs_or_empty<'py>(
+    py: Python<'py>,
+    kwargs: Option<&Bound<'py, PyDict>>,
+) -> Bound<'py, PyAny> {
+    match kwargs {
+        Some(k) => k.clone().into_any(),
+        None => PyDict::new(py).into_any(),
+    }
+}
+
 /// Which coroutine serves an async call the native side could not answer.
 #[derive(Clone, Copy)]
 pub enum MissPath {
@@ -250,13 +262,8 @@ pub fn miss_coroutine(
         MissPath::Executor => (&CACHED_CALL, "twat_cache._async", "cached_call"),
         MissPath::Wire => (&WIRE_CALL, "twat_cache._wire", "wire_call"),
     };
-    let coroutine = cell.get_or_try_init(py, || {
-        Ok::<_, PyErr>(py.import(module)?.getattr(name)?.unbind())
-    })?;
-    let kwargs = match kwargs {
-        Some(k) => k.clone().into_any(),
-        None => PyDict::new(py).into_any(),
-    };
+    let coroutine = cell.import(py, module, name)?;
+    let kwargs = kwargs_or_empty(py, kwargs);
     Ok(coroutine
         .bind(py)
         .call1((slot, func.clone_ref(py), args, kwargs))?

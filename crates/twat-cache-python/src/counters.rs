@@ -38,13 +38,7 @@ pub fn cache_info(
     config: EngineConfig,
 ) -> PyResult<Py<PyAny>> {
     static CACHE_INFO: PyLazy<Py<PyAny>> = PyLazy::new();
-    let class = CACHE_INFO.get_or_try_init(py, || {
-        Ok::<_, PyErr>(
-            py.import("twat_cache._types")?
-                .getattr("CacheInfo")?
-                .unbind(),
-        )
-    })?;
+    let class = CACHE_INFO.import(py, "twat_cache._types", "CacheInfo")?;
     let (s, _) = total(py, engines);
     Ok(class
         .bind(py)

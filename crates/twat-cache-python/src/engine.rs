@@ -338,54 +338,47 @@ impl MemoryEngine {
             return Ok(Lookup::Miss(Claim::Reentrant));
         };
         let state = &mut *held;
-        if let Some(fresh) = &self.fresh {
-            let found = state
-                .store
-                .get_stale_by(hash as u64, |k| k.matches(key))
-                .map(|v| v.map(|(v, age)| (v.clone_ref(py), age)));
-            match found {
-                Ok(Some((value, None))) => return Ok(Lookup::Hit(value)),
-                Ok(Some((value, Some(age)))) if fresh.on_stale(age) == OnStale::Serve => {
-                    state.store.count_stale_hit();
-                    let claim = state.flights.claim_by(
-                        hash as u64,
-                        || PyKey {
-                            obj: key.clone().unbind(),
-                        },
-                        |k| k.matches(key),
-                    );
-                    // Another caller's refresh (or computation) is under way: serve.
-                    return Ok(match claim? {
-                        Claim::Leader(lead) => Lookup::Stale(value, Some(lead)),
-                        _ => Lookup::Stale(value, None),
-                    });
-                }
-                Ok(Some(_)) => state.store.count_miss(),
-                Ok(None) => {}
-                Err(e) => return Err(e),
-            }
-        }
-        let found = if self.fresh.is_some() {
-            Ok(None) // looked up above
-        } else {
-            state
+        // With freshness options, an entry kept stale is found too (with its age).
+        let found = match &self.fresh {
+            None => state
                 .store
                 .get_by(hash as u64, |k| k.matches(key))
-                .map(|v| v.map(|v| v.clone_ref(py)))
+                .map(|v| v.map(|v| (v.clone_ref(py), None))),
+            Some(_) => state
+                .store
+                .get_stale_by(hash as u64, |k| k.matches(key))
+                .map(|v| v.map(|(v, age)| (v.clone_ref(py), age))),
+        };
+        let mut claim = || {
+            state.flights.claim_by(
+                hash as u64,
+                || PyKey {
+                    obj: key.clone().unbind(),
+                },
+                |k| k.matches(key),
+            )
         };
         let result = match found {
             // A hit removes nothing, so there is nothing to drop after the lock.
-            Ok(Some(value)) => return Ok(Lookup::Hit(value)),
-            Ok(None) => state
-                .flights
-                .claim_by(
-                    hash as u64,
-                    || PyKey {
-                        obj: key.clone().unbind(),
-                    },
-                    |k| k.matches(key),
-                )
-                .map(Lookup::Miss),
+            Ok(Some((value, None))) => return Ok(Lookup::Hit(value)),
+            Ok(Some((value, Some(age)))) => {
+                let serve = self
+                    .fresh
+                    .as_ref()
+                    .is_some_and(|f| f.on_stale(age) == OnStale::Serve);
+                if serve {
+                    state.store.count_stale_hit();
+                    // Another caller's refresh (or computation) is under way: serve.
+                    claim().map(|c| match c {
+                        Claim::Leader(lead) => Lookup::Stale(value, Some(lead)),
+                        _ => Lookup::Stale(value, None),
+                    })
+                } else {
+                    state.store.count_miss();
+                    claim().map(Lookup::Miss)
+                }
+            }
+            Ok(None) => claim().map(Lookup::Miss),
             Err(e) => Err(e),
         };
         let removed = state.store.take_removed();

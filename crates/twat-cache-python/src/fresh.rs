@@ -13,7 +13,7 @@ use pyo3::prelude::*;
 use twat_cache::Grace;
 
 use crate::errors::warn;
-use crate::options::bad_config;
+use crate::options::seconds;
 
 /// The freshness options of one cache (each may be absent).
 pub struct Freshness {
@@ -52,30 +52,15 @@ impl Freshness {
         {
             return Ok(None);
         }
+        // Checked in Python already (`_freshness.py`); again here, defensively.
         let stale_ttl = match stale_ttl {
             None => None,
-            Some(s) if s.is_finite() && s > 0.0 => Some(Duration::from_secs_f64(s)),
-            Some(s) => {
-                return Err(bad_config(
-                    py,
-                    "stale_ttl",
-                    s.to_string(),
-                    "a positive number of seconds, or None",
-                ))
-            }
+            Some(s) => Some(seconds(py, "stale_ttl", s)?),
         };
         let stale_if_error = match stale_if_error {
             None => Grace::None,
-            Some(s) if s == f64::INFINITY => Grace::Forever,
-            Some(s) if s.is_finite() && s > 0.0 => Grace::For(Duration::from_secs_f64(s)),
-            Some(s) => {
-                return Err(bad_config(
-                    py,
-                    "stale_if_error",
-                    s.to_string(),
-                    "True, a positive number of seconds, or None/False",
-                ))
-            }
+            Some(s) if s == f64::INFINITY => Grace::Forever, // `True`
+            Some(s) => Grace::For(seconds(py, "stale_if_error", s)?),
         };
         Ok(Some(Freshness {
             stale_ttl,
@@ -198,13 +183,7 @@ fn seconds_of(r: &Bound<'_, PyAny>) -> PyResult<Option<f64>> {
 /// caller's thread.
 pub fn submit(py: Python<'_>, job: Bound<'_, PyAny>) -> PyResult<()> {
     static SUBMIT: crate::once::PyLazy<Py<PyAny>> = crate::once::PyLazy::new();
-    let submit = SUBMIT.get_or_try_init(py, || {
-        Ok::<_, PyErr>(
-            py.import("twat_cache._refresh")?
-                .getattr("submit")?
-                .unbind(),
-        )
-    })?;
+    let submit = SUBMIT.import(py, "twat_cache._refresh", "submit")?;
     submit.bind(py).call1((job,))?;
     Ok(())
 }
@@ -220,13 +199,8 @@ pub fn refresh_async(
     stale: &Py<PyAny>,
 ) -> PyResult<()> {
     static REFRESH: crate::once::PyLazy<Py<PyAny>> = crate::once::PyLazy::new();
-    let refresh = REFRESH.get_or_try_init(py, || {
-        Ok::<_, PyErr>(py.import("twat_cache._async")?.getattr("refresh")?.unbind())
-    })?;
-    let kwargs = match kwargs {
-        Some(k) => k.clone().into_any(),
-        None => pyo3::types::PyDict::new(py).into_any(),
-    };
+    let refresh = REFRESH.import(py, "twat_cache._async", "refresh")?;
+    let kwargs = crate::async_slot::kwargs_or_empty(py, kwargs);
     refresh.bind(py).call1((slot, func, args, kwargs, stale))?;
     Ok(())
 }

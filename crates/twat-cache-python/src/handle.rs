@@ -191,12 +191,9 @@ impl DiskHandle {
             fresh: None,
         }
         .open(py)?;
-        let local = local.filter(|&n| n > 0).map(LocalTier::new);
-        if let Some(tier) = &local {
-            if let Some(generations) = engine.generations(py) {
-                tier.attach(generations);
-            }
-        }
+        let local = local
+            .filter(|&n| n > 0)
+            .map(|size| LocalTier::open(py, size, &engine));
         Ok(Self {
             engine,
             keys: one_key(py, typed),
@@ -228,7 +225,7 @@ impl DiskHandle {
             });
         };
         // Stamped before the store is read, as a cached function's tier is.
-        let fill = local_key.and_then(|(k, hash)| tier.fill(&k, hash, digest));
+        let fill = local_key.and_then(|(k, hash)| tier.fill(&self.engine, &k, hash, digest));
         let found = self.engine.load_fresh(py, digest);
         self.engine.count(found.is_some());
         Ok(match found {

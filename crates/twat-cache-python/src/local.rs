@@ -29,6 +29,7 @@ use twat_cache::{Generations, KeyDigest, Policy, Stamp, Store};
 use crate::content::{is_plain_key, KeyTag};
 use crate::holder::Guarded;
 use crate::key::{KeyBuilder, PyKey};
+use crate::store_engine::StoreEngine;
 
 /// `local=True`: this many entries.
 pub const DEFAULT_LOCAL: usize = 1024;
@@ -57,28 +58,32 @@ pub struct Fill {
 }
 
 impl LocalTier {
-    pub fn new(size: usize) -> Self {
-        LocalTier {
+    /// A tier of `size` entries in front of `engine`'s store (for Redis this starts
+    /// the invalidation listeners now, rather than in a call).
+    pub fn open(py: Python<'_>, size: usize, engine: &StoreEngine) -> Self {
+        let tier = LocalTier {
             store: Guarded::new(Store::new(Some(size), None, Policy::TinyLfu)),
             generations: OnceLock::new(),
             size,
             hits: AtomicU64::new(0),
+        };
+        tier.table(py, engine);
+        tier
+    }
+
+    /// The store's generation table, taken from the engine the first time it has one
+    /// (a store that could not be opened at decoration time may open later).
+    fn table(&self, py: Python<'_>, engine: &StoreEngine) -> Option<&Arc<Generations>> {
+        if let Some(table) = self.generations.get() {
+            return Some(table);
         }
+        let _ = self.generations.set(engine.generations(py)?);
+        self.generations.get()
     }
 
     /// The number of entries it holds at most.
     pub fn size(&self) -> usize {
         self.size
-    }
-
-    /// Connects the tier to its store's generation table (once the store is open).
-    pub fn attach(&self, generations: Arc<Generations>) {
-        let _ = self.generations.set(generations);
-    }
-
-    /// Whether it has its store's table.
-    pub fn attached(&self) -> bool {
-        self.generations.get().is_some()
     }
 
     /// The tier's key of a call, when its arguments are plain values.
@@ -121,9 +126,15 @@ impl LocalTier {
         found
     }
 
-    /// Before the store is read for `digest`: what a copy of its answer needs.
-    pub fn fill(&self, key: &Bound<'_, PyAny>, hash: isize, digest: KeyDigest) -> Option<Fill> {
-        let stamp = self.generations.get()?.stamp(digest)?;
+    /// Before `engine`'s store is read for `digest`: what a copy of its answer needs.
+    pub fn fill(
+        &self,
+        engine: &StoreEngine,
+        key: &Bound<'_, PyAny>,
+        hash: isize,
+        digest: KeyDigest,
+    ) -> Option<Fill> {
+        let stamp = self.table(key.py(), engine)?.stamp(digest)?;
         Some(Fill {
             key: key.clone().unbind(),
             hash,

@@ -51,6 +51,20 @@ impl<T> PyLazy<T> {
     }
 }
 
+impl PyLazy<pyo3::Py<pyo3::PyAny>> {
+    /// `module.name` (a function of the package's Python side, say), imported the
+    /// first time it is needed and kept.
+    pub fn import(
+        &self,
+        py: Python<'_>,
+        module: &str,
+        name: &str,
+    ) -> pyo3::PyResult<&pyo3::Py<pyo3::PyAny>> {
+        use pyo3::prelude::*;
+        self.get_or_try_init(py, || Ok(py.import(module)?.getattr(name)?.unbind()))
+    }
+}
+
 /// The module `name` if the program has imported it (`sys.modules` is looked up once:
 /// this runs for every argument that is not of a builtin type).
 pub fn imported<'py>(

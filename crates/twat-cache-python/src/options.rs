@@ -107,7 +107,7 @@ pub fn serializer_identity(serializer: &Option<SerializerSpec>) -> String {
 /// How long a computation's lease lasts between two extensions.
 const LEASE: Duration = Duration::from_secs(5);
 
-fn seconds(py: Python<'_>, param: &'static str, value: f64) -> PyResult<Duration> {
+pub fn seconds(py: Python<'_>, param: &'static str, value: f64) -> PyResult<Duration> {
     if value.is_finite() && value > 0.0 {
         Ok(Duration::from_secs_f64(value))
     } else {

@@ -120,13 +120,7 @@ impl PersistentFunction {
         KeyHasher::new(secure).finish();
         // A local tier fills from the executor's lookups (the loop's wire bypasses it).
         let wired = is_async && engine_is_wired(&engine) && local.is_none();
-        let local = local.map(LocalTier::new);
-        if let Some(tier) = &local {
-            // For Redis this starts the invalidation listeners, now rather than in a call.
-            if let Some(generations) = engine.generations(py) {
-                tier.attach(generations);
-            }
-        }
+        let local = local.map(|size| LocalTier::open(py, size, &engine));
         Ok(PersistentFunction {
             func,
             keys: KeyBuilder::new(params, typed, key),
@@ -173,7 +167,10 @@ impl PersistentFunction {
             return Ok(this.func.bind(py).call(args, kwargs)?.unbind());
         };
         // Stamped before the store is read: a copy of its answer may be kept.
-        let fill = local_key.and_then(|(k, hash)| this.local_fill(py, &k, hash, key));
+        let fill = match (&this.local, local_key) {
+            (Some(tier), Some((k, hash))) => tier.fill(&this.engine, &k, hash, key),
+            _ => None,
+        };
         if this.is_async {
             // Hashing the arguments is CPU work and stays here; every lookup and store
             // runs in the loop's executor (see `twat_cache._async`).
@@ -427,8 +424,8 @@ impl PersistentFunction {
                 stale: false,
                 left,
             }) => {
-                if let Some(fill) = fill {
-                    self.keep_local(py, fill, key, &value, left);
+                if let (Some(tier), Some(fill)) = (&self.local, fill) {
+                    tier.put(py, fill, key, &value, left);
                 }
                 Ok(value)
             }
@@ -442,35 +439,9 @@ impl PersistentFunction {
         }
     }
 
-    /// What a copy of the store's answer for `key` needs, when the call uses the local
-    /// tier (taken before the store is read).
-    fn local_fill(
-        &self,
-        py: Python<'_>,
-        local_key: &Bound<'_, PyAny>,
-        hash: isize,
-        key: KeyDigest,
-    ) -> Option<Fill> {
-        let tier = self.local.as_ref()?;
-        if !tier.attached() {
-            // A store that opened after decoration.
-            tier.attach(self.engine.generations(py)?);
-        }
-        tier.fill(local_key, hash, key)
-    }
-
-    /// Keeps a copy of a fresh value read from the store, for the time it stays fresh.
-    pub fn keep_local(
-        &self,
-        py: Python<'_>,
-        fill: Fill,
-        key: KeyDigest,
-        value: &Py<PyAny>,
-        left: Option<std::time::Duration>,
-    ) {
-        if let Some(tier) = &self.local {
-            tier.put(py, fill, key, value, left);
-        }
+    /// The local tier, if the cache has one.
+    pub fn local(&self) -> Option<&LocalTier> {
+        self.local.as_ref()
     }
 
     /// Starts the refresh of a stale `key`, unless a computation of it is under way in

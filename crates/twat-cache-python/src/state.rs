@@ -77,9 +77,7 @@ pub fn dataclass_items<'py>(obj: &Bound<'py, PyAny>) -> PyResult<Option<Items<'p
         return Ok(None);
     }
     static FIELDS: PyLazy<Py<PyAny>> = PyLazy::new();
-    let fields = FIELDS.get_or_try_init(py, || -> PyResult<_> {
-        Ok(py.import("dataclasses")?.getattr("fields")?.unbind())
-    })?;
+    let fields = FIELDS.import(py, "dataclasses", "fields")?;
     let mut items = Vec::new();
     for field in fields.bind(py).call1((obj,))?.try_iter()? {
         let name = field?.getattr("name")?.cast_into::<PyString>()?;

@@ -424,7 +424,7 @@ impl StoreEngine {
         py: Python<'_>,
         key: KeyDigest,
     ) -> Option<(Py<PyAny>, Option<Duration>)> {
-        let (value, until) = self.lookup_until(py, key)?;
+        let (value, until) = self.lookup(py, key)?;
         if stale_for(until).is_some() {
             return None;
         }
@@ -466,7 +466,7 @@ impl StoreEngine {
                 left,
             });
         };
-        let (value, until) = self.lookup_until(py, key)?;
+        let (value, until) = self.lookup(py, key)?;
         let served = match stale_for(until) {
             None => Served {
                 value,
@@ -503,7 +503,7 @@ impl StoreEngine {
             return Err(e);
         };
         match self.lookup(py, key) {
-            Some((v, age)) if fresh.falls_back(age) => {
+            Some((v, until)) if fresh.falls_back(stale_for(until)) => {
                 fresh.warn_fallback(py, &self.ns, &e);
                 Ok(v)
             }
@@ -531,15 +531,9 @@ impl StoreEngine {
         }
     }
 
-    /// The value stored for `key` and how long it has been stale (`None`: fresh), or
+    /// The value stored for `key` and the end of its freshness (Unix microseconds), or
     /// `None` (missing, past its grace, unreadable).
-    fn lookup(&self, py: Python<'_>, key: KeyDigest) -> Option<(Py<PyAny>, Option<Duration>)> {
-        self.lookup_until(py, key)
-            .map(|(v, until)| (v, stale_for(until)))
-    }
-
-    /// The value stored for `key` and the end of its freshness (Unix microseconds).
-    fn lookup_until(&self, py: Python<'_>, key: KeyDigest) -> Option<(Py<PyAny>, Option<u64>)> {
+    fn lookup(&self, py: Python<'_>, key: KeyDigest) -> Option<(Py<PyAny>, Option<u64>)> {
         // A lookup that needs no waiting takes a microsecond or two: done with the GIL
         // held (releasing and taking it back costs more than the lookup). One that
         // might wait (a busy connection or index) runs without it.
