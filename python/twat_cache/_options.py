@@ -16,7 +16,6 @@ from ._core import DEFAULT_LOCAL, POLICIES
 from ._paths import get_cache_path
 from .exceptions import ConfigurationError
 
-
 # The options that shape keys, and their defaults: common to every decorator.
 KEY_DEFAULTS: dict[str, Any] = {
     "key": None,
