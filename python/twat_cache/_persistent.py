@@ -4,19 +4,25 @@ go (a folder, or a Redis server), the version, and building the native
 
 from __future__ import annotations
 
+import atexit
 import logging
 import threading
 from collections.abc import Callable
 from typing import Any
 
 from . import _decorate, _options
-from ._core import PersistentFunction
+from ._core import PersistentFunction, fold_stats
 from ._fingerprint import code_version
 from ._freshness import FRESH_DEFAULTS, check_freshness
 from ._freshness import spread_ttl as _spread_ttl
 from ._paths import folder_for_name, get_cache_path
 from ._serializers import native_serializer
 from ._signature import param_specs
+
+# What this process counted reaches the stores' totals of all processes (cache_stats()
+# 'all_processes', `twat-cache stats`) at exit too, not only every few seconds.
+atexit.register(fold_stats)
+
 
 # The options that shape keys and freshness, common to the persistent decorators.
 _KEY_DEFAULTS: dict[str, Any] = {**_options.KEY_DEFAULTS, **FRESH_DEFAULTS}

@@ -1,13 +1,12 @@
 //! Counters as Python sees them: `cache_info()` (a `CacheInfo` named tuple) and
 //! `cache_stats()` (a dict), for memory engines and folders alike.
 
-use std::sync::atomic::Ordering;
 use std::sync::Arc;
 
 use crate::once::PyLazy;
 use pyo3::prelude::*;
 use pyo3::types::PyDict;
-use twat_cache::Stats;
+use twat_cache::{Counter, Counts, Stats};
 
 use crate::engine::{EngineConfig, MemoryEngine};
 use crate::errors::to_py_err;
@@ -65,37 +64,36 @@ pub fn cache_stats<'py>(
     Ok(d)
 }
 
-/// Counters as a dict: hits, misses, hit_ratio, evictions, expirations, entries,
-/// bytes, store_errors (and for Redis, `errors` and `breaker`). Evictions and
-/// expirations happen in every process that shares the store, so they are not
-/// counted here (`None`).
+/// The counters of `counts` into `d`, by their names, with the hit ratio.
+fn set_counts(d: &Bound<'_, PyDict>, counts: &Counts) -> PyResult<()> {
+    for c in Counter::ALL {
+        d.set_item(c.name(), counts[c])?;
+    }
+    d.set_item("hit_ratio", counts.hit_ratio())
+}
+
+/// Counters as a dict: this process's hits, misses, hit_ratio, stale_hits, evictions
+/// and expirations it carried out, store_errors, bytes_written and bytes_read; the
+/// cache's entries and bytes now; `all_processes`, the same counters summed over every
+/// process that used the cache (folded in every few seconds; `None` when the store
+/// cannot be reached); and for Redis, `errors` and `breaker`.
 pub fn disk_stats<'py>(py: Python<'py>, engine: &StoreEngine) -> PyResult<Bound<'py, PyDict>> {
     let usage = engine
         .usage_if_reachable(py)
         .map_err(|e| to_py_err(py, e))?;
     let (entries, bytes) = (usage.map(|u| u.0), usage.map(|u| u.1));
-    let (hits, misses) = (
-        engine.hits.load(Ordering::Relaxed),
-        engine.misses.load(Ordering::Relaxed),
-    );
     let d = PyDict::new(py);
-    d.set_item("hits", hits)?;
-    d.set_item("misses", misses)?;
-    let total = hits + misses;
-    d.set_item(
-        "hit_ratio",
-        if total == 0 {
-            0.0
-        } else {
-            hits as f64 / total as f64
-        },
-    )?;
-    d.set_item("stale_hits", engine.stale_hits.load(Ordering::Relaxed))?;
-    d.set_item("evictions", py.None())?;
-    d.set_item("expirations", py.None())?;
+    set_counts(&d, &engine.counts())?;
     d.set_item("entries", entries)?;
     d.set_item("bytes", bytes)?;
-    d.set_item("store_errors", engine.store_errors.load(Ordering::Relaxed))?;
+    match engine.shared_counts(py) {
+        Some(all) => {
+            let shared = PyDict::new(py);
+            set_counts(&shared, &all)?;
+            d.set_item("all_processes", shared)?;
+        }
+        None => d.set_item("all_processes", py.None())?,
+    }
     if let Some(health) = engine.health() {
         // A networked store: its failed commands and its circuit breaker.
         d.set_item("errors", health.errors)?;

@@ -189,6 +189,7 @@ impl DiskHandle {
             lock_wait: None,
             serializer,
             fresh: None,
+            version: None,
         }
         .open(py)?;
         let local = local

@@ -3,6 +3,7 @@
 //! A thin binding over the `twat-cache` crate: argument-to-key conversion, the cached
 //! callable whose hit path runs without Python bytecode, and error mapping.
 
+mod admin;
 mod arrays;
 mod async_slot;
 mod buffer;
@@ -60,6 +61,13 @@ fn stop_listeners(py: Python<'_>) {
     py.detach(|| twat_cache::stop_listeners(std::time::Duration::from_secs(1)));
 }
 
+/// Folds what this process counted into every store's totals now (every few seconds
+/// otherwise). Registered to run at exit by `twat_cache._persistent`.
+#[pyfunction]
+fn fold_stats(py: Python<'_>) {
+    py.detach(twat_cache::fold_all);
+}
+
 /// The extension module. It keeps no global mutable state of its own beyond locks, so it
 /// declares itself safe for free-threaded Python.
 #[pymodule(gil_used = false)]
@@ -68,6 +76,9 @@ fn _core(m: &Bound<'_, PyModule>) -> PyResult<()> {
     content::tags(m.py())?;
     m.add_function(wrap_pyfunction!(fork_prepare, m)?)?;
     m.add_function(wrap_pyfunction!(stop_listeners, m)?)?;
+    m.add_function(wrap_pyfunction!(fold_stats, m)?)?;
+    m.add_class::<admin::Folder>()?;
+    m.add_class::<admin::Server>()?;
     m.add_function(wrap_pyfunction!(fork_after_in_parent, m)?)?;
     m.add_function(wrap_pyfunction!(fork_after_in_child, m)?)?;
     m.add("DEFAULT_LOCAL", local::DEFAULT_LOCAL)?;

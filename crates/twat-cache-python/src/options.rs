@@ -6,7 +6,7 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use pyo3::prelude::*;
-use twat_cache::{Compression, DiskConfig, Policy, RedisConfig, Signer};
+use twat_cache::{About, Compression, DiskConfig, Policy, RedisConfig, Signer, Tally};
 
 use crate::errors::to_py_err;
 use crate::store_engine::{Backing, LockSpec, Serializer, StoreEngine, ValueOptions};
@@ -90,6 +90,9 @@ pub struct StoreSpec {
     pub serializer: Option<SerializerSpec>,
     /// `stale_ttl`, `stale_if_error`, `ttl=` a callable, `cache_if`.
     pub fresh: Option<crate::fresh::Freshness>,
+    /// The version of the function's code that keys include (recorded with the cache's
+    /// counts, for `twat-cache ls`); `None` for a context's handle.
+    pub version: Option<String>,
 }
 
 /// `serializer=` as Python passes it: `(name, dumps, loads)`.
@@ -182,7 +185,18 @@ impl StoreSpec {
             }),
             None => None,
         };
-        StoreEngine::open(py, backing, self.ns, options, jitter, lock, self.fresh)
+        let about = About {
+            engine: Some(self.kind.to_owned()),
+            policy: matches!(backing, Backing::Disk { .. }).then(|| self.policy.clone()),
+            ttl: self.ttl,
+            max_bytes: match &backing {
+                Backing::Disk { config, .. } => Some(config.max_bytes),
+                Backing::Redis(_) => None,
+            },
+            version: self.version,
+        };
+        let tally = Tally::describing(&self.ns, about);
+        StoreEngine::open(py, backing, tally, options, jitter, lock, self.fresh)
             .map_err(|e| to_py_err(py, e))
     }
 }

@@ -9,7 +9,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 
 use pyo3::prelude::*;
 use pyo3::types::{PyDict, PyTuple};
-use twat_cache::{Claim, Flights, KeyDigest, KeyHasher, Lead, Lease};
+use twat_cache::{Claim, Counter, Flights, KeyDigest, KeyHasher, Lead, Lease};
 
 use crate::async_slot::{miss_coroutine, DiskSlot, MissPath};
 use crate::canonical::call_digest;
@@ -113,6 +113,7 @@ impl PersistentFunction {
             lock_wait,
             serializer,
             fresh: Freshness::new(py, stale_ttl, stale_if_error, ttl_of, cache_if)?,
+            version: Some(version.to_string()),
         }
         .open(py)?;
         // The hasher's first use pays one-time CPU setup (tens of microseconds for the
@@ -218,10 +219,11 @@ impl PersistentFunction {
             Backing::Disk { config, .. } => Some(config.max_bytes),
             Backing::Redis(_) => None,
         };
+        let counts = e.counts();
         Ok(class
             .call1((
-                e.hits.load(Ordering::Relaxed),
-                e.misses.load(Ordering::Relaxed),
+                counts[Counter::Hits],
+                counts[Counter::Misses],
                 maxsize,
                 entries,
             ))?
@@ -236,9 +238,8 @@ impl PersistentFunction {
         self.engine.clear(py).map_err(|e| to_py_err(py, e))
     }
 
-    /// Counters as a dict: hits, misses, hit_ratio, evictions, expirations, entries,
-    /// bytes, store_errors. Evictions and expirations happen in every process that
-    /// shares the folder, so they are not counted here (`None`).
+    /// Counters as a dict: this process's (hits, misses, hit_ratio, ...), the cache's
+    /// entries and bytes, and `all_processes`, the totals of every process that used it.
     fn cache_stats<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyDict>> {
         let d = disk_stats(py, &self.engine)?;
         if let Some(tier) = &self.local {

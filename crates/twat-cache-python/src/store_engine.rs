@@ -8,7 +8,8 @@
 //! released.
 
 use std::path::PathBuf;
-use std::sync::atomic::{AtomicU64, AtomicU8, Ordering};
+use std::sync::atomic::{AtomicU8, Ordering};
+use std::sync::Arc;
 use std::sync::OnceLock;
 use std::time::{Duration, Instant};
 
@@ -20,7 +21,7 @@ use pyo3::types::{PyBytes, PyDict, PyList, PyMemoryView, PySlice};
 use twat_cache::{
     read_frame, small_entry, stale_for, write_frame, ByteStore, Compression, DiskConfig, DiskStore,
     Entry, EntrySource, Error, Grace, Health, KeyDigest, Lease, Payload, RedisConfig, RedisStore,
-    Signer, Value,
+    Counter, Counts, Signer, Tally, Value,
 };
 
 use crate::fresh::{Freshness, OnStale};
@@ -145,15 +146,12 @@ pub struct StoreEngine {
     outage: std::sync::atomic::AtomicBool,
     /// A random spread added to each entry's TTL (`jitter.rs`).
     jitter: Option<Duration>,
-    ns: String,
+    /// The cache's counters in this process (its namespace too), folded into the
+    /// store's totals of every process (`twat_cache::Tally`).
+    tally: Arc<Tally>,
     options: ValueOptions,
     /// `stale_ttl`, `stale_if_error`, `ttl=` a callable, `cache_if` (`fresh.rs`).
     fresh: Option<Freshness>,
-    pub hits: AtomicU64,
-    pub misses: AtomicU64,
-    /// Hits that served a stale value (counted in `hits` too).
-    pub stale_hits: AtomicU64,
-    pub store_errors: AtomicU64,
     warned: AtomicU8,
 }
 
@@ -248,7 +246,7 @@ impl StoreEngine {
     pub fn open(
         py: Python<'_>,
         backing: Backing,
-        ns: String,
+        tally: Arc<Tally>,
         options: ValueOptions,
         jitter: Option<Duration>,
         lock: Option<LockSpec>,
@@ -265,13 +263,9 @@ impl StoreEngine {
             lock,
             outage: std::sync::atomic::AtomicBool::new(false),
             jitter,
-            ns,
+            tally,
             options,
             fresh,
-            hits: AtomicU64::new(0),
-            misses: AtomicU64::new(0),
-            stale_hits: AtomicU64::new(0),
-            store_errors: AtomicU64::new(0),
             warned: AtomicU8::new(0),
         };
         match engine.open_store(py) {
@@ -303,6 +297,7 @@ impl StoreEngine {
                 if let Some(redis) = redis {
                     let _ = self.redis.set(redis);
                 }
+                store.track(&self.tally);
                 let _ = self.store.set(store);
                 Ok(self.store.get().map(|s| &**s))
             }
@@ -356,7 +351,21 @@ impl StoreEngine {
 
     /// The namespace of this cache's entries.
     pub fn namespace(&self) -> &str {
-        &self.ns
+        self.tally.ns()
+    }
+
+    /// This process's counters of the cache.
+    pub fn counts(&self) -> Counts {
+        self.tally.counts()
+    }
+
+    /// The cache's totals over every process: what the store holds, and what this
+    /// process has not folded into it yet. `None` when the store keeps none or cannot
+    /// be reached.
+    pub fn shared_counts(&self, py: Python<'_>) -> Option<Counts> {
+        let store = self.store.get()?;
+        let held = py.detach(|| store.shared_counts(self.tally.ns())).ok()?;
+        Some(held.unwrap_or_default().plus(&self.tally.unfolded()))
     }
 
     /// Where the entries live.
@@ -381,14 +390,14 @@ impl StoreEngine {
     /// store: once per outage, until an operation succeeds again).
     fn failed(&self, py: Python<'_>, kind: Failure, e: &Error, message: &str) {
         if let Error::Remote(_) = e {
-            self.store_errors.fetch_add(1, Ordering::Relaxed);
+            self.tally.add(Counter::StoreErrors, 1);
             if !self.outage.swap(true, Ordering::Relaxed) {
                 warn(
                     py,
                     &format!(
                         "twat_cache: {}: {message} ({e}); calls run the function without \
                          caching until {} answers again",
-                        self.ns,
+                        self.tally.ns(),
                         self.backing.describe()
                     ),
                 );
@@ -439,7 +448,7 @@ impl StoreEngine {
     /// The store's generation table, for a local tier (`None`: the store is not open,
     /// or keeps none).
     pub fn generations(&self, py: Python<'_>) -> Option<std::sync::Arc<twat_cache::Generations>> {
-        self.store(py)?.generations(&self.ns)
+        self.store(py)?.generations(self.tally.ns())
     }
 
     /// The freshness options.
@@ -474,7 +483,7 @@ impl StoreEngine {
                 left: self.left(until),
             },
             Some(age) if fresh.on_stale(age) == OnStale::Serve => {
-                self.stale_hits.fetch_add(1, Ordering::Relaxed);
+                self.tally.add(Counter::StaleHits, 1);
                 Served {
                     value,
                     stale: true,
@@ -504,7 +513,7 @@ impl StoreEngine {
         };
         match self.lookup(py, key) {
             Some((v, until)) if fresh.falls_back(stale_for(until)) => {
-                fresh.warn_fallback(py, &self.ns, &e);
+                fresh.warn_fallback(py, self.tally.ns(), &e);
                 Ok(v)
             }
             _ => Err(e),
@@ -524,7 +533,7 @@ impl StoreEngine {
         // Extended while it runs on Redis; on a folder a refresh longer than this may
         // be run a second time by another process.
         let span = self.lock.map_or(REFRESH_LEASE, |l| l.lease);
-        match py.detach(|| store.lease(&self.ns, key, span)) {
+        match py.detach(|| store.lease(self.tally.ns(), key, span)) {
             Ok(Lease::Busy) => None,
             Ok(lease) => Some(lease),
             Err(_) => Some(Lease::Local),
@@ -538,7 +547,7 @@ impl StoreEngine {
         // held (releasing and taking it back costs more than the lookup). One that
         // might wait (a busy connection or index) runs without it.
         let store = self.store(py)?;
-        let ns = &self.ns;
+        let ns = self.tally.ns();
         let found = match store.try_get(ns, key) {
             Some(found) => found,
             None => py.detach(|| store.get(ns, key)),
@@ -570,7 +579,8 @@ impl StoreEngine {
         key: KeyDigest,
         entry: Entry,
     ) -> Option<(Py<PyAny>, Option<u64>)> {
-        let ns = &self.ns;
+        let ns = self.tally.ns();
+        self.tally.add(Counter::BytesRead, entry.len);
         let value = match &entry.source {
             // Most small values: checked and unpickled straight from the index row.
             EntrySource::Inline(bytes) if self.options.signer.is_none() => {
@@ -596,7 +606,7 @@ impl StoreEngine {
                     py,
                     &format!(
                         "twat_cache: {}: removed an unusable entry ({why}); recomputing",
-                        self.ns
+                        self.tally.ns()
                     ),
                 );
                 let _ = py.detach(|| store.discard(ns, key, &entry));
@@ -655,8 +665,8 @@ impl StoreEngine {
 
     /// Counts one call as a hit or a miss.
     pub fn count(&self, hit: bool) {
-        let counter = if hit { &self.hits } else { &self.misses };
-        counter.fetch_add(1, Ordering::Relaxed);
+        self.tally
+            .add(if hit { Counter::Hits } else { Counter::Misses }, 1);
     }
 
     /// [`StoreEngine::load`], counted as a hit or a miss.
@@ -669,11 +679,8 @@ impl StoreEngine {
     /// One counted miss got its value from another caller's computation (or store):
     /// a hit, as `functools.lru_cache` counts it.
     pub fn miss_was_shared(&self) {
-        let taken = self
-            .misses
-            .fetch_update(Ordering::Relaxed, Ordering::Relaxed, |m| m.checked_sub(1));
-        if taken.is_ok() {
-            self.hits.fetch_add(1, Ordering::Relaxed);
+        if self.tally.take_one(Counter::Misses) {
+            self.tally.add(Counter::Hits, 1);
         }
     }
 
@@ -774,7 +781,7 @@ impl StoreEngine {
         };
         if self.in_outage() {
             // The lookup of this call failed just now: one timeout per call is enough.
-            self.store_errors.fetch_add(1, Ordering::Relaxed);
+            self.tally.add(Counter::StoreErrors, 1);
             give_back(self);
             return false;
         }
@@ -792,9 +799,10 @@ impl StoreEngine {
             ttl,
             grace: self.fresh.as_ref().map_or(Grace::None, Freshness::grace),
         };
-        let stored = py.detach(|| store.put_and_release(&self.ns, key, &value, lease));
+        let stored = py.detach(|| store.put_and_release(self.tally.ns(), key, &value, lease));
         match stored {
-            Ok(_) => {
+            Ok(written) => {
+                self.tally.add(Counter::BytesWritten, written);
                 self.succeeded();
                 true
             }
@@ -810,10 +818,10 @@ impl StoreEngine {
     }
 
     fn store_failed(&self, py: Python<'_>, kind: Failure, message: &str) {
-        self.store_errors.fetch_add(1, Ordering::Relaxed);
+        self.tally.add(Counter::StoreErrors, 1);
         let first = self.warned.fetch_or(kind as u8, Ordering::Relaxed) & kind as u8 == 0;
         if first {
-            warn(py, &format!("twat_cache: {}: {message}", self.ns));
+            warn(py, &format!("twat_cache: {}: {message}", self.tally.ns()));
         }
     }
 
@@ -821,17 +829,10 @@ impl StoreEngine {
     /// its counters.
     pub fn clear(&self, py: Python<'_>) -> Result<u64, Error> {
         let n = match self.store(py) {
-            Some(store) => py.detach(|| store.clear(&self.ns))?,
+            Some(store) => py.detach(|| store.clear(self.tally.ns()))?,
             None => 0,
         };
-        for c in [
-            &self.hits,
-            &self.misses,
-            &self.stale_hits,
-            &self.store_errors,
-        ] {
-            c.store(0, Ordering::Relaxed);
-        }
+        self.tally.reset();
         Ok(n)
     }
 
@@ -848,7 +849,7 @@ impl StoreEngine {
     /// `(entries, bytes)` of this cache.
     pub fn usage(&self, py: Python<'_>) -> Result<(u64, u64), Error> {
         match self.store(py) {
-            Some(store) => py.detach(|| store.usage(&self.ns)),
+            Some(store) => py.detach(|| store.usage(self.tally.ns())),
             None => Ok((0, 0)),
         }
     }
@@ -856,7 +857,7 @@ impl StoreEngine {
     /// Removes the entry of `key`.
     pub fn delete(&self, py: Python<'_>, key: KeyDigest) -> Result<bool, Error> {
         match self.store(py) {
-            Some(store) => py.detach(|| store.remove(&self.ns, key)),
+            Some(store) => py.detach(|| store.remove(self.tally.ns(), key)),
             None => Ok(false),
         }
     }
@@ -874,7 +875,7 @@ impl StoreEngine {
     pub fn contains(&self, py: Python<'_>, key: KeyDigest) -> Result<bool, Error> {
         match self.store(py) {
             // An unreachable server: a call would not find it either.
-            Some(store) => match py.detach(|| store.get(&self.ns, key)) {
+            Some(store) => match py.detach(|| store.get(self.tally.ns(), key)) {
                 Ok(found) => Ok(found.is_some()),
                 Err(Error::Remote(_)) => Ok(false),
                 Err(e) => Err(e),
@@ -965,7 +966,7 @@ impl StoreEngine {
         let deadline = Instant::now() + lock.wait;
         let mut pause = FIRST_PAUSE;
         loop {
-            match py.detach(|| store.lease_and_get(&self.ns, key, lock.lease)) {
+            match py.detach(|| store.lease_and_get(self.tally.ns(), key, lock.lease)) {
                 Ok((Lease::Busy, _)) if Instant::now() < deadline => {}
                 Ok((Lease::Busy, _)) | Err(_) => return Ok(Claimed::Compute(Lease::Local)),
                 // The holder may have stored the value and let go since our lookup.

@@ -96,7 +96,7 @@ fn start() -> Option<Sender<Job>> {
                 sweeps.dedup();
                 for dir in sweeps {
                     if let Some(db) = connection(&mut conns, dir.join("index.sqlite")) {
-                        let _ = crate::entry::sweep_orphans(&dir, db, crate::entry::ORPHAN_AGE);
+                        let _ = crate::entry::sweep_orphans(&dir, db, crate::entry::ORPHAN_AGE, true);
                     }
                 }
             }

@@ -14,6 +14,7 @@ use crate::disk::{DiskStore, Entry};
 use crate::freshness::{Grace, Lifetime};
 use crate::generations::Generations;
 use crate::keyhash::KeyDigest;
+use crate::tally::{Counts, Tally};
 use crate::Error;
 
 /// A persistent store of framed entries.
@@ -120,6 +121,19 @@ pub trait ByteStore: Send + Sync {
     fn generations(&self, ns: &str) -> Option<Arc<Generations>> {
         let _ = ns;
         None
+    }
+
+    /// Folds `tally` (one cache's counters in this process) into the store's totals
+    /// from now on, every few seconds and at exit ([`crate::tally`]).
+    fn track(&self, tally: &Arc<Tally>) {
+        let _ = tally;
+    }
+
+    /// The totals of cache `ns` over every process that folded its counts into the
+    /// store; `None` where the store keeps none, or before the first fold.
+    fn shared_counts(&self, ns: &str) -> Result<Option<Counts>, Error> {
+        let _ = ns;
+        Ok(None)
     }
 }
 
@@ -273,6 +287,14 @@ impl ByteStore for DiskStore {
     fn release(&self, lease: Lease) {
         // A lease that cannot be given back (a busy index) expires on its own.
         let _ = DiskStore::release(self, lease);
+    }
+
+    fn track(&self, tally: &Arc<Tally>) {
+        DiskStore::track(self, tally);
+    }
+
+    fn shared_counts(&self, ns: &str) -> Result<Option<Counts>, Error> {
+        DiskStore::shared_counts(self, ns)
     }
 }
 

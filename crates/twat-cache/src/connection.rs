@@ -27,6 +27,17 @@ impl Db {
         let _turn = turn();
         Connection::open(path).map(|c| Db(Some(c)))
     }
+
+    /// Opens an index that must exist already (a tool must not make one in a folder
+    /// that is not a cache, nor in one removed meanwhile).
+    pub(crate) fn open_existing(path: &Path) -> rusqlite::Result<Db> {
+        use rusqlite::OpenFlags;
+        let _turn = turn();
+        let flags = OpenFlags::SQLITE_OPEN_READ_WRITE
+            | OpenFlags::SQLITE_OPEN_URI
+            | OpenFlags::SQLITE_OPEN_NO_MUTEX;
+        Connection::open_with_flags(path, flags).map(|c| Db(Some(c)))
+    }
 }
 
 impl Deref for Db {

@@ -36,6 +36,7 @@ use std::fs::{self, File};
 use std::io::BufWriter;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use parking_lot::{Mutex, MutexGuard};
@@ -51,11 +52,13 @@ use crate::entry::{
 };
 pub use crate::entry::{Entry, EntrySource};
 use crate::freshness::Grace;
+use crate::disk_stats::Tallies;
 use crate::generations::Generations;
 use crate::index::{
     adjust_total, delete_returning, key_blob, policy_order, row_id, write_touches, Dead, SCHEMA,
 };
 use crate::keyhash::KeyDigest;
+use crate::tally::Counter;
 use crate::{Error, Policy};
 
 /// The default size limit of a persistent cache: 1 GiB.
@@ -137,6 +140,9 @@ fn file_id(path: &Path) -> Option<(u64, u64)> {
     }
 }
 
+/// The access records a store keeps in memory until they are written.
+pub(crate) type Touches = Mutex<HashMap<KeyDigest, Touch>>;
+
 #[derive(Clone, Copy, Default)]
 pub(crate) struct Touch {
     pub(crate) used: i64,
@@ -148,8 +154,12 @@ pub struct DiskStore {
     dir: PathBuf,
     config: DiskConfig,
     conn: Mutex<Option<Conn>>,
-    touches: Mutex<HashMap<KeyDigest, Touch>>,
+    /// Shared with the folder's sink (`disk_stats.rs`), which writes them every few
+    /// seconds with the counts.
+    touches: Arc<Touches>,
     commits: AtomicU64,
+    /// The tallies that this store's own evictions and expirations are counted in.
+    tallies: Tallies,
     /// Bumped for every entry removed or replaced, for the local tiers of every process
     /// on the folder (`generations.rs`).
     generations: std::sync::Arc<Generations>,
@@ -198,6 +208,16 @@ pub(crate) fn now_us() -> i64 {
 impl DiskStore {
     /// Opens (creating if needed) the store in `dir`. New folders are owner-only.
     pub fn open(dir: impl AsRef<Path>, config: DiskConfig) -> Result<Self, Error> {
+        Self::open_sweeping(dir, config, true)
+    }
+
+    /// [`DiskStore::open`]; with `sweep` false, leaves the files of killed writers for
+    /// later (a tool that only looks must change nothing).
+    pub(crate) fn open_sweeping(
+        dir: impl AsRef<Path>,
+        config: DiskConfig,
+        sweep: bool,
+    ) -> Result<Self, Error> {
         if !matches!(config.policy, Policy::Lru | Policy::Lfu | Policy::Fifo) {
             return Err(Error::InvalidConfig {
                 param: "policy",
@@ -216,14 +236,17 @@ impl DiskStore {
         for sub in ["", "data", "tmp"] {
             make_private_dir(&dir.join(sub))?;
         }
-        remove_stale_tmp(&dir.join("tmp"));
+        if sweep {
+            remove_stale_tmp(&dir.join("tmp"));
+        }
         let generations = std::sync::Arc::new(Generations::shared(&dir.join("generations"))?);
         let store = DiskStore {
             dir,
             config,
             conn: Mutex::new(None),
-            touches: Mutex::new(HashMap::new()),
+            touches: Arc::new(Mutex::new(HashMap::new())),
             commits: AtomicU64::new(0),
+            tallies: Tallies::default(),
             generations,
         };
         // The first lookup prepares its statement and maps the shared WAL index: done
@@ -231,8 +254,18 @@ impl DiskStore {
         store.get(0)?;
         // Files left by writers killed mid-insert in an earlier run: swept by the
         // background thread (a large folder takes a while to list).
-        background::request(Job::Sweep(store.dir.clone()));
+        if sweep {
+            background::request(Job::Sweep(store.dir.clone()));
+        }
         Ok(store)
+    }
+
+    pub(crate) fn tallies_cell(&self) -> &Tallies {
+        &self.tallies
+    }
+
+    pub(crate) fn touches_cell(&self) -> &Arc<Touches> {
+        &self.touches
     }
 
     /// The folder's generation table, shared by every process that opens it.
@@ -311,7 +344,10 @@ impl DiskStore {
     /// a child opens its own). While other processes hold the index locked, `f` is run
     /// again after a pause (1 ms, doubling up to 50 ms) until `busy_timeout` has passed;
     /// then the caller gets [`Error::Busy`]. The connection is free during the pauses.
-    fn with_conn<T>(&self, f: impl FnMut(&mut Connection) -> Result<T, Error>) -> Result<T, Error> {
+    pub(crate) fn with_conn<T>(
+        &self,
+        f: impl FnMut(&mut Connection) -> Result<T, Error>,
+    ) -> Result<T, Error> {
         self.with_conn_checked(false, f)
     }
 
@@ -416,6 +452,20 @@ impl DiskStore {
         if expires.is_some_and(|e| e <= now) {
             return Ok(None);
         }
+        let Some(entry) = self.entry_of(size, file, value)? else {
+            return Ok(None);
+        };
+        self.touch(key, now);
+        Ok(Some(entry))
+    }
+
+    /// The entry a row describes; `None` when its file went since the row was read.
+    pub(crate) fn entry_of(
+        &self,
+        size: i64,
+        file: Option<String>,
+        value: Option<Vec<u8>>,
+    ) -> Result<Option<Entry>, Error> {
         let source = match (file, value) {
             (Some(rel), _) if !valid_data_name(&rel) => {
                 return Err(Error::Corrupt(format!(
@@ -434,7 +484,6 @@ impl DiskStore {
             (None, Some(bytes)) => EntrySource::Inline(bytes),
             (None, None) => return Err(Error::Corrupt("an index row without a value".into())),
         };
-        self.touch(key, now);
         Ok(Some(Entry {
             source,
             len: size as u64,
@@ -621,17 +670,20 @@ impl DiskStore {
             let mut dead: Dead = Vec::new();
             // By id alone: a different key with the same low 64 bits is replaced too.
             let old = tx
-                .prepare_cached("DELETE FROM entries WHERE id = ?1 RETURNING size, file, id")?
-                .query_row([row_id(key)], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))
+                .prepare_cached("DELETE FROM entries WHERE id = ?1 RETURNING size, file, id, ns")?
+                .query_row([row_id(key)], |r| {
+                    Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?))
+                })
                 .optional()?;
             dead.extend(old);
+            let mut expired: Dead = Vec::new();
             if purge {
                 // Other processes' expired entries too (the partial index finds them).
-                dead.extend(delete_returning(
+                expired = delete_returning(
                     &tx,
                     "SELECT id FROM entries WHERE expires <= ?1 LIMIT ?2",
                     params![now, PURGE_BATCH],
-                )?);
+                )?;
             }
             tx.prepare_cached(
                 "INSERT INTO entries (id, key, ns, size, stored, used, hits, expires, file, value)
@@ -647,7 +699,8 @@ impl DiskStore {
                 file,
                 value
             ])?;
-            let delta = size as i64 - dead.iter().map(|d| d.0).sum::<i64>();
+            let freed: i64 = dead.iter().chain(&expired).map(|d| d.0).sum();
+            let delta = size as i64 - freed;
             let mut total: i64 = tx
                 .prepare_cached(
                     "UPDATE totals SET bytes = bytes + ?1 WHERE id = 0 RETURNING bytes",
@@ -655,6 +708,7 @@ impl DiskStore {
                 .query_row([delta], |r| r.get(0))?;
             let evict_sql =
                 format!("SELECT id FROM entries WHERE id != ?1 ORDER BY {order} LIMIT 1");
+            let mut evicted: Dead = Vec::new();
             while total > limit as i64 {
                 // One victim at a time (never the new entry): the policy decides each.
                 let victim = delete_returning(&tx, &evict_sql, [row_id(key)])?;
@@ -667,18 +721,23 @@ impl DiskStore {
                         "UPDATE totals SET bytes = bytes - ?1 WHERE id = 0 RETURNING bytes",
                     )?
                     .query_row([freed], |r| r.get(0))?;
-                dead.extend(victim);
+                evicted.extend(victim);
             }
             tx.commit()?;
-            Ok(dead)
+            Ok((dead, expired, evicted))
         })?;
+        let (mut dead, expired, evicted) = dead;
+        self.count_removed(&expired, Counter::Expirations);
+        self.count_removed(&evicted, Counter::Evictions);
+        dead.extend(expired);
+        dead.extend(evicted);
         self.generations.bump(key as u64);
         self.bump_dead(&dead);
         let commits = self.commits.fetch_add(1, Ordering::Relaxed);
         if commits % background::EVERY == 0 {
             background::request(Job::Checkpoint(self.dir.join("index.sqlite")));
         }
-        self.unlink(dead);
+        self.unlink_files(&dead);
         if commits % SWEEP_EVERY == SWEEP_EVERY - 1 {
             let _ = self.sweep();
         }
@@ -691,12 +750,14 @@ impl DiskStore {
     /// with [`DiskStore::purge_expired`] and every few thousand inserts, so the bytes
     /// in `data/` are the bytes the index counts.
     pub fn sweep(&self) -> Result<u64, Error> {
-        self.with_conn(|db| sweep_orphans(&self.dir, db, ORPHAN_AGE))
+        self.with_conn(|db| sweep_orphans(&self.dir, db, ORPHAN_AGE, true).map(|(n, _)| n))
     }
 
-    fn unlink(&self, dead: Dead) {
-        for (_, file, _) in dead {
-            if let Some(rel) = file.filter(|rel| valid_data_name(rel)) {
+    /// Unlinks the value files of removed rows (only names of the shape this store
+    /// gives, under `data/`: a row never makes it remove anything else).
+    fn unlink_files(&self, dead: &Dead) {
+        for (_, file, _, _) in dead {
+            if let Some(rel) = file.as_deref().filter(|rel| valid_data_name(rel)) {
                 let _ = fs::remove_file(self.dir.join("data").join(rel));
             }
         }
@@ -717,6 +778,16 @@ impl DiskStore {
         select: &str,
         params: impl rusqlite::Params + Copy,
     ) -> Result<u64, Error> {
+        Ok(self.delete_rows(select, params)?.len() as u64)
+    }
+
+    /// [`DiskStore::delete_matching`], giving back the rows that went (their files are
+    /// unlinked already).
+    pub(crate) fn delete_rows(
+        &self,
+        select: &str,
+        params: impl rusqlite::Params + Copy,
+    ) -> Result<Dead, Error> {
         let dead = self.with_write_conn(|db| {
             let tx = db.transaction_with_behavior(TransactionBehavior::Immediate)?;
             let dead = delete_returning(&tx, select, params)?;
@@ -725,9 +796,8 @@ impl DiskStore {
             Ok(dead)
         })?;
         self.bump_dead(&dead);
-        let n = dead.len() as u64;
-        self.unlink(dead);
-        Ok(n)
+        self.unlink_files(&dead);
+        Ok(dead)
     }
 
     /// Removes the entries of one cache (`Some(ns)`) or of every cache in the folder;
@@ -742,9 +812,11 @@ impl DiskStore {
 
     /// Removes every expired entry; returns how many went.
     pub fn purge_expired(&self) -> Result<u64, Error> {
-        let n = self.delete_matching("SELECT id FROM entries WHERE expires <= ?1", [now_us()])?;
+        let dead =
+            self.delete_rows("SELECT id FROM entries WHERE expires <= ?1", [now_us()])?;
+        self.count_removed(&dead, Counter::Expirations);
         self.sweep()?;
-        Ok(n)
+        Ok(dead.len() as u64)
     }
 
     /// Live entries and their bytes, for one cache or the whole folder.

@@ -142,23 +142,67 @@ pub(crate) fn remove_stale_tmp(tmp: &Path) {
     }
 }
 
+/// Whether the process that wrote a temporary file is gone, from the process id its
+/// name begins with ([`unique`]); `None` where that cannot be told (no `/proc`).
+fn writer_gone(name: &str) -> Option<bool> {
+    let pid: u32 = name.split('-').next()?.parse().ok()?;
+    let proc = Path::new("/proc");
+    if !proc.join("self").exists() {
+        return None;
+    }
+    Some(!proc.join(pid.to_string()).exists())
+}
+
+/// The temporary files in `tmp` that no live writer can still be writing: their writer
+/// process is gone (it was killed mid-write), or they are older than [`STALE_TMP`].
+/// Only regular files named `*.part` are considered (a symlink is never followed). With
+/// `remove`, they are removed; gives back how many and their bytes.
+pub(crate) fn left_tmp(tmp: &Path, remove: bool) -> (u64, u64) {
+    let Ok(entries) = fs::read_dir(tmp) else {
+        return (0, 0);
+    };
+    let (mut n, mut bytes) = (0, 0);
+    for e in entries.flatten() {
+        let name = e.file_name().to_string_lossy().into_owned();
+        let Ok(meta) = e.path().symlink_metadata() else {
+            continue;
+        };
+        if !meta.is_file() || !name.ends_with(".part") {
+            continue;
+        }
+        let old = meta
+            .modified()
+            .ok()
+            .and_then(|t| t.elapsed().ok())
+            .is_some_and(|age| age > STALE_TMP);
+        if (old || writer_gone(&name) == Some(true))
+            && (!remove || fs::remove_file(e.path()).is_ok())
+        {
+            n += 1;
+            bytes += meta.len();
+        }
+    }
+    (n, bytes)
+}
+
 /// A value file younger than this may belong to a writer that has placed it and not yet
 /// committed its row (which waits at most `busy_timeout`): a sweep leaves it.
 pub(crate) const ORPHAN_AGE: Duration = Duration::from_secs(60);
 
 /// Removes the files under `dir/data` older than `min_age` that no row of the index
-/// refers to; returns how many.
+/// refers to (with `remove` false, only finds them); gives back how many and their bytes.
 pub(crate) fn sweep_orphans(
     dir: &Path,
     db: &rusqlite::Connection,
     min_age: Duration,
-) -> Result<u64, Error> {
+    remove: bool,
+) -> Result<(u64, u64), Error> {
     let referenced: std::collections::HashSet<String> = {
         let mut st = db.prepare_cached("SELECT file FROM entries WHERE file IS NOT NULL")?;
         let files = st.query_map([], |r| r.get::<_, String>(0))?;
         files.collect::<Result<_, _>>()?
     };
-    let mut removed = 0;
+    let (mut removed, mut bytes) = (0, 0);
     for bucket in fs::read_dir(dir.join("data"))?.flatten() {
         let Ok(files) = fs::read_dir(bucket.path()) else {
             continue;
@@ -169,17 +213,24 @@ pub(crate) fn sweep_orphans(
                 bucket.file_name().to_string_lossy(),
                 file.file_name().to_string_lossy()
             );
-            let old = file
-                .metadata()
-                .and_then(|m| m.modified())
+            let Ok(meta) = file.path().symlink_metadata() else {
+                continue;
+            };
+            let old = meta
+                .modified()
                 .ok()
                 .and_then(|t| t.elapsed().ok())
                 .is_some_and(|age| age >= min_age);
-            let ours = valid_data_name(&rel);
-            if ours && old && !referenced.contains(&rel) && fs::remove_file(file.path()).is_ok() {
+            let ours = meta.is_file() && valid_data_name(&rel);
+            if ours
+                && old
+                && !referenced.contains(&rel)
+                && (!remove || fs::remove_file(file.path()).is_ok())
+            {
                 removed += 1;
+                bytes += meta.len();
             }
         }
     }
-    Ok(removed)
+    Ok((removed, bytes))
 }

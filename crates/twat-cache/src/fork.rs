@@ -100,6 +100,7 @@ pub fn after_in_parent() {
 /// background thread and the connections are made anew on first use.
 pub fn after_in_child() {
     release();
+    crate::tally::after_in_child();
 }
 
 fn release() {

@@ -11,8 +11,8 @@ use crate::disk::Touch;
 use crate::keyhash::KeyDigest;
 use crate::{Error, Policy};
 
-/// The sizes, files and ids of deleted rows.
-pub(crate) type Dead = Vec<(i64, Option<String>, i64)>;
+/// The sizes, files, ids and caches of deleted rows.
+pub(crate) type Dead = Vec<(i64, Option<String>, i64, String)>;
 
 // One b-tree per table and as few indexes as the policy needs: every index is another
 // page written by each insert. `id` is the key's low 64 bits (the rowid, so lookups
@@ -36,6 +36,24 @@ CREATE TABLE IF NOT EXISTS leases (
     key     BLOB PRIMARY KEY,    -- the 128-bit key being computed
     token   BLOB NOT NULL,       -- the holder's random token
     expires INTEGER NOT NULL     -- microseconds since the epoch
+) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS stats (
+    ns            TEXT PRIMARY KEY, -- the cache
+    hits          INTEGER NOT NULL DEFAULT 0, -- summed over every process (tally.rs)
+    misses        INTEGER NOT NULL DEFAULT 0,
+    stale_hits    INTEGER NOT NULL DEFAULT 0,
+    evictions     INTEGER NOT NULL DEFAULT 0,
+    expirations   INTEGER NOT NULL DEFAULT 0,
+    store_errors  INTEGER NOT NULL DEFAULT 0,
+    bytes_written INTEGER NOT NULL DEFAULT 0,
+    bytes_read    INTEGER NOT NULL DEFAULT 0,
+    engine        TEXT,              -- what the cache is, as its last process said
+    policy        TEXT,
+    ttl           REAL,
+    max_bytes     INTEGER,
+    version       TEXT,
+    since         INTEGER NOT NULL,  -- microseconds: the first fold, or the last reset
+    seen          INTEGER NOT NULL   -- the last fold
 ) WITHOUT ROWID;
 ";
 
@@ -88,9 +106,9 @@ pub(crate) fn delete_returning(
     select: &str,
     params: impl rusqlite::Params,
 ) -> Result<Dead, Error> {
-    let sql = format!("DELETE FROM entries WHERE id IN ({select}) RETURNING size, file, id");
+    let sql = format!("DELETE FROM entries WHERE id IN ({select}) RETURNING size, file, id, ns");
     let mut st = tx.prepare_cached(&sql)?;
-    let rows = st.query_map(params, |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))?;
+    let rows = st.query_map(params, |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?)))?;
     Ok(rows.collect::<Result<_, _>>()?)
 }
 

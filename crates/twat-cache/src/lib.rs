@@ -43,7 +43,9 @@ mod checksum;
 mod codec;
 mod connection;
 mod disk;
+mod disk_admin;
 mod disk_lease;
+mod disk_stats;
 mod entry;
 mod error;
 mod eviction;
@@ -60,6 +62,8 @@ mod parallel;
 mod policy;
 mod reader;
 #[cfg(feature = "redis")]
+mod redis_stats;
+#[cfg(feature = "redis")]
 mod redis_store;
 #[cfg(feature = "redis")]
 mod redis_tracking;
@@ -71,6 +75,7 @@ mod single_flight;
 mod sketch;
 mod stats;
 mod store;
+mod tally;
 mod tinylfu;
 
 pub use byte_store::{ByteStore, Health, Lease, Value};
@@ -79,13 +84,14 @@ pub use disk::{
     DiskConfig, DiskStore, Entry, EntrySource, DEFAULT_BUSY_TIMEOUT, DEFAULT_INLINE_MAX,
     DEFAULT_MAX_BYTES, DISK_POLICIES,
 };
+pub use disk_admin::{Batch, CacheSummary, EntryInfo, Selection, Verdict};
 pub use error::Error;
 pub use freshness::{fresh_left, stale_for, Grace, Lifetime};
 pub use generations::{Generations, Stamp, BUCKETS};
 pub use keyhash::{KeyDigest, KeyHasher, Tag, KEY_FORMAT};
 pub use memory::{MemoryCache, MemoryCacheBuilder, DEFAULT_MAX_SIZE};
 pub use policy::Policy;
-pub use reader::{read_frame, small_entry, small_stream, FrameReader, Layout, Loaded, Small};
+pub use reader::{check_frame, read_frame, small_entry, small_stream, FrameReader, Layout, Loaded, Small};
 #[cfg(feature = "redis")]
 pub use redis_store::{
     HitRequest, RedisConfig, RedisStore, DEFAULT_REDIS_PREFIX, DEFAULT_REDIS_TIMEOUT,
@@ -98,4 +104,5 @@ pub use redis_url::RedisUrl;
 pub use redis_wire::{Reply, Wire};
 pub use single_flight::{Claim, Flight, Flights, Lead};
 pub use stats::Stats;
+pub use tally::{fold_all, About, Counter, Counts, Tally, COUNTERS, FOLD_EVERY};
 pub use store::{Removed, Store};

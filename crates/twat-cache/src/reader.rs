@@ -66,7 +66,13 @@ fn read_err(e: io::Error) -> Error {
 impl<R: Read + Send> FrameReader<R> {
     /// Reads and checks the header. With a `signer`, an unsigned entry is refused; a
     /// signed entry without one is refused too (it cannot be verified).
-    pub fn open(mut r: R, signer: Option<&Signer>) -> Result<Self, Error> {
+    pub fn open(r: R, signer: Option<&Signer>) -> Result<Self, Error> {
+        Self::open_checked(r, signer, true)
+    }
+
+    /// [`FrameReader::open`]; with `strict` false a signed entry is read without a
+    /// signer too (its checksum is still checked, its signature is not).
+    fn open_checked(mut r: R, signer: Option<&Signer>, strict: bool) -> Result<Self, Error> {
         let mut raw = [0u8; HEADER_LEN];
         r.read_exact(&mut raw).map_err(read_err)?;
         if &raw[..4] != MAGIC {
@@ -81,9 +87,14 @@ impl<R: Read + Send> FrameReader<R> {
             sum: field(24),
             raw,
         };
+        // Not strict (a check by a tool): an entry is checked as it was written, signed
+        // or not.
+        let signer = signer.filter(|_| strict || header.signed);
         match (header.signed, signer) {
             (false, Some(_)) => return Err(corrupt("unsigned entry in a signed cache")),
-            (true, None) => return Err(corrupt("signed entry, and no secret to verify it")),
+            (true, None) if strict => {
+                return Err(corrupt("signed entry, and no secret to verify it"))
+            }
             _ => {}
         }
         let checked = Checked::new(r.take(header.body_len), signer.map(|s| s.mac.clone()));
@@ -338,6 +349,21 @@ pub fn read_frame<R: Read + Send>(r: R, signer: Option<&Signer>) -> Result<Loade
         buffers,
         fresh_until: layout.fresh_until,
     })
+}
+
+/// Reads a whole entry only to check it, holding one buffer at a time: its lengths and
+/// checksum, and with `signer` the signature of a signed entry. An unsigned entry, or a
+/// signed one read without a signer, has its checksum checked.
+/// Gives back whether the entry is signed.
+pub fn check_frame<R: Read + Send>(r: R, signer: Option<&Signer>) -> Result<bool, Error> {
+    let mut reader = FrameReader::open_checked(r, signer, false)?;
+    let signed = reader.header().signed;
+    let layout = reader.layout()?;
+    for _ in &layout.buffer_lens {
+        drop(reader.read_buffer_vec()?);
+    }
+    reader.finish()?;
+    Ok(signed)
 }
 
 #[cfg(test)]

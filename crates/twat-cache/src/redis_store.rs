@@ -129,7 +129,7 @@ struct Pool {
     idle: Vec<Conn>,
 }
 
-struct Inner {
+pub(crate) struct Inner {
     config: RedisConfig,
     target: Target,
     pool: Mutex<Pool>,
@@ -202,7 +202,7 @@ fn key_text(key: KeyDigest) -> String {
 
 /// A namespace as it appears in keys: `%`, `:` and the `SCAN` pattern characters
 /// escaped, so that no namespace's keys match another's pattern.
-fn ns_text(ns: &str) -> String {
+pub(crate) fn ns_text(ns: &str) -> String {
     let mut out = String::with_capacity(ns.len());
     for c in ns.chars() {
         match c {
@@ -310,7 +310,7 @@ impl RedisStore {
     }
 
     /// Runs `f` on a pooled connection, through the breaker.
-    fn with_conn<T>(
+    pub(crate) fn with_conn<T>(
         &self,
         mut f: impl FnMut(&mut dyn ConnectionLike, &Inner) -> Result<T, RedisError>,
     ) -> Result<T, Error> {
@@ -438,7 +438,7 @@ impl RedisStore {
     }
 
     /// Calls `each` with every batch of keys matching `pattern`, on every node.
-    fn scan(
+    pub(crate) fn scan(
         &self,
         pattern: &str,
         mut each: impl FnMut(&mut redis::Connection, Vec<String>) -> Result<(), RedisError>,
@@ -1009,6 +1009,14 @@ impl ByteStore for RedisStore {
 
     /// The namespace's table, kept current by the server's invalidations (a listener
     /// per server is started on the first call, and after a fork).
+    fn track(&self, tally: &Arc<crate::Tally>) {
+        RedisStore::track(self, tally);
+    }
+
+    fn shared_counts(&self, ns: &str) -> Result<Option<crate::Counts>, Error> {
+        RedisStore::shared_counts(self, ns)
+    }
+
     fn generations(&self, ns: &str) -> Option<Arc<Generations>> {
         let base = self.key_base(ns);
         // Not waited for either: a busy table makes this call keep no copy, nothing worse.
