@@ -19,9 +19,9 @@ use crate::once::PyLazy;
 use pyo3::prelude::*;
 use pyo3::types::{PyBytes, PyDict, PyList, PyMemoryView, PySlice};
 use twat_cache::{
-    read_frame, small_entry, stale_for, write_frame, ByteStore, Compression, DiskConfig, DiskStore,
-    Entry, EntrySource, Error, Grace, Health, KeyDigest, Lease, Payload, RedisConfig, RedisStore,
-    Counter, Counts, Signer, Tally, Value,
+    read_frame, small_entry, stale_for, write_frame, ByteStore, Compression, Counter, Counts,
+    DiskConfig, DiskStore, Entry, EntrySource, Error, Grace, Health, KeyDigest, Lease, Payload,
+    RedisConfig, RedisStore, Signer, Tally, Value,
 };
 
 use crate::fresh::{Freshness, OnStale};

@@ -96,7 +96,8 @@ fn start() -> Option<Sender<Job>> {
                 sweeps.dedup();
                 for dir in sweeps {
                     if let Some(db) = connection(&mut conns, dir.join("index.sqlite")) {
-                        let _ = crate::entry::sweep_orphans(&dir, db, crate::entry::ORPHAN_AGE, true);
+                        let _ =
+                            crate::entry::sweep_orphans(&dir, db, crate::entry::ORPHAN_AGE, true);
                     }
                 }
             }

@@ -46,13 +46,13 @@ use crate::background::{self, Job};
 use crate::byte_store::Value;
 use crate::codec::{write_frame_until, Compression, Payload, Signer};
 use crate::connection::Db;
+use crate::disk_stats::Tallies;
 use crate::entry::{
     data_name, make_private_dir, remove_stale_tmp, sweep_orphans, unique, valid_data_name,
     ORPHAN_AGE,
 };
 pub use crate::entry::{Entry, EntrySource};
 use crate::freshness::Grace;
-use crate::disk_stats::Tallies;
 use crate::generations::Generations;
 use crate::index::{
     adjust_total, delete_returning, key_blob, policy_order, row_id, write_touches, Dead, SCHEMA,
@@ -812,8 +812,7 @@ impl DiskStore {
 
     /// Removes every expired entry; returns how many went.
     pub fn purge_expired(&self) -> Result<u64, Error> {
-        let dead =
-            self.delete_rows("SELECT id FROM entries WHERE expires <= ?1", [now_us()])?;
+        let dead = self.delete_rows("SELECT id FROM entries WHERE expires <= ?1", [now_us()])?;
         self.count_removed(&dead, Counter::Expirations);
         self.sweep()?;
         Ok(dead.len() as u64)

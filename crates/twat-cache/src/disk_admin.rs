@@ -133,7 +133,9 @@ impl Selection {
     fn check(&self) -> Result<Option<String>, Error> {
         match &self.key_prefix {
             None => Ok(None),
-            Some(p) if !p.is_empty() && p.len() <= 32 && p.bytes().all(|c| c.is_ascii_hexdigit()) => {
+            Some(p)
+                if !p.is_empty() && p.len() <= 32 && p.bytes().all(|c| c.is_ascii_hexdigit()) =>
+            {
                 Ok(Some(p.to_ascii_uppercase()))
             }
             Some(p) => Err(Error::InvalidConfig {
@@ -244,7 +246,13 @@ impl DiskStore {
                     max_bytes: r.get::<_, Option<i64>>(at + 3)?.map(|b| b.max(0) as u64),
                     version: r.get(at + 4)?,
                 };
-                Ok((r.get::<_, String>(0)?, counts, about, r.get(at + 5)?, r.get(at + 6)?))
+                Ok((
+                    r.get::<_, String>(0)?,
+                    counts,
+                    about,
+                    r.get(at + 5)?,
+                    r.get(at + 6)?,
+                ))
             })?;
             for row in rows {
                 let (ns, counts, about, since, seen) = row?;
@@ -457,7 +465,9 @@ impl DiskStore {
                 signature_checked: signed && signer.is_some(),
             },
             Err(Error::Corrupt(why)) => Verdict::Damaged(why),
-            Err(Error::Io { message, .. }) => Verdict::Damaged(format!("cannot be read: {message}")),
+            Err(Error::Io { message, .. }) => {
+                Verdict::Damaged(format!("cannot be read: {message}"))
+            }
             Err(e) => return Err(e),
         })
     }

@@ -91,7 +91,9 @@ pub use generations::{Generations, Stamp, BUCKETS};
 pub use keyhash::{KeyDigest, KeyHasher, Tag, KEY_FORMAT};
 pub use memory::{MemoryCache, MemoryCacheBuilder, DEFAULT_MAX_SIZE};
 pub use policy::Policy;
-pub use reader::{check_frame, read_frame, small_entry, small_stream, FrameReader, Layout, Loaded, Small};
+pub use reader::{
+    check_frame, read_frame, small_entry, small_stream, FrameReader, Layout, Loaded, Small,
+};
 #[cfg(feature = "redis")]
 pub use redis_store::{
     HitRequest, RedisConfig, RedisStore, DEFAULT_REDIS_PREFIX, DEFAULT_REDIS_TIMEOUT,
@@ -104,5 +106,5 @@ pub use redis_url::RedisUrl;
 pub use redis_wire::{Reply, Wire};
 pub use single_flight::{Claim, Flight, Flights, Lead};
 pub use stats::Stats;
-pub use tally::{fold_all, About, Counter, Counts, Tally, COUNTERS, FOLD_EVERY};
 pub use store::{Removed, Store};
+pub use tally::{fold_all, About, Counter, Counts, Tally, COUNTERS, FOLD_EVERY};

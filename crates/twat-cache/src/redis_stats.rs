@@ -19,7 +19,7 @@ impl RedisStore {
     pub fn track(&self, tally: &Arc<Tally>) {
         let place = format!("redis {} {}", self.config().url.shown, self.config().prefix);
         let store = self.clone();
-        crate::tally::track(&place, move || Arc::new(store), tally);
+        crate::tally::track(&place, move || Arc::new(store), tally, false);
     }
 
     /// The totals of cache `ns` over every process that folded into this server.
@@ -64,7 +64,11 @@ impl RedisStore {
             for c in Counter::ALL {
                 pipe.cmd("HSET").arg(&key).arg(c.name()).arg(0).ignore();
             }
-            pipe.cmd("HSET").arg(&key).arg("since").arg(now_us()).ignore();
+            pipe.cmd("HSET")
+                .arg(&key)
+                .arg("since")
+                .arg(now_us())
+                .ignore();
             pipe.query::<()>(conn)
         })
     }
@@ -99,7 +103,11 @@ impl Sink for RedisStore {
                 let key = self.stats_key(tally.ns());
                 for c in Counter::ALL {
                     if counts[c] > 0 {
-                        pipe.cmd("HINCRBY").arg(&key).arg(c.name()).arg(counts[c]).ignore();
+                        pipe.cmd("HINCRBY")
+                            .arg(&key)
+                            .arg(c.name())
+                            .arg(counts[c])
+                            .ignore();
                     }
                 }
                 let about = tally.about();

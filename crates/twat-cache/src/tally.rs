@@ -106,11 +106,15 @@ impl Counts {
 
     /// These counts and `other`'s, added.
     pub fn plus(&self, other: &Counts) -> Counts {
-        Counts(std::array::from_fn(|i| self.0[i].saturating_add(other.0[i])))
+        Counts(std::array::from_fn(|i| {
+            self.0[i].saturating_add(other.0[i])
+        }))
     }
 
     fn minus(&self, other: &Counts) -> Counts {
-        Counts(std::array::from_fn(|i| self.0[i].saturating_sub(other.0[i])))
+        Counts(std::array::from_fn(|i| {
+            self.0[i].saturating_sub(other.0[i])
+        }))
     }
 
     /// Whether every counter is zero.
@@ -186,7 +190,9 @@ impl Tally {
 
     /// What this process counted (since the tally was made or reset).
     pub fn counts(&self) -> Counts {
-        Counts(std::array::from_fn(|i| self.cells[i].load(Ordering::Relaxed)))
+        Counts(std::array::from_fn(|i| {
+            self.cells[i].load(Ordering::Relaxed)
+        }))
     }
 
     /// What this process counted and has not folded into the store yet.
@@ -238,6 +244,9 @@ struct Tracked {
     place: String,
     sink: Arc<dyn Sink>,
     tallies: Vec<Weak<Tally>>,
+    /// Tallies a store made for itself (the removals it carried out of other caches'
+    /// entries): kept until folded, even after the store is gone.
+    owned: Vec<Arc<Tally>>,
 }
 
 struct Registry {
@@ -256,23 +265,35 @@ fn registry() -> MutexGuard<'static, Registry> {
 }
 
 /// Folds `tally` into the store at `place` from now on (`sink` makes that store's sink,
-/// the first time the place is seen).
-pub(crate) fn track(place: &str, sink: impl FnOnce() -> Arc<dyn Sink>, tally: &Arc<Tally>) {
+/// the first time the place is seen). An `owned` tally is kept until its counts are
+/// folded even if its store goes first (a tool's process may exit right after).
+pub(crate) fn track(
+    place: &str,
+    sink: impl FnOnce() -> Arc<dyn Sink>,
+    tally: &Arc<Tally>,
+    owned: bool,
+) {
     // Held with the fork gate, so that no fork copies the registry locked.
     let _pass = crate::fork::pass();
     let mut reg = registry();
     let weak = Arc::downgrade(tally);
-    match reg.tracked.iter_mut().find(|t| t.place == place) {
-        Some(t) => {
-            if !t.tallies.iter().any(|w| w.ptr_eq(&weak)) {
-                t.tallies.push(weak);
-            }
+    let t = match reg.tracked.iter().position(|t| t.place == place) {
+        Some(i) => &mut reg.tracked[i],
+        None => {
+            reg.tracked.push(Tracked {
+                place: place.to_owned(),
+                sink: sink(),
+                tallies: Vec::new(),
+                owned: Vec::new(),
+            });
+            reg.tracked.last_mut().expect("just pushed")
         }
-        None => reg.tracked.push(Tracked {
-            place: place.to_owned(),
-            sink: sink(),
-            tallies: vec![weak],
-        }),
+    };
+    if !t.tallies.iter().any(|w| w.ptr_eq(&weak)) {
+        t.tallies.push(weak);
+        if owned {
+            t.owned.push(Arc::clone(tally));
+        }
     }
     start_folding(&mut reg);
 }
@@ -304,6 +325,9 @@ pub fn fold_all() {
     let work: Vec<(Arc<dyn Sink>, Vec<Arc<Tally>>)> = {
         let mut reg = registry();
         reg.tracked.retain_mut(|t| {
+            // An owned tally whose store is gone goes once it has nothing left to fold.
+            t.owned
+                .retain(|o| Arc::strong_count(o) > 1 || !o.unfolded().is_zero());
             t.tallies.retain(|w| w.strong_count() > 0);
             !t.tallies.is_empty()
         });

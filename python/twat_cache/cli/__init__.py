@@ -46,10 +46,14 @@ def _typed(parse: object, what: str) -> object:
 def parser() -> argparse.ArgumentParser:
     common = argparse.ArgumentParser(add_help=False)
     common.add_argument(
-        "--dir", metavar="PATH", help="a cache folder, or a folder of them (default: $TWAT_CACHE_DIR or the platform cache folder)"
+        "--dir",
+        metavar="PATH",
+        help="a cache folder, or a folder of them (default: $TWAT_CACHE_DIR or the platform cache folder)",
     )
     common.add_argument("--redis", metavar="URL", help="a Redis or Valkey server whose caches to show or clear")
-    common.add_argument("--json", action="store_true", help="print one JSON document (schema_version 1) instead of text")
+    common.add_argument(
+        "--json", action="store_true", help="print one JSON document (schema_version 1) instead of text"
+    )
     destructive = argparse.ArgumentParser(add_help=False)
     destructive.add_argument("-y", "--yes", action="store_true", help="do it without asking")
     destructive.add_argument("--dry-run", action="store_true", help="only show what would be done")
@@ -64,41 +68,84 @@ def parser() -> argparse.ArgumentParser:
     sub.required = True
 
     ls = sub.add_parser("ls", parents=[common], help="list caches: entries, sizes, ages, hit ratios")
-    ls.add_argument("--sort", choices=["name", "size", "accessed"], default="name", help="name; size: largest first; accessed: least recently used first")
     ls.add_argument(
-        "--filter", action="append", type=_typed(condition, "filter"), metavar="COND",
+        "--sort",
+        choices=["name", "size", "accessed"],
+        default="name",
+        help="name; size: largest first; accessed: least recently used first",
+    )
+    ls.add_argument(
+        "--filter",
+        action="append",
+        type=_typed(condition, "filter"),
+        metavar="COND",
         help="FIELD OP VALUE, like 'size>1GB' or 'accessed>30d' (fields: size, entries, hits, misses, ratio, accessed, newest, oldest); repeat for AND",
     )
     ls.add_argument("-q", "--quiet", action="store_true", help="print cache names only, one per line")
     ls.set_defaults(run=_commands.cmd_ls)
 
-    info = sub.add_parser("info", parents=[common], help="one cache in detail: folder, policy, TTL, limit, largest entries, stats")
+    info = sub.add_parser(
+        "info", parents=[common], help="one cache in detail: folder, policy, TTL, limit, largest entries, stats"
+    )
     info.add_argument("names", nargs="+", metavar="NAME", help="a cache's name or folder (shell patterns allowed)")
-    info.add_argument("--largest", type=int, default=10, metavar="N", help="how many of the largest entries to show (default 10)")
+    info.add_argument(
+        "--largest", type=int, default=10, metavar="N", help="how many of the largest entries to show (default 10)"
+    )
     info.set_defaults(run=_commands.cmd_info)
 
-    stats = sub.add_parser("stats", parents=[common, destructive], help="hits, misses, evictions... summed over every process")
+    stats = sub.add_parser(
+        "stats", parents=[common, destructive], help="hits, misses, evictions... summed over every process"
+    )
     stats.add_argument("names", nargs="*", metavar="NAME", help="caches to show (default: all)")
     stats.add_argument("--zero", action="store_true", help="set the counters to zero")
     stats.set_defaults(run=_commands.cmd_stats)
 
     rm = sub.add_parser("rm", parents=[common, destructive], help="remove a cache's entries, or its old ones")
     rm.add_argument("names", nargs="+", metavar="NAME", help="a cache's name or folder (shell patterns allowed)")
-    rm.add_argument("--older-than", type=_typed(parse_duration, "duration"), metavar="AGE", help="only entries not read nor written for AGE (30d, 12h)")
-    rm.add_argument("--key-prefix", metavar="HEX", help="only entries whose key begins with these hex digits (keys: `twat-cache info`)")
+    rm.add_argument(
+        "--older-than",
+        type=_typed(parse_duration, "duration"),
+        metavar="AGE",
+        help="only entries not read nor written for AGE (30d, 12h)",
+    )
+    rm.add_argument(
+        "--key-prefix",
+        metavar="HEX",
+        help="only entries whose key begins with these hex digits (keys: `twat-cache info`)",
+    )
     rm.set_defaults(run=_commands.cmd_rm)
 
-    prune = sub.add_parser("prune", parents=[common, destructive], help="drop expired or old entries, evict down to a size, clear leftovers")
+    prune = sub.add_parser(
+        "prune",
+        parents=[common, destructive],
+        help="drop expired or old entries, evict down to a size, clear leftovers",
+    )
     prune.add_argument("names", nargs="*", metavar="NAME", help="caches to prune (default: all)")
-    prune.add_argument("--expired", action="store_true", help="expired entries (the default when no other option is given)")
-    prune.add_argument("--older-than", type=_typed(parse_duration, "duration"), metavar="AGE", help="entries not read nor written for AGE")
-    prune.add_argument("--max-size", type=_typed(parse_size, "size"), metavar="SIZE", help="evict by the folder's policy down to SIZE (2G, 500M)")
+    prune.add_argument(
+        "--expired", action="store_true", help="expired entries (the default when no other option is given)"
+    )
+    prune.add_argument(
+        "--older-than",
+        type=_typed(parse_duration, "duration"),
+        metavar="AGE",
+        help="entries not read nor written for AGE",
+    )
+    prune.add_argument(
+        "--max-size",
+        type=_typed(parse_size, "size"),
+        metavar="SIZE",
+        help="evict by the folder's policy down to SIZE (2G, 500M)",
+    )
     prune.set_defaults(run=_commands.cmd_prune)
 
-    verify = sub.add_parser("verify", parents=[common, destructive], help="read every entry and check its checksum and signature")
+    verify = sub.add_parser(
+        "verify", parents=[common, destructive], help="read every entry and check its checksum and signature"
+    )
     verify.add_argument("names", nargs="*", metavar="NAME", help="caches to check (default: all)")
     verify.add_argument("--repair", action="store_true", help="remove the damaged entries")
-    verify.add_argument("--secret", metavar="SECRET", help="the HMAC secret of signed caches (default: $TWAT_CACHE_SECRET)")
+    verify.add_argument(
+        "--secret", metavar="SECRET", help="the HMAC secret of signed caches (default: $TWAT_CACHE_SECRET)"
+    )
     verify.set_defaults(run=_commands.cmd_verify)
     return top
 

@@ -22,7 +22,17 @@ from ._redis import RedisCaches
 from ._term import Progress, bold, confirm, emit_json, red, table
 from ._units import ago, human_duration, human_size, iso
 
-BATCH = 256
+
+def _batch() -> int:
+    """Entries per transaction of a removal or check (``$TWAT_CACHE_CLI_BATCH``, default
+    256): smaller batches hold the index's write lock for less time each."""
+    try:
+        return max(1, int(os.environ.get("TWAT_CACHE_CLI_BATCH", "256")))
+    except ValueError:
+        return 256
+
+
+BATCH = _batch()
 INTERRUPTED = 130
 
 
@@ -236,7 +246,12 @@ def cmd_info(args: argparse.Namespace) -> int:
             d = _cache_json(p.name, c)
             d["path"] = str(p.path)
             d["largest"] = [
-                {**e, "stored": iso(e.pop("stored_us")), "used": iso(e.pop("used_us")), "expires": iso(e.pop("expires_us"))}
+                {
+                    **e,
+                    "stored": iso(e.pop("stored_us")),
+                    "used": iso(e.pop("used_us")),
+                    "expires": iso(e.pop("expires_us")),
+                }
                 for e in largest
             ]
             caches.append(d)
@@ -270,7 +285,11 @@ def cmd_info(args: argparse.Namespace) -> int:
     for c in redis_chosen:
         print(bold(c["name"]))
         _print_pairs(
-            [("server", server.shown if server else "-"), ("entries", _n(c["entries"])), ("size", human_size(c["bytes"]))]
+            [
+                ("server", server.shown if server else "-"),
+                ("entries", _n(c["entries"])),
+                ("size", human_size(c["bytes"])),
+            ]
             + _stats_pairs(c.get("stats"))
         )
         print()
@@ -350,9 +369,7 @@ def cmd_stats(args: argparse.Namespace) -> int:
     rows = []
     for _, c in items:
         s = c.get("stats")
-        cells = [
-            (human_size(s[k]) if k.startswith("bytes") else f"{s[k]:,}") if s else "-" for k, _ in STAT_COLUMNS
-        ]
+        cells = [(human_size(s[k]) if k.startswith("bytes") else f"{s[k]:,}") if s else "-" for k, _ in STAT_COLUMNS]
         rows.append([c["name"], *cells[:2], _ratio(s), *cells[2:], ago(_age(c.get("since_us"))).replace(" ago", "")])
     cells = [human_size(totals[k]) if k.startswith("bytes") else f"{totals[k]:,}" for k, _ in STAT_COLUMNS]
     rows.append(["total", *cells[:2], _ratio(totals), *cells[2:], ""])
@@ -381,9 +398,7 @@ def _go_ahead(args: argparse.Namespace, plan: str) -> bool:
     return False
 
 
-def _run_batches(
-    progress: Progress, steps: Iterable[Callable[[], tuple[int, int, bool]]]
-) -> tuple[int, int, bool]:
+def _run_batches(progress: Progress, steps: Iterable[Callable[[], tuple[int, int, bool]]]) -> tuple[int, int, bool]:
     """Runs each step's batches until it says it is done; ``Ctrl-C`` stops between two
     batches. Gives back the entries and bytes removed, and whether it was interrupted."""
     removed = nbytes = 0
@@ -474,7 +489,9 @@ def _plan_json(plans: list[Any]) -> list[dict[str, Any]]:
 
 def cmd_prune(args: argparse.Namespace) -> int:
     if args.redis:
-        raise Refused("prune works on folders: Redis removes expired entries itself, and evicts by its maxmemory-policy")
+        raise Refused(
+            "prune works on folders: Redis removes expired entries itself, and evicts by its maxmemory-policy"
+        )
     if args.max_size is not None and args.names:
         raise Refused("--max-size applies to whole folders (eviction follows the folder's policy); leave out NAME")
     found = _found(args)
@@ -491,7 +508,9 @@ def cmd_prune(args: argparse.Namespace) -> int:
             if expired:
                 wanted.append(("expired", {"ns": c["name"], "expired": True}))
             if used_before is not None:
-                wanted.append((f"not used for {human_duration(args.older_than)}", {"ns": c["name"], "used_before": used_before}))
+                wanted.append(
+                    (f"not used for {human_duration(args.older_than)}", {"ns": c["name"], "used_before": used_before})
+                )
             for label, sel in wanted:
                 n, b = p.folder.measure(**sel)
                 if n:
@@ -502,7 +521,9 @@ def cmd_prune(args: argparse.Namespace) -> int:
         if args.max_size is not None:
             n, b = p.folder.eviction_plan(args.max_size)
             if n:
-                lines.append(f"  {p.name}/: {n:,} entries by {p.folder.policy} ({human_size(b)}), down to {human_size(args.max_size)}")
+                lines.append(
+                    f"  {p.name}/: {n:,} entries by {p.folder.policy} ({human_size(b)}), down to {human_size(args.max_size)}"
+                )
                 plan_json.append({"folder": p.name, "name": None, "reason": "max_size", "entries": n, "bytes": b})
                 steps.append(_evictor(p, args.max_size))
                 total_n, total_b = total_n + n, total_b + b
@@ -536,6 +557,7 @@ def _evictor(place: Place, max_bytes: int) -> Callable[[], tuple[int, int, bool]
     def step() -> tuple[int, int, bool]:
         n, b = place.folder.evict_batch(max_bytes, BATCH)
         return n, b, n == 0
+
     return step
 
 
@@ -592,7 +614,9 @@ def cmd_verify(args: argparse.Namespace) -> int:
                 "checked": checked + len(damaged),
                 "sound": checked,
                 "signature_not_checked": unverified,
-                "damaged": [{"folder": p.name, "name": e["name"], "key": e["key"], "why": why} for p, e, why in damaged],
+                "damaged": [
+                    {"folder": p.name, "name": e["name"], "key": e["key"], "why": why} for p, e, why in damaged
+                ],
                 "repaired": repaired,
                 "interrupted": interrupted,
             },

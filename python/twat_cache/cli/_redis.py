@@ -36,7 +36,9 @@ class RedisCaches:
         found = []
         for ns in self.server.namespaces():
             entries, nbytes = self.server.usage(ns)
-            found.append({"name": ns, "entries": entries, "bytes": nbytes, "stats": self.server.counts(ns), "engine": "rcache"})
+            found.append(
+                {"name": ns, "entries": entries, "bytes": nbytes, "stats": self.server.counts(ns), "engine": "rcache"}
+            )
         return found
 
     def select(self, patterns: list[str]) -> list[dict[str, Any]]:

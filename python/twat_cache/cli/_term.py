@@ -73,7 +73,9 @@ class Progress:
         self.drawn = now
         rate = self.bytes / max(now - self.started, 1e-6)
         of = f"/{self.total:,}" if self.total is not None else ""
-        sys.stderr.write(f"\r{self.what}: {self.count:,}{of} entries, {human_size(self.bytes)}, {human_size(int(rate))}/s ")
+        sys.stderr.write(
+            f"\r{self.what}: {self.count:,}{of} entries, {human_size(self.bytes)}, {human_size(int(rate))}/s "
+        )
         sys.stderr.flush()
 
     def done(self) -> None:
