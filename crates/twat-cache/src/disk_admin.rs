@@ -363,14 +363,12 @@ impl DiskStore {
         limit: usize,
     ) -> Result<Batch, Error> {
         let prefix = sel.check()?;
-        let select = format!(
-            "SELECT id FROM entries WHERE id > ?1 AND
+        let select = "SELECT id FROM entries WHERE id > ?1 AND
                 (?2 IS NULL OR ns = ?2) AND (?3 IS NULL OR used < ?3)
                 AND (?4 = 0 OR expires <= ?5) AND (?6 IS NULL OR hex(key) LIKE ?6 || '%')
-             ORDER BY id LIMIT ?7"
-        );
+             ORDER BY id LIMIT ?7";
         let dead = self.delete_rows(
-            &select,
+            select,
             params![
                 after.unwrap_or(i64::MIN),
                 sel.ns,

@@ -318,11 +318,14 @@ fn start_folding(reg: &mut Registry) {
     }
 }
 
+/// A sink and the live tallies to fold into it.
+type Work = (Arc<dyn Sink>, Vec<Arc<Tally>>);
+
 /// Folds what every cache of this process counted into its store now (each process
 /// does it every [`FOLD_EVERY`], and the Python package at exit).
 pub fn fold_all() {
     let _pass = crate::fork::pass();
-    let work: Vec<(Arc<dyn Sink>, Vec<Arc<Tally>>)> = {
+    let work: Vec<Work> = {
         let mut reg = registry();
         reg.tracked.retain_mut(|t| {
             // An owned tally whose store is gone goes once it has nothing left to fold.

@@ -11,8 +11,8 @@ from __future__ import annotations
 import argparse
 import os
 import sys
-from collections.abc import Sequence
-from typing import NoReturn
+from collections.abc import Callable, Sequence
+from typing import Any, NoReturn
 
 from .. import _core
 from ..exceptions import ConfigurationError, TwatCacheError
@@ -32,10 +32,12 @@ class _Parser(argparse.ArgumentParser):
         sys.exit(EXIT_USAGE)
 
 
-def _typed(parse: object, what: str) -> object:
-    def convert(text: str) -> object:
+def _typed(parse: Callable[[str], Any], what: str) -> Callable[[str], Any]:
+    """``parse`` as an argparse type: its ``ValueError`` becomes argparse's one-line error."""
+
+    def convert(text: str) -> Any:
         try:
-            return parse(text)  # type: ignore[operator]
+            return parse(text)
         except ValueError as e:
             raise argparse.ArgumentTypeError(str(e)) from None
 
@@ -44,7 +46,7 @@ def _typed(parse: object, what: str) -> object:
 
 
 def parser() -> argparse.ArgumentParser:
-    common = argparse.ArgumentParser(add_help=False)
+    common = _Parser(add_help=False)
     common.add_argument(
         "--dir",
         metavar="PATH",
@@ -54,14 +56,15 @@ def parser() -> argparse.ArgumentParser:
     common.add_argument(
         "--json", action="store_true", help="print one JSON document (schema_version 1) instead of text"
     )
-    destructive = argparse.ArgumentParser(add_help=False)
+    destructive = _Parser(add_help=False)
     destructive.add_argument("-y", "--yes", action="store_true", help="do it without asking")
     destructive.add_argument("--dry-run", action="store_true", help="only show what would be done")
 
     top = _Parser(
         prog="twat-cache",
         description="See, check, prune and clear twat-cache caches: folders of bcache/fcache and Redis namespaces.",
-        epilog="Exit status: 0 done, 1 damage found (verify) or a failure, 2 bad arguments or refused, 130 interrupted.",
+        epilog="Exit status: 0 done, 1 damage found (verify) or a failure, 2 bad arguments or refused, "
+        "130 interrupted.",
     )
     top.add_argument("--version", action="version", version=f"twat-cache {_core.__version__}")
     sub = top.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
@@ -79,7 +82,8 @@ def parser() -> argparse.ArgumentParser:
         action="append",
         type=_typed(condition, "filter"),
         metavar="COND",
-        help="FIELD OP VALUE, like 'size>1GB' or 'accessed>30d' (fields: size, entries, hits, misses, ratio, accessed, newest, oldest); repeat for AND",
+        help="FIELD OP VALUE, like 'size>1GB' or 'accessed>30d' (fields: size, entries, hits, misses, ratio, "
+        "accessed, newest, oldest); repeat for AND",
     )
     ls.add_argument("-q", "--quiet", action="store_true", help="print cache names only, one per line")
     ls.set_defaults(run=_commands.cmd_ls)

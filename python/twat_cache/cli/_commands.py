@@ -284,14 +284,8 @@ def cmd_info(args: argparse.Namespace) -> int:
         print()
     for c in redis_chosen:
         print(bold(c["name"]))
-        _print_pairs(
-            [
-                ("server", server.shown if server else "-"),
-                ("entries", _n(c["entries"])),
-                ("size", human_size(c["bytes"])),
-            ]
-            + _stats_pairs(c.get("stats"))
-        )
+        pairs = [("server", server.shown if server else "-"), ("entries", _n(c["entries"]))]
+        _print_pairs([*pairs, ("size", human_size(c["bytes"])), *_stats_pairs(c.get("stats"))])
         print()
     return 0
 
@@ -522,7 +516,8 @@ def cmd_prune(args: argparse.Namespace) -> int:
             n, b = p.folder.eviction_plan(args.max_size)
             if n:
                 lines.append(
-                    f"  {p.name}/: {n:,} entries by {p.folder.policy} ({human_size(b)}), down to {human_size(args.max_size)}"
+                    f"  {p.name}/: {n:,} entries by {p.folder.policy} ({human_size(b)}), "
+                    f"down to {human_size(args.max_size)}"
                 )
                 plan_json.append({"folder": p.name, "name": None, "reason": "max_size", "entries": n, "bytes": b})
                 steps.append(_evictor(p, args.max_size))

@@ -39,7 +39,10 @@ def table(header: Sequence[str], rows: Sequence[Sequence[str]], right: set[int] 
     widths = [max(len(str(r[i])) for r in [header, *rows]) for i in range(len(header))]
 
     def line(cells: Sequence[str]) -> str:
-        out = [str(c).rjust(w) if i in right else str(c).ljust(w) for i, (c, w) in enumerate(zip(cells, widths))]
+        out = [
+            str(c).rjust(w) if i in right else str(c).ljust(w)
+            for i, (c, w) in enumerate(zip(cells, widths, strict=False))
+        ]
         return "  ".join(out).rstrip()
 
     return "\n".join([bold(line(header)), *(line(r) for r in rows)])
