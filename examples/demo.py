@@ -192,6 +192,11 @@ def main() -> None:
         if name.startswith(("__main__", "demo.")):
             s = get_stats(name)
             print(f"  {name}: hits={s['hits']} misses={s['misses']} entries={s['entries']}")
+
+    # The command line sees the same folders from outside (counts of every process that
+    # used them, folded in every few seconds and at exit).
+    print("\n$ twat-cache ls")
+    subprocess.run([sys.executable, "-m", "twat_cache", "ls"], check=True)
     if _TEMPORARY:
         shutil.rmtree(os.environ["TWAT_CACHE_DIR"], ignore_errors=True)
 

@@ -67,6 +67,11 @@ def test_docs_block_runs(page, code, cache_dir, redis_env):
         "twat_cache._serializers",
         "twat_cache._options",
         "twat_cache._freshness",
+        "twat_cache.cli",
+        "twat_cache.cli._units",
+        "twat_cache.cli._filters",
+        "twat_cache.cli._term",
+        "twat_cache.cli._redis",
     ],
 )
 def test_docstring_examples(module, redis_env):
@@ -89,3 +94,8 @@ def test_demo_runs_and_shows_hits():
     assert "rcache (Redis / Valkey, shared by machines):" in out
     assert "cache_stats: {'hits': 200, 'misses': 1," in out
     assert "server killed: render('about') still returns '<h1>about</h1>'" in out
+    ls = out[out.index("$ twat-cache ls") :].splitlines()
+    assert ls[1].split()[:2] == ["NAME", "ENGINE"]
+    assert any(line.split()[:2] == ["demo.profile", "bcache"] for line in ls)
+    assert any(line.split()[:2] == ["demo.simulation", "fcache"] for line in ls)
+    assert "caches," in ls[-1] and "on disk under" in ls[-1]

@@ -168,17 +168,17 @@ impl DiskStore {
     /// Folds `tally` into this folder's totals from now on, and counts the evictions
     /// and expirations of its cache's entries that this store carries out in it.
     pub fn track(&self, tally: &Arc<Tally>) {
-        self.track_as(tally, false);
+        self.fold_into_index(tally);
         self.tallies()
             .entry(tally.ns().to_owned())
             .or_insert_with(|| Arc::clone(tally));
     }
 
-    fn track_as(&self, tally: &Arc<Tally>, owned: bool) {
+    fn fold_into_index(&self, tally: &Arc<Tally>) {
         let index = self.dir().join("index.sqlite");
         let place = index.to_string_lossy().into_owned();
         let sink = DiskSink::of(index, self.touches_cell());
-        crate::tally::track(&place, move || sink, tally, owned);
+        crate::tally::track(&place, move || sink, tally);
     }
 
     fn tallies(&self) -> std::sync::MutexGuard<'_, HashMap<String, Arc<Tally>>> {
@@ -206,7 +206,7 @@ impl DiskStore {
             }
         }
         for tally in fresh {
-            self.track_as(&tally, true);
+            self.fold_into_index(&tally);
         }
     }
 

@@ -19,7 +19,7 @@ impl RedisStore {
     pub fn track(&self, tally: &Arc<Tally>) {
         let place = format!("redis {} {}", self.config().url.shown, self.config().prefix);
         let store = self.clone();
-        crate::tally::track(&place, move || Arc::new(store), tally, false);
+        crate::tally::track(&place, move || Arc::new(store), tally);
     }
 
     /// The totals of cache `ns` over every process that folded into this server.

@@ -22,7 +22,7 @@
 //! ```
 
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, Mutex, MutexGuard, Weak};
+use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
 
 use crate::Error;
@@ -243,10 +243,9 @@ struct Tracked {
     /// The store's place (an index file, a server and prefix): one sink each.
     place: String,
     sink: Arc<dyn Sink>,
-    tallies: Vec<Weak<Tally>>,
-    /// Tallies a store made for itself (the removals it carried out of other caches'
-    /// entries): kept until folded, even after the store is gone.
-    owned: Vec<Arc<Tally>>,
+    /// Kept until folded, even after their cache is gone (a context closed, a tool's
+    /// process about to exit): what was counted is never dropped unfolded.
+    tallies: Vec<Arc<Tally>>,
 }
 
 struct Registry {
@@ -265,18 +264,11 @@ fn registry() -> MutexGuard<'static, Registry> {
 }
 
 /// Folds `tally` into the store at `place` from now on (`sink` makes that store's sink,
-/// the first time the place is seen). An `owned` tally is kept until its counts are
-/// folded even if its store goes first (a tool's process may exit right after).
-pub(crate) fn track(
-    place: &str,
-    sink: impl FnOnce() -> Arc<dyn Sink>,
-    tally: &Arc<Tally>,
-    owned: bool,
-) {
+/// the first time the place is seen).
+pub(crate) fn track(place: &str, sink: impl FnOnce() -> Arc<dyn Sink>, tally: &Arc<Tally>) {
     // Held with the fork gate, so that no fork copies the registry locked.
     let _pass = crate::fork::pass();
     let mut reg = registry();
-    let weak = Arc::downgrade(tally);
     let t = match reg.tracked.iter().position(|t| t.place == place) {
         Some(i) => &mut reg.tracked[i],
         None => {
@@ -284,16 +276,12 @@ pub(crate) fn track(
                 place: place.to_owned(),
                 sink: sink(),
                 tallies: Vec::new(),
-                owned: Vec::new(),
             });
             reg.tracked.last_mut().expect("just pushed")
         }
     };
-    if !t.tallies.iter().any(|w| w.ptr_eq(&weak)) {
-        t.tallies.push(weak);
-        if owned {
-            t.owned.push(Arc::clone(tally));
-        }
+    if !t.tallies.iter().any(|held| Arc::ptr_eq(held, tally)) {
+        t.tallies.push(Arc::clone(tally));
     }
     start_folding(&mut reg);
 }
@@ -328,18 +316,14 @@ pub fn fold_all() {
     let work: Vec<Work> = {
         let mut reg = registry();
         reg.tracked.retain_mut(|t| {
-            // An owned tally whose store is gone goes once it has nothing left to fold.
-            t.owned
-                .retain(|o| Arc::strong_count(o) > 1 || !o.unfolded().is_zero());
-            t.tallies.retain(|w| w.strong_count() > 0);
+            // A tally only the registry holds (its cache is gone) goes once folded.
+            t.tallies
+                .retain(|held| Arc::strong_count(held) > 1 || !held.unfolded().is_zero());
             !t.tallies.is_empty()
         });
         reg.tracked
             .iter()
-            .map(|t| {
-                let live = t.tallies.iter().filter_map(Weak::upgrade).collect();
-                (Arc::clone(&t.sink), live)
-            })
+            .map(|t| (Arc::clone(&t.sink), t.tallies.clone()))
             .collect()
     };
     for (sink, tallies) in work {
@@ -362,7 +346,7 @@ pub(crate) fn after_in_child() {
     let mut reg = registry();
     reg.folder_pid = None;
     for t in &reg.tracked {
-        for tally in t.tallies.iter().filter_map(Weak::upgrade) {
+        for tally in &t.tallies {
             tally.inherited();
         }
     }
