@@ -737,3 +737,45 @@ print(json.dumps(runs))
     assert json.loads(run_python(code)) == [1, 2]
     assert cli("prune", "--redis", redis_url).returncode == 2
     assert cli("rm", ns, "--older-than", "1d", "-y", "--redis", redis_url).returncode == 2
+
+
+# ---------------------------------------------------------------- docs/cli.md
+
+
+DOC_APP = """
+import numpy as np
+from twat_cache import bcache, fcache
+
+@bcache(name="myapp.geocode", ttl=86400)
+def geocode(address):
+    return {"address": address}
+
+@bcache(name="myapp.profile", folder_name="myapp", maxsize=200 * 2**20)
+def profile(user):
+    return {"user": user}
+
+@fcache(name="myapp.embedding", folder_name="myapp-arrays", compress="lz4")
+def embedding(doc):
+    return np.full(4096, doc, dtype=np.float32)
+
+for i in range(50):
+    geocode(i % 10); profile(i % 20); embedding(i % 30)
+"""
+
+
+def test_the_commands_in_docs_cli_md_run(cache_dir):
+    import re
+    import shlex
+
+    run_python(DOC_APP)
+    page = (Path(__file__).resolve().parents[1] / "docs" / "cli.md").read_text()
+    blocks = re.findall(r"```console\n(.*?)```", page, re.DOTALL)
+    commands = [line[2:] for block in blocks for line in block.splitlines() if line.startswith("$ twat-cache ")]
+    assert len(commands) >= 5
+    for command in commands:
+        done = cli(*shlex.split(command)[1:])
+        assert done.returncode == 0, (command, done.stderr)
+        assert "Traceback" not in done.stderr
+    # The page's table has the columns the command prints.
+    documented = blocks[0].splitlines()[1].split()
+    assert cli("ls").stdout.splitlines()[0].split() == documented

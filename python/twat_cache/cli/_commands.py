@@ -364,10 +364,10 @@ def cmd_stats(args: argparse.Namespace) -> int:
     for _, c in items:
         s = c.get("stats")
         cells = [(human_size(s[k]) if k.startswith("bytes") else f"{s[k]:,}") if s else "-" for k, _ in STAT_COLUMNS]
-        rows.append([c["name"], *cells[:2], _ratio(s), *cells[2:], ago(_age(c.get("since_us"))).replace(" ago", "")])
+        rows.append([c["name"], *cells[:2], _ratio(s), *cells[2:], ago(_age(c.get("since_us")))])
     cells = [human_size(totals[k]) if k.startswith("bytes") else f"{totals[k]:,}" for k, _ in STAT_COLUMNS]
     rows.append(["total", *cells[:2], _ratio(totals), *cells[2:], ""])
-    header = ["NAME", "HITS", "MISSES", "RATIO", *(h for _, h in STAT_COLUMNS[2:]), "COUNTING FOR"]
+    header = ["NAME", "HITS", "MISSES", "RATIO", *(h for _, h in STAT_COLUMNS[2:]), "SINCE"]
     print(table(header, rows, right=set(range(1, 11))))
     print("summed over every process that used each cache (each folds its counts every few seconds and at exit)")
     return 0
@@ -467,6 +467,8 @@ def cmd_rm(args: argparse.Namespace) -> int:
     if args.json and args.dry_run:
         emit_json("rm", {"dry_run": True, "would_remove": total_n, "bytes": total_b, "caches": _plan_json(plans)})
         return 0
+    if total_n == 0:
+        return _finish("rm", args, 0, 0, False)
     if not _go_ahead(args, "\n".join([head, *lines])):
         return 0 if args.dry_run else 2
     progress = Progress("rm", total_n)
