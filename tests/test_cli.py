@@ -779,3 +779,30 @@ def test_the_commands_in_docs_cli_md_run(cache_dir):
     # The page's table has the columns the command prints.
     documented = blocks[0].splitlines()[1].split()
     assert cli("ls").stdout.splitlines()[0].split() == documented
+
+
+def test_a_forked_child_folds_its_own_counts_once(cache_dir):
+    """A multiprocessing child made by fork folds what it counted at its exit (which
+    skips atexit), and never what its parent counted before the fork."""
+    folder = cache_dir / "forked"
+    run_python(
+        f"""
+import multiprocessing
+from twat_cache import bcache
+
+@bcache(folder_name={str(folder)!r}, name="fork.f")
+def f(x):
+    return x
+
+def child():
+    for _ in range(3):
+        f(1)
+
+f(1); f(1); f(1)  # one miss, two hits, not folded yet
+p = multiprocessing.get_context("fork").Process(target=child)
+p.start(); p.join()
+assert p.exitcode == 0
+"""
+    )
+    total = as_json(cli("stats", "--json", "--dir", str(folder)))["total"]
+    assert (total["hits"], total["misses"]) == (5, 1)

@@ -7,6 +7,7 @@ package's own locks, async flights and TTL sweeper start afresh in the child."""
 from __future__ import annotations
 
 import os
+import sys
 
 from . import _async, _core, _refresh, _registry, _wire
 
@@ -17,6 +18,30 @@ def _after_in_child() -> None:
     _refresh.after_fork_in_child()
     _registry.after_fork_in_child()
     _wire.after_fork_in_child()
+    _fold_at_child_exit()
+
+
+class _Child:
+    """What ``multiprocessing`` calls back in a child it starts (it keeps a weak reference)."""
+
+    @staticmethod
+    def started(_: object) -> None:
+        import multiprocessing.util
+
+        multiprocessing.util.Finalize(None, _core.fold_stats, exitpriority=0)
+
+
+_CHILD = _Child()
+
+
+def _fold_at_child_exit() -> None:
+    """A ``multiprocessing`` child ends with ``os._exit``, which skips ``atexit``: its
+    counts are folded by a finalizer that ``multiprocessing`` runs there instead. (It
+    clears the finalizers it inherited when the child starts, then calls its
+    after-fork hooks: the finalizer is registered from one of those.)"""
+    util = sys.modules.get("multiprocessing.util")
+    if util is not None:
+        util.register_after_fork(_CHILD, _Child.started)
 
 
 if hasattr(os, "register_at_fork"):
