@@ -16,7 +16,7 @@ from typing import Any, NoReturn
 
 from .. import _core
 from ..exceptions import ConfigurationError, TwatCacheError
-from . import _commands
+from . import _common, _remove, _show, _verify
 from ._filters import condition
 from ._find import Refused
 from ._units import parse_duration, parse_size
@@ -43,6 +43,15 @@ def _typed(parse: Callable[[str], Any], what: str) -> Callable[[str], Any]:
 
     convert.__name__ = what
     return convert
+
+
+def _older_than(command: argparse.ArgumentParser) -> None:
+    command.add_argument(
+        "--older-than",
+        type=_typed(parse_duration, "duration"),
+        metavar="AGE",
+        help="only entries not read nor written for AGE (30d, 12h, 90s)",
+    )
 
 
 def parser() -> argparse.ArgumentParser:
@@ -86,7 +95,7 @@ def parser() -> argparse.ArgumentParser:
         "accessed, newest, oldest); repeat for AND",
     )
     ls.add_argument("-q", "--quiet", action="store_true", help="print cache names only, one per line")
-    ls.set_defaults(run=_commands.cmd_ls)
+    ls.set_defaults(run=_show.cmd_ls)
 
     info = sub.add_parser(
         "info", parents=[common], help="one cache in detail: folder, policy, TTL, limit, largest entries, stats"
@@ -95,29 +104,24 @@ def parser() -> argparse.ArgumentParser:
     info.add_argument(
         "--largest", type=int, default=10, metavar="N", help="how many of the largest entries to show (default 10)"
     )
-    info.set_defaults(run=_commands.cmd_info)
+    info.set_defaults(run=_show.cmd_info)
 
     stats = sub.add_parser(
         "stats", parents=[common, destructive], help="hits, misses, evictions... summed over every process"
     )
     stats.add_argument("names", nargs="*", metavar="NAME", help="caches to show (default: all)")
     stats.add_argument("--zero", action="store_true", help="set the counters to zero")
-    stats.set_defaults(run=_commands.cmd_stats)
+    stats.set_defaults(run=_show.cmd_stats)
 
     rm = sub.add_parser("rm", parents=[common, destructive], help="remove a cache's entries, or its old ones")
     rm.add_argument("names", nargs="+", metavar="NAME", help="a cache's name or folder (shell patterns allowed)")
-    rm.add_argument(
-        "--older-than",
-        type=_typed(parse_duration, "duration"),
-        metavar="AGE",
-        help="only entries not read nor written for AGE (30d, 12h)",
-    )
+    _older_than(rm)
     rm.add_argument(
         "--key-prefix",
         metavar="HEX",
         help="only entries whose key begins with these hex digits (keys: `twat-cache info`)",
     )
-    rm.set_defaults(run=_commands.cmd_rm)
+    rm.set_defaults(run=_remove.cmd_rm)
 
     prune = sub.add_parser(
         "prune",
@@ -128,19 +132,14 @@ def parser() -> argparse.ArgumentParser:
     prune.add_argument(
         "--expired", action="store_true", help="expired entries (the default when no other option is given)"
     )
-    prune.add_argument(
-        "--older-than",
-        type=_typed(parse_duration, "duration"),
-        metavar="AGE",
-        help="entries not read nor written for AGE",
-    )
+    _older_than(prune)
     prune.add_argument(
         "--max-size",
         type=_typed(parse_size, "size"),
         metavar="SIZE",
         help="evict by the folder's policy down to SIZE (2G, 500M)",
     )
-    prune.set_defaults(run=_commands.cmd_prune)
+    prune.set_defaults(run=_remove.cmd_prune)
 
     verify = sub.add_parser(
         "verify", parents=[common, destructive], help="read every entry and check its checksum and signature"
@@ -150,7 +149,7 @@ def parser() -> argparse.ArgumentParser:
     verify.add_argument(
         "--secret", metavar="SECRET", help="the HMAC secret of signed caches (default: $TWAT_CACHE_SECRET)"
     )
-    verify.set_defaults(run=_commands.cmd_verify)
+    verify.set_defaults(run=_verify.cmd_verify)
     return top
 
 
@@ -177,7 +176,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 1
     except KeyboardInterrupt:
         sys.stderr.write("twat-cache: interrupted\n")
-        return _commands.INTERRUPTED
+        return _common.INTERRUPTED
 
 
 def run() -> None:
