@@ -806,3 +806,38 @@ assert p.exitcode == 0
     )
     total = as_json(cli("stats", "--json", "--dir", str(folder)))["total"]
     assert (total["hits"], total["misses"]) == (5, 1)
+
+
+def test_rm_reaches_the_local_tier_of_a_running_process(cache_dir):
+    """Removals bump the folder's generations: a process holding a local copy recomputes."""
+    folder = cache_dir / "tiered"
+    code = f"""
+import sys
+from twat_cache import bcache
+runs = []
+@bcache(folder_name={str(folder)!r}, name="t.f", local=True)
+def f(x):
+    runs.append(x)
+    return x * 2
+for line in sys.stdin:
+    assert f(1) == 2
+    print(len(runs), f.cache_stats()["local_hits"], flush=True)
+"""
+    proc = subprocess.Popen([sys.executable, "-c", code], stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+    assert proc.stdin is not None and proc.stdout is not None
+
+    def call() -> list[str]:
+        proc.stdin.write("\n")
+        proc.stdin.flush()
+        return proc.stdout.readline().split()
+
+    try:
+        assert call() == ["1", "0"]
+        served = [call() for _ in range(3)]
+        assert served[-1][0] == "1" and int(served[-1][1]) >= 1  # served by the local tier
+        done = cli("rm", "t.f", "-y", "--dir", str(folder))
+        assert done.returncode == 0 and "removed 1 entries" in done.stdout
+        assert call()[0] == "2"  # the local copy was stale: computed again
+    finally:
+        proc.stdin.close()
+        proc.wait(timeout=60)
