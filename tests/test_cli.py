@@ -841,3 +841,36 @@ for line in sys.stdin:
     finally:
         proc.stdin.close()
         proc.wait(timeout=60)
+
+
+def _on_a_terminal(args: list[str], env: dict[str, str]) -> bytes:
+    """Runs the command line with a pseudo-terminal as stdin, stdout and stderr."""
+    import pty
+
+    primary, secondary = pty.openpty()
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "twat_cache", *args], stdin=secondary, stdout=secondary, stderr=secondary, env=env
+    )
+    os.close(secondary)
+    out = b""
+    try:
+        while True:
+            try:
+                chunk = os.read(primary, 4096)
+            except OSError:  # the terminal closed with the process
+                break
+            if not chunk:
+                break
+            out += chunk
+        assert proc.wait(timeout=60) == 0, out
+    finally:
+        os.close(primary)
+    return out
+
+
+def test_colour_goes_to_a_terminal_unless_no_color(cache_dir):
+    fill(cache_dir)
+    env = {k: v for k, v in os.environ.items() if k != "NO_COLOR"}
+    assert b"\033[1mNAME" in _on_a_terminal(["ls"], env)
+    plain = _on_a_terminal(["ls"], {**env, "NO_COLOR": "1"})
+    assert b"\033[" not in plain and b"NAME" in plain
