@@ -46,7 +46,6 @@ use crate::background::{self, Job};
 use crate::byte_store::Value;
 use crate::codec::{write_frame_until, Compression, Payload, Signer};
 use crate::connection::Db;
-use crate::disk_stats::Tallies;
 use crate::entry::{
     data_name, make_private_dir, remove_stale_tmp, sweep_orphans, unique, valid_data_name,
     ORPHAN_AGE,
@@ -58,7 +57,7 @@ use crate::index::{
     adjust_total, delete_returning, key_blob, policy_order, row_id, write_touches, Dead, SCHEMA,
 };
 use crate::keyhash::KeyDigest;
-use crate::tally::Counter;
+use crate::tally::{Counter, Tallies};
 use crate::{Error, Policy};
 
 /// The default size limit of a persistent cache: 1 GiB.

@@ -161,9 +161,6 @@ pub(crate) fn counts_of(row: &rusqlite::Row<'_>, first: usize) -> rusqlite::Resu
     Ok(counts)
 }
 
-/// The tallies a store counts its own removals in, by cache.
-pub(crate) type Tallies = Mutex<HashMap<String, Arc<Tally>>>;
-
 impl DiskStore {
     /// Folds `tally` into this folder's totals from now on, and counts the evictions
     /// and expirations of its cache's entries that this store carries out in it.

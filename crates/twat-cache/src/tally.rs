@@ -234,6 +234,9 @@ impl Tally {
     }
 }
 
+/// The tallies a store counts its own removals in, by cache.
+pub(crate) type Tallies = Mutex<std::collections::HashMap<String, Arc<Tally>>>;
+
 /// Where a store's totals are kept: one batch of `(tally, counts)` is added in one go.
 pub(crate) trait Sink: Send + Sync {
     fn fold(&self, batch: &[(&Tally, Counts)]) -> Result<(), Error>;
