@@ -732,6 +732,9 @@ print(json.dumps(runs))
     assert mine[ns]["stats"]["hits"] == 2 and mine[ns]["stats"]["misses"] == 2
     stats = as_json(cli("stats", ns, "--json", "--redis", redis_url))
     assert stats["caches"][0]["stats"]["hits"] == 2
+    (info,) = as_json(cli("info", ns, "--json", "--redis", redis_url))["caches"]
+    assert (info["name"], info["entries"]) == (ns, 2)
+    assert ns in cli("info", ns, "--redis", redis_url).stdout
     done = cli("rm", ns, "-y", "--redis", redis_url)
     assert done.returncode == 0, done.stderr
     assert json.loads(run_python(code)) == [1, 2]
