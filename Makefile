@@ -28,8 +28,9 @@ build: $(STAMP) ## Build the extension in release mode into the virtualenv
 demo: build ## Run the demo: every decorator, cold vs cached, cache_info()
 	$(PY) examples/demo.py
 
-test: build ## Build once, then run cargo test and pytest
+test: build ## Build once, then run cargo test, the Rust examples and pytest
 	cargo test --workspace
+	cargo run --quiet -p twat-cache --example macros
 	$(PY) -m pytest
 
 FUZZ_SECONDS ?= 60
@@ -50,6 +51,7 @@ bench: build ## Benchmark our engines against the anchors, write docs/benchmarks
 lint: build ## cargo fmt --check, clippy -D warnings, ruff, mypy, stubtest
 	cargo fmt --all -- --check
 	cargo clippy --workspace --all-targets -- -D warnings
+	RUSTDOCFLAGS="-D warnings" cargo doc --quiet --no-deps -p twat-cache -p twat-cache-macros
 	$(VENV)/bin/ruff check $(PYDIRS)
 	$(VENV)/bin/ruff format --check $(PYDIRS)
 	$(VENV)/bin/mypy python/twat_cache tests/test_typing.py

@@ -124,7 +124,7 @@ pub trait ByteStore: Send + Sync {
     }
 
     /// Folds `tally` (one cache's counters in this process) into the store's totals
-    /// from now on, every few seconds and at exit ([`crate::tally`]).
+    /// from now on, every few seconds and at exit (see [`crate::Tally`]).
     fn track(&self, tally: &Arc<Tally>) {
         let _ = tally;
     }

@@ -28,7 +28,7 @@ pub enum EntrySource {
     },
 }
 
-/// An entry found by [`DiskStore::get`]: read it with [`Entry::reader`].
+/// An entry found by [`crate::DiskStore::get`]: read it with [`Entry::reader`].
 #[derive(Debug)]
 pub struct Entry {
     /// Its bytes.

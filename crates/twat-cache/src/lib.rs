@@ -106,5 +106,43 @@ pub use redis_url::RedisUrl;
 pub use redis_wire::{Reply, Wire};
 pub use single_flight::{Claim, Flight, Flights, Lead};
 pub use stats::Stats;
+/// Caches a function's results in a [`MemoryCache`] of its own (feature `macros`, on by
+/// default).
+///
+/// ```
+/// use twat_cache::mcache;
+///
+/// #[mcache(max_size = 1_000, ttl = 60, policy = "tinylfu")]
+/// fn word_count(text: &str) -> usize {
+///     text.split_whitespace().count()
+/// }
+///
+/// assert_eq!(word_count("a b c"), 3);
+/// assert_eq!(word_count("a b c"), 3); // a hit
+/// assert_eq!(word_count_cache().stats().hits, 1);
+/// assert_eq!(word_count_uncached("a b"), 2); // the body itself, never cached
+/// ```
+///
+/// - **Options**: `max_size = N` entries (default 128), `ttl = SECONDS` (an integer or
+///   float literal), `policy = "lru" | "lfu" | "fifo" | "rr" | "tinylfu"`, `key = EXPR`
+///   with `key_type = TYPE` to build the key yourself, `cache_err`, `cache_none`. An
+///   unknown option, or a value of the wrong kind, is a compile error that says what is
+///   accepted.
+/// - **Keys** are the arguments, owned: `&str` becomes `String`, `&[T]` becomes `Vec<T>`,
+///   `&T` and `T` are cloned (`Clone + Hash + Eq`). On a method taking `&self` the
+///   receiver is left out of the key (every instance shares the cache) unless `key = ...`
+///   uses it. A `&mut` argument, `impl Trait`, a destructuring pattern and a generic
+///   function are compile errors, each naming the fix.
+/// - **`Result<T, E>`** caches only `Ok` and **`Option<T>`** only `Some`, unless
+///   `cache_err` / `cache_none`.
+/// - **Single flight**: concurrent calls with one missing key run the body once; other
+///   keys never wait; a call of the function with the same key from inside its own body
+///   computes instead of deadlocking.
+/// - **Companions**: `<fn>_cache()` returns the `&'static MemoryCache` (`stats`, `clear`,
+///   `remove`, `insert`, ...), and `<fn>_uncached(...)` runs the body directly.
+/// - `async fn` is not supported yet.
+#[cfg(feature = "macros")]
+pub use twat_cache_macros::mcache;
+
 pub use store::{Removed, Store};
 pub use tally::{fold_all, About, Counter, Counts, Tally, COUNTERS, FOLD_EVERY};

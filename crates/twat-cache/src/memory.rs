@@ -169,7 +169,30 @@ impl<K: Hash + Eq, V: Clone> MemoryCache<K, V> {
     where
         K: Clone,
     {
+        self.get_or_insert_if(key, init, |_| true)
+    }
+
+    /// [`MemoryCache::get_or_insert_with`] for a computation whose results are only
+    /// sometimes worth keeping (an `Ok`, a `Some`): the value of `init` is stored when
+    /// `keep` says so. Callers waiting for a computation whose value was not kept
+    /// compute again, one at a time.
+    ///
+    /// ```
+    /// use twat_cache::MemoryCache;
+    ///
+    /// let cache: MemoryCache<u32, Result<u32, String>> = MemoryCache::builder().build()?;
+    /// let failed = cache.get_or_insert_if(1, || Err("down".to_string()), Result::is_ok);
+    /// assert!(failed.is_err() && cache.get(&1).is_none());
+    /// assert_eq!(cache.get_or_insert_if(1, || Ok(7), Result::is_ok), Ok(7));
+    /// assert_eq!(cache.get(&1), Some(Ok(7)));
+    /// # Ok::<(), twat_cache::Error>(())
+    /// ```
+    pub fn get_or_insert_if(&self, key: K, init: impl FnOnce() -> V, keep: impl Fn(&V) -> bool) -> V
+    where
+        K: Clone,
+    {
         let hash = self.hash(&key);
+        let mut init = Some(init);
         loop {
             if let Some(v) = self.get(&key) {
                 return v;
@@ -186,11 +209,14 @@ impl<K: Hash + Eq, V: Clone> MemoryCache<K, V> {
                             return v;
                         }
                     }
-                    // The leader gave up: try again (possibly as the new leader).
+                    // The leader gave up, or kept nothing: try again (possibly as the
+                    // new leader).
                 }
                 Claim::Reentrant => {
-                    let value = init();
-                    self.insert(key, value.clone());
+                    let value = (init.take().expect("computed once"))();
+                    if keep(&value) {
+                        self.insert(key, value.clone());
+                    }
                     return value;
                 }
                 Claim::Leader(lead) => {
@@ -202,15 +228,16 @@ impl<K: Hash + Eq, V: Clone> MemoryCache<K, V> {
                     // our claim: do not compute it twice.
                     let stored =
                         infallible(self.store.lock().peek_by(hash, |k| Ok(k == &key))).cloned();
-                    let value = match stored {
-                        Some(v) => v,
-                        None => {
-                            let value = init();
-                            self.insert(key, value.clone());
-                            value
-                        }
-                    };
-                    guard.finish(value.clone());
+                    if let Some(v) = stored {
+                        guard.finish(v.clone());
+                        return v;
+                    }
+                    let value = (init.take().expect("computed once"))();
+                    if keep(&value) {
+                        self.insert(key, value.clone());
+                        guard.finish(value.clone());
+                    }
+                    // Not kept: dropping the guard sends the followers to compute.
                     return value;
                 }
             }
