@@ -1,7 +1,7 @@
 //! What `#[mcache]` writes: the function's body moved to `<fn>_uncached`, a companion
 //! `<fn>_cache()` that owns the cache (a `static`, made on first use), and the function
-//! itself, which builds the key and asks the cache (`get_or_insert_if`: single flight
-//! per key, recursion-safe).
+//! itself, which builds the key and asks the cache (`get_or_insert_if`, or for an
+//! `async fn` `get_or_insert_async`: single flight per key, recursion-safe).
 
 use proc_macro2::TokenStream;
 use quote::{format_ident, quote};
@@ -24,13 +24,6 @@ fn last_segment(ty: &Type) -> Option<String> {
 
 pub(crate) fn memory(o: Options, f: ImplItemFn) -> syn::Result<TokenStream> {
     let sig = &f.sig;
-    if let Some(a) = &sig.asyncness {
-        return Err(err(
-            a,
-            "#[mcache] does not take an `async fn` yet: cache its result with a `twat_cache::MemoryCache` \
-             in the function, or make the cached part a plain function",
-        ));
-    }
     if let Some(p) = sig.generics.type_params().next() {
         return Err(err(
             p,
@@ -96,6 +89,7 @@ pub(crate) fn memory(o: Options, f: ImplItemFn) -> syn::Result<TokenStream> {
     let max_size = o.max_size.iter();
     let ttl = o.ttl.iter();
     let policy = o.policy.iter();
+    let is_async = sig.asyncness.is_some();
     let (cache_path, call) = if is_method {
         (
             quote!(Self::#cache_fn()),
@@ -105,6 +99,11 @@ pub(crate) fn memory(o: Options, f: ImplItemFn) -> syn::Result<TokenStream> {
         (quote!(#cache_fn()), quote!(#uncached_fn(#(#arg_names),*)))
     };
 
+    let lookup = if is_async {
+        quote!(#cache_path.get_or_insert_async(key, || #call, #keep).await)
+    } else {
+        quote!(#cache_path.get_or_insert_if(key, || #call, #keep))
+    };
     let attrs = &f.attrs;
     let block = &f.block;
     let mut uncached_sig = sig.clone();
@@ -135,7 +134,7 @@ pub(crate) fn memory(o: Options, f: ImplItemFn) -> syn::Result<TokenStream> {
         #(#attrs)*
         #vis #sig {
             let key: #key_ty = #key_expr;
-            #cache_path.get_or_insert_if(key, || #call, #keep)
+            #lookup
         }
     })
 }

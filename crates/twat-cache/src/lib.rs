@@ -35,6 +35,7 @@
 #[cfg(doctest)]
 pub struct ReadmeDoctests;
 
+mod async_flight;
 mod background;
 #[cfg(feature = "redis")]
 mod breaker;
@@ -138,11 +139,35 @@ pub use stats::Stats;
 /// - **Single flight**: concurrent calls with one missing key run the body once; other
 ///   keys never wait; a call of the function with the same key from inside its own body
 ///   computes instead of deadlocking.
+/// - **`async fn`** works the same on any runtime (it only uses wakers): tasks of one
+///   key await one computation, and a caller dropped mid-computation hands the work to
+///   a waiting caller, which computes anew ([`MemoryCache::get_or_insert_async`]).
 /// - **Companions**: `<fn>_cache()` returns the `&'static MemoryCache` (`stats`, `clear`,
 ///   `remove`, `insert`, ...), and `<fn>_uncached(...)` runs the body directly.
-/// - `async fn` is not supported yet.
 #[cfg(feature = "macros")]
 pub use twat_cache_macros::mcache;
+
+/// Runs a future to completion on this thread (for the documentation's examples, which
+/// have no runtime); not an API.
+#[doc(hidden)]
+pub fn block_on_for_docs<F: std::future::Future>(future: F) -> F::Output {
+    use std::task::{Context, Poll, Wake, Waker};
+    struct Unpark(std::thread::Thread);
+    impl Wake for Unpark {
+        fn wake(self: std::sync::Arc<Self>) {
+            self.0.unpark();
+        }
+    }
+    let waker = Waker::from(std::sync::Arc::new(Unpark(std::thread::current())));
+    let mut cx = Context::from_waker(&waker);
+    let mut future = std::pin::pin!(future);
+    loop {
+        match future.as_mut().poll(&mut cx) {
+            Poll::Ready(v) => return v,
+            Poll::Pending => std::thread::park(),
+        }
+    }
+}
 
 pub use store::{Removed, Store};
 pub use tally::{fold_all, About, Counter, Counts, Tally, COUNTERS, FOLD_EVERY};

@@ -10,6 +10,10 @@ use std::time::Duration;
 use hashbrown::DefaultHashBuilder;
 use parking_lot::Mutex;
 
+use std::future::Future;
+use std::sync::Arc;
+
+use crate::async_flight::{AsyncFlight, Leading};
 use crate::single_flight::{Claim, Flights, Lead};
 use crate::{Error, Grace, Policy, Stats, Store};
 
@@ -48,8 +52,12 @@ fn infallible<T>(r: Result<T, Infallible>) -> T {
 pub struct MemoryCache<K, V> {
     store: Mutex<Store<K, V>>,
     flights: Mutex<Flights<K, V>>,
+    /// The computations of [`MemoryCache::get_or_insert_async`] in progress.
+    async_flights: AsyncFlights<K, V>,
     hasher: DefaultHashBuilder,
 }
+
+type AsyncFlights<K, V> = Mutex<hashbrown::HashMap<K, Arc<AsyncFlight<V>>>>;
 
 impl<K: Hash + Eq, V: Clone> MemoryCache<K, V> {
     /// Starts a [`MemoryCacheBuilder`] with the defaults: 128 entries, no TTL, LRU.
@@ -243,6 +251,103 @@ impl<K: Hash + Eq, V: Clone> MemoryCache<K, V> {
             }
         }
     }
+
+    /// [`MemoryCache::get_or_insert_if`] for an `async` computation, on any runtime:
+    /// concurrent callers of one missing key await one computation and get clones of its
+    /// value; other keys never wait. A caller dropped while it computes hands the work
+    /// to a waiting caller (which computes anew); a computation that asks for its own key
+    /// computes instead of waiting for itself.
+    ///
+    /// ```
+    /// use twat_cache::MemoryCache;
+    ///
+    /// let cache: MemoryCache<u32, String> = MemoryCache::builder().build()?;
+    /// let value = async {
+    ///     cache
+    ///         .get_or_insert_async(1, || async { "one".to_string() }, |_| true)
+    ///         .await
+    /// };
+    /// # let value = twat_cache::block_on_for_docs(value);
+    /// assert_eq!(value, "one");
+    /// assert_eq!(cache.get(&1).as_deref(), Some("one"));
+    /// # Ok::<(), twat_cache::Error>(())
+    /// ```
+    pub async fn get_or_insert_async<Fut>(
+        &self,
+        key: K,
+        init: impl FnOnce() -> Fut,
+        keep: impl Fn(&V) -> bool,
+    ) -> V
+    where
+        K: Clone,
+        Fut: Future<Output = V>,
+    {
+        enum Role<V> {
+            Lead(Arc<AsyncFlight<V>>),
+            Wait(Arc<AsyncFlight<V>>),
+            Recurse,
+        }
+        let mut init = Some(init);
+        loop {
+            if let Some(v) = self.get(&key) {
+                return v;
+            }
+            let role = {
+                let mut flights = self.async_flights.lock();
+                match flights.get(&key) {
+                    Some(f) if f.led_here() => Role::Recurse,
+                    Some(f) => Role::Wait(Arc::clone(f)),
+                    None => {
+                        let f = AsyncFlight::new();
+                        flights.insert(key.clone(), Arc::clone(&f));
+                        Role::Lead(f)
+                    }
+                }
+            };
+            match role {
+                Role::Wait(flight) => {
+                    if let Some(v) = flight.wait().await {
+                        return v;
+                    }
+                    // The leader went away, or kept nothing: try again.
+                }
+                Role::Recurse => {
+                    let value = (init.take().expect("computed once"))().await;
+                    if keep(&value) {
+                        self.insert(key, value.clone());
+                    }
+                    return value;
+                }
+                Role::Lead(flight) => {
+                    let guard = AsyncLead {
+                        flights: &self.async_flights,
+                        key: Some(key.clone()),
+                        flight: Arc::clone(&flight),
+                    };
+                    let hash = self.hash(&key);
+                    let stored =
+                        infallible(self.store.lock().peek_by(hash, |k| Ok(k == &key))).cloned();
+                    if let Some(v) = stored {
+                        guard.finish(v.clone());
+                        return v;
+                    }
+                    let inner = Box::pin((init.take().expect("computed once"))());
+                    let value = Leading {
+                        serial: flight.serial,
+                        inner,
+                    }
+                    .await;
+                    if keep(&value) {
+                        self.insert(key, value.clone());
+                        guard.finish(value.clone());
+                    }
+                    // Not kept, or this future dropped before here: the guard's drop
+                    // wakes the waiters to compute.
+                    return value;
+                }
+            }
+        }
+    }
 }
 
 impl<K, V> MemoryCache<K, V> {
@@ -289,6 +394,45 @@ impl<K, V> std::fmt::Debug for MemoryCache<K, V> {
         f.debug_struct("MemoryCache")
             .field("store", &*self.store.lock())
             .finish()
+    }
+}
+
+/// An async leader's hold on its flight: finished with the value, or dropped (its caller
+/// was cancelled, or the value is not kept), which wakes the waiters to compute.
+struct AsyncLead<'a, K: Hash + Eq, V: Clone> {
+    flights: &'a AsyncFlights<K, V>,
+    /// `None` once finished.
+    key: Option<K>,
+    flight: Arc<AsyncFlight<V>>,
+}
+
+impl<K: Hash + Eq, V: Clone> AsyncLead<'_, K, V> {
+    fn take_out(&mut self) -> bool {
+        let Some(key) = self.key.take() else {
+            return false;
+        };
+        let mut flights = self.flights.lock();
+        if flights
+            .get(&key)
+            .is_some_and(|f| Arc::ptr_eq(f, &self.flight))
+        {
+            flights.remove(&key);
+        }
+        true
+    }
+
+    fn finish(mut self, value: V) {
+        if self.take_out() {
+            self.flight.complete(value);
+        }
+    }
+}
+
+impl<K: Hash + Eq, V: Clone> Drop for AsyncLead<'_, K, V> {
+    fn drop(&mut self) {
+        if self.take_out() {
+            self.flight.abandon();
+        }
     }
 }
 
@@ -377,6 +521,7 @@ impl<K: Hash + Eq, V: Clone> MemoryCacheBuilder<K, V> {
         Ok(MemoryCache {
             store: Mutex::new(store),
             flights: Mutex::new(Flights::default()),
+            async_flights: Mutex::new(hashbrown::HashMap::new()),
             hasher: DefaultHashBuilder::default(),
         })
     }
