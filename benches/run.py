@@ -6,7 +6,10 @@ throughput). With --write PATH it also writes the table as Markdown. Targets are
 of the project's issues (docs/benchmarks.md lists them beside the numbers).
 
     make bench            # or: python benches/run.py --write docs/benchmarks.md
-    python benches/run.py --only disk    # one group: memory, async, disk, files, redis or tiers
+    python benches/run.py --only disk    # one group: memory, async, disk, files, redis, tiers or rust
+
+The Rust rows (benches/rust: the memory engine against quick_cache, moka and cached,
+and #[mcache] against #[cached]) are a release build of their own, run after the rest.
 """
 
 from __future__ import annotations
@@ -15,8 +18,10 @@ import argparse
 import datetime
 import os
 import platform
+import subprocess
 import sys
 from importlib.metadata import version
+from pathlib import Path
 
 import aiocache
 import async_lru
@@ -43,20 +48,37 @@ GROUPS = {
 }
 
 
+RUST_BENCH = Path(__file__).resolve().parent / "rust"
+
+
+def rust_tables() -> str:
+    """The Rust benchmark's Markdown tables (it builds in release mode the first time)."""
+    print("running the Rust benchmark (cargo run --release in benches/rust) ...", file=sys.stderr, flush=True)
+    done = subprocess.run(
+        ["cargo", "run", "--release", "--quiet", "--manifest-path", str(RUST_BENCH / "Cargo.toml")],
+        stdout=subprocess.PIPE,
+        text=True,
+        check=True,
+    )
+    return done.stdout
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--write", metavar="PATH", help="also write the table to this Markdown file")
-    parser.add_argument("--only", choices=sorted(GROUPS), help="run one group of rows")
+    parser.add_argument("--only", choices=[*sorted(GROUPS), "rust"], help="run one group of rows")
     args = parser.parse_args()
 
     rows: list[Row] = []
-    steps = GROUPS[args.only] if args.only else [s for group in GROUPS.values() for s in group]
+    steps = GROUPS.get(args.only, []) if args.only else [s for group in GROUPS.values() for s in group]
     if args.only == "disk":
         steps = [*steps, bench_disk.cleanup]
     for step in steps:
         print(f"running {step.__name__} ...", file=sys.stderr, flush=True)
         step(rows)
-    out = table(rows)
+    out = table(rows) if rows else ""
+    if args.only in (None, "rust"):
+        out = f"{out}\n\n{rust_tables()}" if out else rust_tables()
     print(out)
     if args.write:
         when = datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
