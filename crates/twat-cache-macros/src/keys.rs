@@ -17,11 +17,14 @@ fn err(span: impl quote::ToTokens, message: &str) -> syn::Error {
 }
 
 /// The key part of a typed argument (the receiver is never part of the key).
-pub(crate) fn key_part(arg: &syn::PatType) -> syn::Result<KeyPart> {
+pub(crate) fn key_part(arg: &syn::PatType, macro_name: &str) -> syn::Result<KeyPart> {
     let Pat::Ident(pat) = &*arg.pat else {
         return Err(err(
             &arg.pat,
-            "#[mcache] keys arguments by name: bind this one to a plain name (and destructure it in the body)",
+            &format!(
+                "#[{macro_name}] keys arguments by name: bind this one to a plain name (and destructure it \
+                 in the body)"
+            ),
         ));
     };
     let name = &pat.ident;

@@ -28,15 +28,24 @@ mod options;
 /// Caches a function's results in memory: see `twat_cache::mcache`.
 #[proc_macro_attribute]
 pub fn mcache(attr: TokenStream, item: TokenStream) -> TokenStream {
-    let options = match options::Options::parse(attr.into()) {
-        Ok(o) => o,
-        Err(e) => return e.to_compile_error().into(),
-    };
-    let function = match syn::parse::<syn::ImplItemFn>(item) {
-        Ok(f) => f,
-        Err(e) => return e.to_compile_error().into(),
-    };
-    match expand::memory(options, function) {
+    attribute(attr, item, options::Engine::Memory)
+}
+
+/// Caches a function's results in a folder, shared by processes: see `twat_cache::bcache`.
+#[proc_macro_attribute]
+pub fn bcache(attr: TokenStream, item: TokenStream) -> TokenStream {
+    attribute(attr, item, options::Engine::Disk)
+}
+
+fn attribute(attr: TokenStream, item: TokenStream, engine: options::Engine) -> TokenStream {
+    let expanded = options::Options::parse(attr.into(), engine).and_then(|options| {
+        let function = syn::parse::<syn::ImplItemFn>(item)?;
+        match engine {
+            options::Engine::Memory => expand::memory(options, function),
+            options::Engine::Disk => expand::disk(options, function),
+        }
+    });
+    match expanded {
         Ok(tokens) => tokens.into(),
         Err(e) => e.to_compile_error().into(),
     }

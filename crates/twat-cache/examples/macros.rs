@@ -1,9 +1,9 @@
-//! `#[mcache]` on a recursive function, a fallible one and a method:
-//! `cargo run --example macros` (run by `make test`).
+//! `#[mcache]` on a recursive function, a fallible one and a method, and `#[bcache]`
+//! keeping results in a folder: `cargo run --example macros` (run by `make test`).
 
 use std::time::Instant;
 
-use twat_cache::mcache;
+use twat_cache::{bcache, mcache};
 
 /// Naive Fibonacci: exponential without a cache, linear with one.
 #[mcache(max_size = 1_000)]
@@ -33,6 +33,13 @@ impl Catalog {
     }
 }
 
+/// Kept in `$TWAT_CACHE_DIR/examples.word_lengths` (or `~/.cache/twat_cache/...`),
+/// shared by every run and every process of this program.
+#[bcache(dir = "examples.word_lengths", ttl = 3600)]
+fn word_lengths(text: &str) -> Vec<usize> {
+    text.split_whitespace().map(str::len).collect()
+}
+
 fn main() {
     let started = Instant::now();
     let f = fib(90);
@@ -56,4 +63,14 @@ fn main() {
     assert_eq!(catalog.total(&[0, 2]), 16);
     assert_eq!(catalog.total(&[0, 2]), 16);
     println!("Catalog::total: {:?}", Catalog::total_cache().stats());
+
+    let lengths = word_lengths("a folder cache outlives the process");
+    assert_eq!(lengths, [1, 6, 5, 8, 3, 7]);
+    assert_eq!(word_lengths("a folder cache outlives the process"), lengths);
+    if let Some(cache) = word_lengths_cache() {
+        println!(
+            "word_lengths: {:?} (a second run of this program hits at once)",
+            cache.tally().counts()
+        );
+    }
 }

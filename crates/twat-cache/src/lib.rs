@@ -45,6 +45,8 @@ mod codec;
 mod connection;
 mod disk;
 mod disk_admin;
+#[cfg(feature = "serde")]
+mod disk_cache;
 mod disk_lease;
 mod disk_stats;
 mod entry;
@@ -86,6 +88,8 @@ pub use disk::{
     DEFAULT_MAX_BYTES, DISK_POLICIES,
 };
 pub use disk_admin::{Batch, CacheSummary, EntryInfo, Selection, Verdict};
+#[cfg(feature = "serde")]
+pub use disk_cache::{cache_dir, DiskCache, DiskCacheBuilder};
 pub use error::Error;
 pub use freshness::{fresh_left, stale_for, Grace, Lifetime};
 pub use generations::{Generations, Stamp, BUCKETS};
@@ -146,6 +150,41 @@ pub use stats::Stats;
 ///   `remove`, `insert`, ...), and `<fn>_uncached(...)` runs the body directly.
 #[cfg(feature = "macros")]
 pub use twat_cache_macros::mcache;
+
+/// Caches a function's results in a folder that outlives the process and that many
+/// processes share (a [`DiskCache`]; features `macros` and `serde`, both on by default).
+///
+/// ```
+/// use twat_cache::bcache;
+/// # std::env::set_var("TWAT_CACHE_DIR", std::env::temp_dir().join(format!("twc-doc-bcache-{}", std::process::id())));
+///
+/// #[bcache(dir = "geo", ttl = 86_400, version = "1")]
+/// fn geocode(address: &str) -> (f64, f64) {
+///     (48.85, 2.35) // imagine a web API
+/// }
+///
+/// assert_eq!(geocode("Paris"), (48.85, 2.35));
+/// assert_eq!(geocode("Paris"), (48.85, 2.35)); // read from the folder, here or in any process
+/// let cache = geocode_cache().expect("the folder opened");
+/// assert_eq!(cache.tally().counts()[twat_cache::Counter::Hits], 1);
+/// ```
+///
+/// - **Options**: `dir = "..."` (relative: under `$TWAT_CACHE_DIR`, else the platform
+///   cache directory and `twat_cache`, as in Python; default: the cache's name),
+///   `name = "..."` (its namespace in the folder; default `module::path::function`),
+///   `ttl = SECONDS`, `max_bytes = N` (the folder's limit, default 1 GiB), `policy =
+///   "lru" | "lfu" | "fifo"`, `version = "..."`, `key`/`key_type`, `cache_err`,
+///   `cache_none`, checked at compile time.
+/// - **Version**: by default a hash of the function's own tokens, so editing its body
+///   starts afresh and reformatting it or editing its comments does not.
+/// - **Values and keys** are serde types (`Serialize + DeserializeOwned` values,
+///   `Serialize` keys made of the arguments as in [`mcache`]); `Result` stores its `Ok`
+///   value and `Option` its `Some` value, unless `cache_err` / `cache_none`.
+/// - **Never breaks a call**: a folder that cannot be opened, read or written makes
+///   the function run uncached (`<fn>_cache()` is then `None`, or `store_errors` counts).
+/// - Not for `async fn` (it does file I/O): cache the work in a plain function.
+#[cfg(all(feature = "macros", feature = "serde"))]
+pub use twat_cache_macros::bcache;
 
 /// Runs a future to completion on this thread (for the documentation's examples, which
 /// have no runtime); not an API.
