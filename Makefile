@@ -30,7 +30,7 @@ demo: build ## Run the demo: every decorator, cold vs cached, cache_info()
 
 test: build ## Build once, then run cargo test, the Rust examples and pytest
 	cargo test --workspace
-	cargo run --quiet -p twat-cache --example macros
+	TWAT_CACHE_DIR=$(abspath target/example-cache) cargo run --quiet -p twat-cache --example macros
 	$(PY) -m pytest
 
 FUZZ_SECONDS ?= 60

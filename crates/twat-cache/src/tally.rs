@@ -83,8 +83,19 @@ impl Counter {
 }
 
 /// A snapshot of the counters of a cache.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+#[derive(Clone, Copy, Default, PartialEq, Eq)]
 pub struct Counts(pub [u64; COUNTERS]);
+
+impl std::fmt::Debug for Counts {
+    /// `{hits: 1, misses: 1, ...}`: each counter by name.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let mut map = f.debug_map();
+        for c in Counter::ALL {
+            map.entry(&format_args!("{}", c.name()), &self[c]);
+        }
+        map.finish()
+    }
+}
 
 impl std::ops::Index<Counter> for Counts {
     type Output = u64;
