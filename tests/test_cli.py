@@ -846,6 +846,33 @@ for line in sys.stdin:
         proc.wait(timeout=60)
 
 
+def test_a_running_process_caches_are_named_before_their_first_fold(cache_dir):
+    """What `ls` knows of a cache (engine, limits) is in the index from its first use,
+    not from the first fold of its counts (seconds later, or at exit)."""
+    folder = cache_dir / "live"
+    code = f"""
+import sys
+from twat_cache import fcache
+@fcache(folder_name={str(folder)!r}, name="live.arrays", maxsize=10**8)
+def f(n):
+    return list(range(n))
+f(10)
+print("ready", flush=True)
+sys.stdin.readline()
+"""
+    proc = subprocess.Popen([sys.executable, "-c", code], stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+    assert proc.stdin is not None and proc.stdout is not None
+    try:
+        assert proc.stdout.readline().strip() == "ready"
+        listed = caches_of(folder)
+        assert listed["live.arrays"]["engine"] == "fcache"
+        assert listed["live.arrays"]["max_bytes"] == 10**8
+        assert listed["live.arrays"]["entries"] == 1
+    finally:
+        proc.stdin.close()
+        proc.wait(timeout=60)
+
+
 def _on_a_terminal(args: list[str], env: dict[str, str]) -> bytes:
     """Runs the command line with a pseudo-terminal as stdin, stdout and stderr."""
     import pty

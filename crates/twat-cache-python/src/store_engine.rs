@@ -297,7 +297,8 @@ impl StoreEngine {
                 if let Some(redis) = redis {
                     let _ = self.redis.set(redis);
                 }
-                store.track(&self.tally);
+                // Its first fold writes to the store: not with the GIL held.
+                py.detach(|| store.track(&self.tally));
                 let _ = self.store.set(store);
                 Ok(self.store.get().map(|s| &**s))
             }

@@ -294,10 +294,19 @@ pub(crate) fn track(place: &str, sink: impl FnOnce() -> Arc<dyn Sink>, tally: &A
             reg.tracked.last_mut().expect("just pushed")
         }
     };
-    if !t.tallies.iter().any(|held| Arc::ptr_eq(held, tally)) {
+    let new = !t.tallies.iter().any(|held| Arc::ptr_eq(held, tally));
+    if new {
         t.tallies.push(Arc::clone(tally));
     }
+    let sink = Arc::clone(&t.sink);
     start_folding(&mut reg);
+    drop(reg);
+    if new {
+        // The cache is known to the store (engine, policy, limits) from its first use,
+        // not from its first fold: `twat-cache ls` names it while the program still runs.
+        // A failure here is the next fold's to retry.
+        let _ = sink.fold(&[(&**tally, Counts::default())]);
+    }
 }
 
 /// Starts this process's folding thread, unless it runs.
