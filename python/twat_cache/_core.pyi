@@ -251,33 +251,12 @@ class Folder:
     def caches(self) -> list[dict[str, Any]]: ...
     def folder_bytes(self) -> int: ...
     def entries(
-        self,
-        *,
-        ns: str | None = None,
-        used_before: int | None = None,
-        expired: bool = False,
-        key_prefix: str | None = None,
-        after: int | None = None,
-        limit: int = 1000,
+        self, sel: Selection, *, after: int | None = None, limit: int = 1000
     ) -> tuple[list[dict[str, Any]], int | None]: ...
-    def largest(self, n: int, *, ns: str | None = None) -> list[dict[str, Any]]: ...
-    def measure(
-        self,
-        *,
-        ns: str | None = None,
-        used_before: int | None = None,
-        expired: bool = False,
-        key_prefix: str | None = None,
-    ) -> tuple[int, int]: ...
+    def largest(self, sel: Selection, n: int) -> list[dict[str, Any]]: ...
+    def measure(self, sel: Selection) -> tuple[int, int]: ...
     def remove_batch(
-        self,
-        *,
-        ns: str | None = None,
-        used_before: int | None = None,
-        expired: bool = False,
-        key_prefix: str | None = None,
-        after: int | None = None,
-        limit: int = 256,
+        self, sel: Selection, *, after: int | None = None, limit: int = 256
     ) -> tuple[int, int, int | None]: ...
     def eviction_plan(self, max_bytes: int) -> tuple[int, int]: ...
     def evict_batch(self, max_bytes: int, limit: int = 256) -> tuple[int, int]: ...
@@ -285,6 +264,19 @@ class Folder:
     def remove_damaged(self, key: str, secret: bytes | None = None) -> bool: ...
     def leftovers(self, remove: bool) -> tuple[int, int]: ...
     def reset_counts(self, ns: str | None = None) -> int: ...
+
+@final
+class Selection:
+    """Which entries of a folder a ``Folder`` call works on; a field left out selects all."""
+
+    def __new__(
+        cls,
+        *,
+        ns: str | None = None,
+        used_before: int | None = None,
+        expired: bool = False,
+        key_prefix: str | None = None,
+    ) -> Selection: ...
 
 @final
 class Server:

@@ -43,6 +43,31 @@ struct Prepared {
     uncached: TokenStream,
 }
 
+impl Prepared {
+    /// The expansion shared by every engine: the cache's `accessor` function, the
+    /// uncached body, and the function itself, which builds its key and runs `lookup`.
+    fn emit(&self, f: &ImplItemFn, accessor: TokenStream, lookup: TokenStream) -> TokenStream {
+        let Prepared {
+            key_ty,
+            key_expr,
+            uncached,
+            ..
+        } = self;
+        let (attrs, vis, sig) = (&f.attrs, &f.vis, &f.sig);
+        quote! {
+            #accessor
+
+            #uncached
+
+            #(#attrs)*
+            #vis #sig {
+                let key: #key_ty = #key_expr;
+                #lookup
+            }
+        }
+    }
+}
+
 fn prepare(o: &Options, f: &ImplItemFn, macro_name: &str) -> syn::Result<Prepared> {
     let sig = &f.sig;
     if let Some(p) = sig.generics.type_params().next() {
@@ -132,13 +157,12 @@ pub(crate) fn memory(o: Options, f: ImplItemFn) -> syn::Result<TokenStream> {
     let Prepared {
         ret,
         key_ty,
-        key_expr,
         cache_fn,
         cache_path,
         call,
-        uncached,
-    } = p;
-    let keep = match wrapper(&ret) {
+        ..
+    } = &p;
+    let keep = match wrapper(ret) {
         Some((w, _)) if w == "Result" && !o.cache_err => quote!(|v: &#ret| v.is_ok()),
         Some((w, _)) if w == "Option" && !o.cache_none => quote!(|v: &#ret| v.is_some()),
         _ => quote!(|_: &#ret| true),
@@ -151,12 +175,12 @@ pub(crate) fn memory(o: Options, f: ImplItemFn) -> syn::Result<TokenStream> {
     } else {
         quote!(#cache_path.get_or_insert_if(key, || #call, #keep))
     };
-    let (attrs, vis, sig) = (&f.attrs, &f.vis, &f.sig);
+    let vis = &f.vis;
     let doc = format!(
         "The cache of [`{}`]: its counters, `clear`, `remove`, `insert`.",
-        sig.ident
+        f.sig.ident
     );
-    Ok(quote! {
+    let accessor = quote! {
         #[doc = #doc]
         #[allow(dead_code)] // a convenience: unused by most programs
         #vis fn #cache_fn() -> &'static ::twat_cache::MemoryCache<#key_ty, #ret> {
@@ -171,15 +195,8 @@ pub(crate) fn memory(o: Options, f: ImplItemFn) -> syn::Result<TokenStream> {
                 });
             &CACHE
         }
-
-        #uncached
-
-        #(#attrs)*
-        #vis #sig {
-            let key: #key_ty = #key_expr;
-            #lookup
-        }
-    })
+    };
+    Ok(p.emit(&f, accessor, lookup))
 }
 
 /// FNV-1a of the function's tokens (not its formatting, nor its comments): the default
@@ -207,14 +224,13 @@ pub(crate) fn disk(o: Options, f: ImplItemFn) -> syn::Result<TokenStream> {
     let Prepared {
         ret,
         key_ty,
-        key_expr,
         cache_fn,
         cache_path,
         call,
-        uncached,
-    } = p;
+        ..
+    } = &p;
     // What is stored: the `Ok` of a `Result`, the `Some` of an `Option`, else the value.
-    let (value_ty, kept, from_stored) = match wrapper(&ret) {
+    let (value_ty, kept, from_stored) = match wrapper(ret) {
         Some((w, t)) if w == "Result" && !o.cache_err => {
             (quote!(#t), quote!(|r: &#ret| r.as_ref().ok()), quote!(Ok))
         }
@@ -242,11 +258,11 @@ pub(crate) fn disk(o: Options, f: ImplItemFn) -> syn::Result<TokenStream> {
     let ttl = o.ttl.iter();
     let max_bytes = o.max_bytes.iter();
     let policy = o.policy.iter();
-    let (attrs, vis, sig) = (&f.attrs, &f.vis, &f.sig);
+    let vis = &f.vis;
     let doc = format!(
         "The folder cache of [`{name}`] (`None` when its folder cannot be opened: calls then run uncached)."
     );
-    Ok(quote! {
+    let accessor = quote! {
         #[doc = #doc]
         #[allow(dead_code)]
         #vis fn #cache_fn() -> ::std::option::Option<&'static ::twat_cache::DiskCache<#key_ty, #value_ty>> {
@@ -264,16 +280,12 @@ pub(crate) fn disk(o: Options, f: ImplItemFn) -> syn::Result<TokenStream> {
             });
             CACHE.as_ref()
         }
-
-        #uncached
-
-        #(#attrs)*
-        #vis #sig {
-            let key: #key_ty = #key_expr;
-            match #cache_path {
-                ::std::option::Option::Some(cache) => cache.get_or_insert_if(&key, || #call, #kept, #from_stored),
-                ::std::option::Option::None => #call,
-            }
+    };
+    let lookup = quote! {
+        match #cache_path {
+            ::std::option::Option::Some(cache) => cache.get_or_insert_if(&key, || #call, #kept, #from_stored),
+            ::std::option::Option::None => #call,
         }
-    })
+    };
+    Ok(p.emit(&f, accessor, lookup))
 }

@@ -72,17 +72,35 @@ fn key_of(py: Python<'_>, hex: &str) -> PyResult<KeyDigest> {
     ))
 }
 
-fn selection(
-    ns: Option<String>,
-    used_before: Option<i64>,
-    expired: bool,
-    key_prefix: Option<String>,
-) -> Selection {
-    Selection {
-        ns,
-        used_before,
-        expired,
-        key_prefix,
+/// Which entries of a folder a call works on (`twat_cache._core.Selection`): every
+/// field left out selects all.
+#[pyclass(module = "twat_cache._core", name = "Selection", frozen)]
+pub struct PySelection(Selection);
+
+#[pymethods]
+impl PySelection {
+    #[new]
+    #[pyo3(signature = (*, ns=None, used_before=None, expired=false, key_prefix=None))]
+    fn new(
+        ns: Option<String>,
+        used_before: Option<i64>,
+        expired: bool,
+        key_prefix: Option<String>,
+    ) -> Self {
+        PySelection(Selection {
+            ns,
+            used_before,
+            expired,
+            key_prefix,
+        })
+    }
+
+    fn __repr__(&self) -> String {
+        let s = &self.0;
+        format!(
+            "Selection(ns={:?}, used_before={:?}, expired={}, key_prefix={:?})",
+            s.ns, s.used_before, s.expired, s.key_prefix
+        )
     }
 }
 
@@ -124,21 +142,16 @@ impl Folder {
     }
 
     /// Up to `limit` selected entries after row `after`, and the row to continue from.
-    #[pyo3(signature = (*, ns=None, used_before=None, expired=false, key_prefix=None, after=None, limit=1000))]
-    #[allow(clippy::too_many_arguments)]
+    #[pyo3(signature = (sel, *, after=None, limit=1000))]
     fn entries<'py>(
         &self,
         py: Python<'py>,
-        ns: Option<String>,
-        used_before: Option<i64>,
-        expired: bool,
-        key_prefix: Option<String>,
+        sel: &PySelection,
         after: Option<i64>,
         limit: usize,
     ) -> PyResult<(Vec<Bound<'py, PyDict>>, Option<i64>)> {
-        let sel = selection(ns, used_before, expired, key_prefix);
         let found = py
-            .detach(|| self.store.entries(&sel, after, limit))
+            .detach(|| self.store.entries(&sel.0, after, limit))
             .map_err(|e| to_py_err(py, e))?;
         let next = found.last().map(|e| e.key as u64 as i64);
         let dicts = found
@@ -149,52 +162,36 @@ impl Folder {
     }
 
     /// The `n` largest selected entries.
-    #[pyo3(signature = (n, *, ns=None))]
     fn largest<'py>(
         &self,
         py: Python<'py>,
+        sel: &PySelection,
         n: usize,
-        ns: Option<String>,
     ) -> PyResult<Vec<Bound<'py, PyDict>>> {
-        let sel = selection(ns, None, false, None);
         let found = py
-            .detach(|| self.store.largest(&sel, n))
+            .detach(|| self.store.largest(&sel.0, n))
             .map_err(|e| to_py_err(py, e))?;
         found.iter().map(|e| entry_dict(py, e)).collect()
     }
 
     /// `(entries, bytes)` of the selection.
-    #[pyo3(signature = (*, ns=None, used_before=None, expired=false, key_prefix=None))]
-    fn measure(
-        &self,
-        py: Python<'_>,
-        ns: Option<String>,
-        used_before: Option<i64>,
-        expired: bool,
-        key_prefix: Option<String>,
-    ) -> PyResult<(u64, u64)> {
-        let sel = selection(ns, used_before, expired, key_prefix);
-        py.detach(|| self.store.measure(&sel))
+    fn measure(&self, py: Python<'_>, sel: &PySelection) -> PyResult<(u64, u64)> {
+        py.detach(|| self.store.measure(&sel.0))
             .map_err(|e| to_py_err(py, e))
     }
 
     /// Removes up to `limit` selected entries after row `after` in one transaction:
     /// `(removed, bytes, next)`; call again from `next` until it is `None`.
-    #[pyo3(signature = (*, ns=None, used_before=None, expired=false, key_prefix=None, after=None, limit=256))]
-    #[allow(clippy::too_many_arguments)]
+    #[pyo3(signature = (sel, *, after=None, limit=256))]
     fn remove_batch(
         &self,
         py: Python<'_>,
-        ns: Option<String>,
-        used_before: Option<i64>,
-        expired: bool,
-        key_prefix: Option<String>,
+        sel: &PySelection,
         after: Option<i64>,
         limit: usize,
     ) -> PyResult<(u64, u64, Option<i64>)> {
-        let sel = selection(ns, used_before, expired, key_prefix);
         let b = py
-            .detach(|| self.store.remove_batch(&sel, after, limit))
+            .detach(|| self.store.remove_batch(&sel.0, after, limit))
             .map_err(|e| to_py_err(py, e))?;
         Ok((b.removed, b.bytes, b.next))
     }

@@ -78,6 +78,7 @@ fn _core(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(stop_listeners, m)?)?;
     m.add_function(wrap_pyfunction!(fold_stats, m)?)?;
     m.add_class::<admin::Folder>()?;
+    m.add_class::<admin::PySelection>()?;
     m.add_class::<admin::Server>()?;
     m.add_function(wrap_pyfunction!(fork_after_in_parent, m)?)?;
     m.add_function(wrap_pyfunction!(fork_after_in_child, m)?)?;

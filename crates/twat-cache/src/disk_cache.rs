@@ -20,6 +20,8 @@ use std::path::Path;
 use std::sync::Arc;
 use std::time::Duration;
 
+use parking_lot::Mutex;
+
 use serde::de::DeserializeOwned;
 use serde::Serialize;
 
@@ -28,6 +30,7 @@ use crate::codec::Payload;
 use crate::disk::{DiskConfig, DiskStore};
 use crate::keyhash::{KeyDigest, KeyHasher};
 use crate::reader::read_frame;
+use crate::single_flight::{infallible, Claim, Flights, LeaderGuard};
 use crate::tally::{About, Counter, Tally};
 use crate::{Error, Policy};
 
@@ -55,6 +58,9 @@ pub struct DiskCache<K, V> {
     ns: String,
     version: String,
     tally: Arc<Tally>,
+    /// This process's computations in progress, by key: concurrent misses of one key
+    /// compute it once (other processes may compute it too; the last write stays).
+    flights: Mutex<Flights<KeyDigest, ()>>,
     _types: PhantomData<fn(&K) -> V>,
 }
 
@@ -129,6 +135,7 @@ impl<'a> DiskCacheBuilder<'a> {
             ns: self.ns,
             version: self.version,
             tally,
+            flights: Mutex::new(Flights::default()),
             _types: PhantomData,
         })
     }
@@ -175,9 +182,19 @@ impl<K: Serialize, V: Serialize + DeserializeOwned> DiskCache<K, V> {
     /// The value stored for `key`; `None` when missing or expired. A damaged entry is
     /// removed and is a miss.
     pub fn get(&self, key: &K) -> Result<Option<V>, Error> {
-        let digest = self.key_of(key)?;
+        let found = self.load(self.key_of(key)?)?;
+        let counter = if found.is_some() {
+            Counter::Hits
+        } else {
+            Counter::Misses
+        };
+        self.tally.add(counter, 1);
+        Ok(found)
+    }
+
+    /// The value stored under `digest`, counted in bytes read but neither a hit nor a miss.
+    fn load(&self, digest: KeyDigest) -> Result<Option<V>, Error> {
         let Some(entry) = self.store.get(digest)? else {
-            self.tally.add(Counter::Misses, 1);
             return Ok(None);
         };
         self.tally.add(Counter::BytesRead, entry.len);
@@ -189,17 +206,22 @@ impl<K: Serialize, V: Serialize + DeserializeOwned> DiskCache<K, V> {
                     .map_err(|e| Error::Corrupt(format!("the value cannot be decoded: {e}")))
             });
         match decoded {
-            Ok(value) => {
-                self.tally.add(Counter::Hits, 1);
-                Ok(Some(value))
-            }
+            Ok(value) => Ok(Some(value)),
             Err(Error::Corrupt(_)) => {
                 let _ = self.store.discard(digest, &entry);
-                self.tally.add(Counter::Misses, 1);
                 Ok(None)
             }
             Err(e) => Err(e),
         }
+    }
+
+    /// [`DiskCache::load`] for a call that must not fail: a failure is a miss, counted
+    /// in `store_errors`.
+    fn load_or_miss(&self, digest: KeyDigest) -> Option<V> {
+        self.load(digest).unwrap_or_else(|_| {
+            self.tally.add(Counter::StoreErrors, 1);
+            None
+        })
     }
 
     /// Stores `value` for `key`, replacing any older one.
@@ -224,9 +246,11 @@ impl<K: Serialize, V: Serialize + DeserializeOwned> DiskCache<K, V> {
         self.store.remove(self.key_of(key)?)
     }
 
-    /// The stored value of `key`, or `init`'s value, stored. A failure of the folder
-    /// never fails the call: the value is computed, returned and (if it can be) stored;
-    /// the failure is counted in `store_errors`.
+    /// The stored value of `key`, or `init`'s value, stored. Threads of this process
+    /// that miss one key at once compute it once: the others wait and read the stored
+    /// value (other processes sharing the folder may compute it too). A failure of the
+    /// folder never fails the call: the value is computed, returned and (if it can be)
+    /// stored; the failure is counted in `store_errors`.
     pub fn get_or_insert_with(&self, key: &K, init: impl FnOnce() -> V) -> V {
         self.get_or_insert_if(key, init, |v: &V| Some(v), |v| v)
     }
@@ -246,25 +270,59 @@ impl<K: Serialize, V: Serialize + DeserializeOwned> DiskCache<K, V> {
     /// # drop(cache); std::fs::remove_dir_all(&dir).ok();
     /// # Ok::<(), twat_cache::Error>(())
     /// ```
-    pub fn get_or_insert_if<R>(
+    pub fn get_or_insert_if<R, I: FnOnce() -> R>(
         &self,
         key: &K,
-        init: impl FnOnce() -> R,
+        init: I,
         kept: impl FnOnce(&R) -> Option<&V>,
         from_stored: impl FnOnce(V) -> R,
     ) -> R {
-        match self.get(key) {
-            Ok(Some(v)) => return from_stored(v),
-            Ok(None) => {}
-            Err(_) => self.tally.add(Counter::StoreErrors, 1),
-        }
-        let result = init();
-        if let Some(value) = kept(&result) {
-            if self.insert(key, value).is_err() {
-                self.tally.add(Counter::StoreErrors, 1);
+        let Ok(digest) = self.key_of(key) else {
+            self.tally.add(Counter::StoreErrors, 1);
+            return init();
+        };
+        let compute = |init: I| {
+            self.tally.add(Counter::Misses, 1);
+            let result = init();
+            if let Some(value) = kept(&result) {
+                if self.insert(key, value).is_err() {
+                    self.tally.add(Counter::StoreErrors, 1);
+                }
+            }
+            result
+        };
+        loop {
+            if let Some(v) = self.load_or_miss(digest) {
+                self.tally.add(Counter::Hits, 1);
+                return from_stored(v);
+            }
+            let claim = infallible(self.flights.lock().claim_by(
+                digest as u64,
+                || digest,
+                |d| Ok(*d == digest),
+            ));
+            match claim {
+                Claim::Follower(flight) => {
+                    // The value is in the folder now, or the leader kept none (an
+                    // `Err`, a panic): look again, and compute if it is still missing.
+                    flight.wait();
+                }
+                // `init` calls this function for its own key: waiting would deadlock.
+                Claim::Reentrant => return compute(init),
+                Claim::Leader(lead) => {
+                    let guard = LeaderGuard::new(&self.flights, lead);
+                    // A previous leader may have stored it between our miss and our claim.
+                    if let Some(v) = self.load_or_miss(digest) {
+                        self.tally.add(Counter::Hits, 1);
+                        guard.finish(());
+                        return from_stored(v);
+                    }
+                    let result = compute(init);
+                    guard.finish(());
+                    return result;
+                }
             }
         }
-        result
     }
 }
 

@@ -1,7 +1,6 @@
 //! [`MemoryCache`]: the thread-safe in-memory engine for Rust programs.
 
 use std::borrow::Borrow;
-use std::convert::Infallible;
 use std::hash::{BuildHasher, Hash};
 use std::marker::PhantomData;
 
@@ -14,18 +13,11 @@ use std::future::Future;
 use std::sync::Arc;
 
 use crate::async_flight::{AsyncFlight, Leading};
-use crate::single_flight::{Claim, Flights, Lead};
+use crate::single_flight::{infallible, Claim, Flights, LeaderGuard};
 use crate::{Error, Grace, Policy, Stats, Store};
 
 /// The default size bound, the same as the Python decorators' `maxsize=128`.
 pub const DEFAULT_MAX_SIZE: usize = 128;
-
-fn infallible<T>(r: Result<T, Infallible>) -> T {
-    match r {
-        Ok(v) => v,
-        Err(never) => match never {},
-    }
-}
 
 /// A thread-safe, bounded, in-memory cache with an eviction [`Policy`] and an optional TTL.
 ///
@@ -228,10 +220,7 @@ impl<K: Hash + Eq, V: Clone> MemoryCache<K, V> {
                     return value;
                 }
                 Claim::Leader(lead) => {
-                    let guard = LeaderGuard {
-                        flights: &self.flights,
-                        lead: Some(lead),
-                    };
+                    let guard = LeaderGuard::new(&self.flights, lead);
                     // A previous leader may have stored the value between our miss and
                     // our claim: do not compute it twice.
                     let stored =
@@ -432,36 +421,6 @@ impl<K: Hash + Eq, V: Clone> Drop for AsyncLead<'_, K, V> {
     fn drop(&mut self) {
         if self.take_out() {
             self.flight.abandon();
-        }
-    }
-}
-
-/// Removes the leader's flight and wakes its followers, with the value or, if the leader
-/// unwinds (its `init` panicked), without one so that they retry.
-struct LeaderGuard<'a, K, V> {
-    flights: &'a Mutex<Flights<K, V>>,
-    /// `None` once finished.
-    lead: Option<Lead>,
-}
-
-impl<K, V> LeaderGuard<'_, K, V> {
-    fn finish(mut self, value: V) {
-        if let Some(lead) = self.lead.take() {
-            let removed = self.flights.lock().remove(&lead);
-            if let Some((_key, Some(flight))) = removed {
-                flight.complete(value);
-            }
-        }
-    }
-}
-
-impl<K, V> Drop for LeaderGuard<'_, K, V> {
-    fn drop(&mut self) {
-        if let Some(lead) = self.lead.take() {
-            let removed = self.flights.lock().remove(&lead);
-            if let Some((_key, Some(flight))) = removed {
-                flight.abandon();
-            }
         }
     }
 }

@@ -11,6 +11,7 @@
 //! never blocks another.
 
 use std::cell::Cell;
+use std::convert::Infallible;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 
@@ -208,5 +209,51 @@ impl<K, V> Flights<K, V> {
     /// Whether no flight is in progress.
     pub fn is_empty(&self) -> bool {
         self.table.is_empty()
+    }
+}
+
+/// The value of a [`Flights::claim_by`] whose key comparison cannot fail.
+pub(crate) fn infallible<T>(r: Result<T, Infallible>) -> T {
+    match r {
+        Ok(v) => v,
+        Err(never) => match never {},
+    }
+}
+
+/// Removes the leader's flight and wakes its followers, with the value or, if the leader
+/// unwinds (its `init` panicked), without one so that they retry.
+pub(crate) struct LeaderGuard<'a, K, V> {
+    flights: &'a Mutex<Flights<K, V>>,
+    /// `None` once finished.
+    lead: Option<Lead>,
+}
+
+impl<'a, K, V> LeaderGuard<'a, K, V> {
+    pub(crate) fn new(flights: &'a Mutex<Flights<K, V>>, lead: Lead) -> Self {
+        LeaderGuard {
+            flights,
+            lead: Some(lead),
+        }
+    }
+
+    /// Publishes `value` to the followers.
+    pub(crate) fn finish(mut self, value: V) {
+        if let Some(lead) = self.lead.take() {
+            let removed = self.flights.lock().remove(&lead);
+            if let Some((_key, Some(flight))) = removed {
+                flight.complete(value);
+            }
+        }
+    }
+}
+
+impl<K, V> Drop for LeaderGuard<'_, K, V> {
+    fn drop(&mut self) {
+        if let Some(lead) = self.lead.take() {
+            let removed = self.flights.lock().remove(&lead);
+            if let Some((_key, Some(flight))) = removed {
+                flight.abandon();
+            }
+        }
     }
 }

@@ -41,7 +41,10 @@ fn totals_are_the_sum_of_every_tally_folded_into_the_folder() {
     ByteStore::track(&a, &ta);
     ByteStore::track(&b, &tb);
     // Known to the folder from its first use, with nothing counted yet.
-    let known = a.shared_counts("f").unwrap().expect("tracked caches are listed");
+    let known = a
+        .shared_counts("f")
+        .unwrap()
+        .expect("tracked caches are listed");
     assert!(known.is_zero());
     assert_eq!(a.shared_counts("never-used").unwrap(), None);
     ta.add(Counter::Hits, 3);

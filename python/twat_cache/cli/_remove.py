@@ -10,6 +10,7 @@ import sys
 from collections.abc import Callable, Iterable
 from typing import Any
 
+from .._core import Selection
 from ._common import BATCH, INTERRUPTED, found_places, go_ahead, redis_of, used_before_of
 from ._find import Place, Refused, select
 from ._term import Progress, emit_json
@@ -36,11 +37,11 @@ def _run_batches(progress: Progress, steps: Iterable[Callable[[], tuple[int, int
     return removed, nbytes, False
 
 
-def _remover(place: Place, **sel: Any) -> Callable[[], tuple[int, int, bool]]:
+def _remover(place: Place, sel: Selection) -> Callable[[], tuple[int, int, bool]]:
     after: list[int | None] = [None]
 
     def step() -> tuple[int, int, bool]:
-        n, b, nxt = place.folder.remove_batch(after=after[0], limit=BATCH, **sel)
+        n, b, nxt = place.folder.remove_batch(sel, after=after[0], limit=BATCH)
         after[0] = nxt
         return n, b, nxt is None or n < BATCH
 
@@ -75,8 +76,8 @@ def cmd_rm(args: argparse.Namespace) -> int:
     used_before = used_before_of(args)
     plans = []
     for p, c in chosen:
-        sel = {"ns": c["name"], "used_before": used_before, "key_prefix": args.key_prefix}
-        n, b = p.folder.measure(**sel)
+        sel = Selection(ns=c["name"], used_before=used_before, key_prefix=args.key_prefix)
+        n, b = p.folder.measure(sel)
         plans.append((p, c, sel, n, b))
     total_n, total_b = sum(x[3] for x in plans), sum(x[4] for x in plans)
     lines = [f"  {p.name}/{c['name']}: {n:,} entries ({human_size(b)})" for p, c, _, n, b in plans]
@@ -90,7 +91,7 @@ def cmd_rm(args: argparse.Namespace) -> int:
     if not go_ahead(args, "\n".join([head, *lines])):
         return 0 if args.dry_run else 2
     progress = Progress("rm", total_n)
-    removed, nbytes, interrupted = _run_batches(progress, [_remover(p, **sel) for p, _, sel, _, _ in plans])
+    removed, nbytes, interrupted = _run_batches(progress, [_remover(p, sel) for p, _, sel, _, _ in plans])
     return _finish("rm", args, removed, nbytes, interrupted)
 
 
@@ -118,19 +119,18 @@ def cmd_prune(args: argparse.Namespace) -> int:
     total_n = total_b = 0
     for p in folders:
         for c in (c for q, c in chosen if q is p):
-            wanted: list[tuple[str, dict[str, Any]]] = []
+            wanted: list[tuple[str, Selection]] = []
             if expired:
-                wanted.append(("expired", {"ns": c["name"], "expired": True}))
+                wanted.append(("expired", Selection(ns=c["name"], expired=True)))
             if used_before is not None:
-                wanted.append(
-                    (f"not used for {human_duration(args.older_than)}", {"ns": c["name"], "used_before": used_before})
-                )
+                unused = Selection(ns=c["name"], used_before=used_before)
+                wanted.append((f"not used for {human_duration(args.older_than)}", unused))
             for label, sel in wanted:
-                n, b = p.folder.measure(**sel)
+                n, b = p.folder.measure(sel)
                 if n:
                     lines.append(f"  {p.name}/{c['name']}: {n:,} entries, {label} ({human_size(b)})")
                     plan_json.append({"folder": p.name, "name": c["name"], "reason": label, "entries": n, "bytes": b})
-                    steps.append(_remover(p, **sel))
+                    steps.append(_remover(p, sel))
                     total_n, total_b = total_n + n, total_b + b
         if args.max_size is not None:
             n, b = p.folder.eviction_plan(args.max_size)

@@ -7,6 +7,7 @@ import argparse
 import os
 from typing import Any
 
+from .._core import Selection
 from ._common import age, cache_json, found_places, go_ahead, now_us, ratio, redis_of, show_count
 from ._filters import Filter
 from ._find import Place, root_of, select
@@ -170,7 +171,7 @@ def cmd_info(args: argparse.Namespace) -> int:
     redis_chosen = server.select(args.names) if server else []
     out = []
     for p, c in chosen:
-        largest = p.folder.largest(args.largest, ns=c["name"])
+        largest = p.folder.largest(Selection(ns=c["name"]), args.largest)
         out.append((p, c, largest))
     if args.json:
         caches = []

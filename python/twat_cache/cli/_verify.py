@@ -8,6 +8,7 @@ import argparse
 import os
 from typing import Any
 
+from .._core import Selection
 from ._common import BATCH, INTERRUPTED, found_places, go_ahead
 from ._find import Place, Refused, select
 from ._term import Progress, emit_json, red
@@ -32,7 +33,7 @@ def cmd_verify(args: argparse.Namespace) -> int:
         for p, c in chosen:
             after = None
             while True:
-                entries, after = p.folder.entries(ns=c["name"], after=after, limit=BATCH)
+                entries, after = p.folder.entries(Selection(ns=c["name"]), after=after, limit=BATCH)
                 for e in entries:
                     status, why = p.folder.verify(e["key"], secret)
                     if status == "damaged":

@@ -1,0 +1,100 @@
+//! `DiskCache::get_or_insert_*`: threads of one process that miss one key at once
+//! compute it once; a leader that keeps nothing hands the work on; a computation that
+//! asks for its own key does not wait for itself.
+
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Barrier};
+use std::time::Duration;
+
+use twat_cache::{Counter, DiskCache};
+
+fn open(name: &str) -> (std::path::PathBuf, DiskCache<u32, String>) {
+    let dir = std::env::temp_dir().join(format!("twc-disk-cache-{name}-{}", std::process::id()));
+    std::fs::remove_dir_all(&dir).ok();
+    let cache = DiskCache::open(&dir, name).unwrap();
+    (dir, cache)
+}
+
+#[test]
+fn concurrent_misses_of_one_key_compute_it_once() {
+    let (dir, cache) = open("flight");
+    let cache = Arc::new(cache);
+    let runs = Arc::new(AtomicUsize::new(0));
+    let start = Arc::new(Barrier::new(8));
+    let threads: Vec<_> = (0..8)
+        .map(|_| {
+            let (cache, runs, start) = (cache.clone(), runs.clone(), start.clone());
+            std::thread::spawn(move || {
+                start.wait();
+                cache.get_or_insert_with(&7, || {
+                    runs.fetch_add(1, Ordering::SeqCst);
+                    std::thread::sleep(Duration::from_millis(200));
+                    "seven".to_string()
+                })
+            })
+        })
+        .collect();
+    for t in threads {
+        assert_eq!(t.join().unwrap(), "seven");
+    }
+    assert_eq!(runs.load(Ordering::SeqCst), 1);
+    let counts = cache.tally().counts();
+    assert_eq!((counts[Counter::Misses], counts[Counter::Hits]), (1, 7));
+    drop(cache);
+    std::fs::remove_dir_all(&dir).ok();
+}
+
+#[test]
+fn a_leader_that_keeps_nothing_lets_the_waiting_threads_compute() {
+    let (dir, cache) = open("handover");
+    let cache = Arc::new(cache);
+    let runs = Arc::new(AtomicUsize::new(0));
+    let start = Arc::new(Barrier::new(4));
+    let threads: Vec<_> = (0..4)
+        .map(|_| {
+            let (cache, runs, start) = (cache.clone(), runs.clone(), start.clone());
+            std::thread::spawn(move || {
+                start.wait();
+                cache.get_or_insert_if(
+                    &1,
+                    || {
+                        runs.fetch_add(1, Ordering::SeqCst);
+                        std::thread::sleep(Duration::from_millis(50));
+                        Err::<String, _>("down")
+                    },
+                    |r| r.as_ref().ok(),
+                    Ok,
+                )
+            })
+        })
+        .collect();
+    for t in threads {
+        assert_eq!(t.join().unwrap(), Err("down"));
+    }
+    // Nothing was stored, so every caller computed (one after another, none forever).
+    assert_eq!(runs.load(Ordering::SeqCst), 4);
+    assert_eq!(cache.get(&1).unwrap(), None);
+    drop(cache);
+    std::fs::remove_dir_all(&dir).ok();
+}
+
+#[test]
+fn a_computation_that_asks_for_its_own_key_does_not_wait_for_itself() {
+    let (dir, cache) = open("reentrant");
+    let depth = AtomicUsize::new(0);
+    fn value(cache: &DiskCache<u32, String>, depth: &AtomicUsize) -> String {
+        cache.get_or_insert_with(&3, || {
+            if depth.fetch_add(1, Ordering::SeqCst) == 0 {
+                value(cache, depth) + "!"
+            } else {
+                "inner".to_string()
+            }
+        })
+    }
+    assert_eq!(value(&cache, &depth), "inner!");
+    assert_eq!(depth.load(Ordering::SeqCst), 2);
+    // The outer call stored last.
+    assert_eq!(cache.get(&3).unwrap().as_deref(), Some("inner!"));
+    drop(cache);
+    std::fs::remove_dir_all(&dir).ok();
+}
