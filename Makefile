@@ -9,7 +9,7 @@ PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed-dev
 PYDIRS := python tests benches examples
 
-.PHONY: help venv build demo test test-all fuzz bench lint fmt clean
+.PHONY: help venv build demo test test-all fuzz bench lint package fmt clean
 
 help: ## List the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | sed 's/:.*## /\t/' | expand -t 14
@@ -30,7 +30,9 @@ demo: build ## Run the demo: every decorator, cold vs cached, cache_info()
 
 test: build ## Build once, then run cargo test, the Rust examples and pytest
 	cargo test --workspace
-	TWAT_CACHE_DIR=$(abspath target/example-cache) cargo run --quiet -p twat-cache --example macros
+	for e in memory async_memory disk macros; do \
+		TWAT_CACHE_DIR=$(abspath target/example-cache) cargo run --quiet -p twat-cache --example $$e || exit 1; \
+	done
 	$(PY) -m pytest
 
 FUZZ_SECONDS ?= 60
@@ -56,6 +58,10 @@ lint: build ## cargo fmt --check, clippy -D warnings, ruff, mypy, stubtest
 	$(VENV)/bin/ruff format --check $(PYDIRS)
 	$(VENV)/bin/mypy python/twat_cache tests/test_typing.py
 	$(PY) -m mypy.stubtest twat_cache._core --allowlist stubtest-allowlist.txt
+	$(MAKE) --no-print-directory package
+
+package: ## cargo package (dry run: packs and builds) the core and macro crates as crates.io would
+	cargo package --quiet --allow-dirty -p twat-cache-macros -p twat-cache
 
 fmt: $(STAMP) ## Format Rust and Python code
 	cargo fmt --all
