@@ -150,3 +150,44 @@ def test_hits_from_many_threads_stay_consistent():
     info = f.cache_info()
     assert info.hits + info.misses == 80_000
     assert info.currsize <= 64
+
+
+def test_a_key_eq_that_releases_the_gil_holds_the_cache_for_others():
+    """A key's ``__eq__`` that sleeps (the GIL released) keeps the cache's lock: other
+    threads wait for it, then find the right values; nothing is computed twice."""
+    import threading
+    import time
+
+    computed: list[int] = []
+    compute_lock = threading.Lock()
+
+    class Sleepy:
+        def __init__(self, v):
+            self.v = v
+
+        def __hash__(self):
+            return self.v % 3  # collisions: lookups compare keys
+
+        def __eq__(self, other):
+            time.sleep(0.0005)  # releases the GIL while the cache is held
+            return isinstance(other, Sleepy) and self.v == other.v
+
+    @mcache(maxsize=64)
+    def f(x):
+        v = x.v if isinstance(x, Sleepy) else x
+        with compute_lock:
+            computed.append(v)
+        return v * 7
+
+    def hammer(i):
+        for j in range(60):
+            k = (j + i) % 9
+            assert f(Sleepy(k)) == k * 7
+            assert f(k) == k * 7  # plain int keys, same cache, during the sleeps
+        return i
+
+    assert run_together(4, hammer) == [0, 1, 2, 3]
+    # Each Sleepy key once, each int key once (they are different keys: Sleepy(1) != 1).
+    assert sorted(computed) == sorted(list(range(9)) * 2)
+    info = f.cache_info()
+    assert info.hits + info.misses == 4 * 60 * 2
