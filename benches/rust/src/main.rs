@@ -3,6 +3,8 @@
 //! against `#[cached]`. Prints Markdown tables. Repeats are interleaved (every
 //! contender once, then again) and the median and minimum are kept.
 
+mod disk;
+
 use std::hint::black_box;
 use std::sync::Mutex;
 use std::time::Instant;
@@ -317,6 +319,16 @@ fn macros() -> Vec<(&'static str, f64, f64)> {
 }
 
 fn main() {
+    if std::env::var("RUST_BENCH_ONLY").as_deref() == Ok("disk") {
+        // For profiling the disk rows alone.
+        for (name, ours, theirs) in disk::compare(REPEATS) {
+            println!(
+                "| {name} | {ours:.2} | {theirs:.2} | {:.2} x |",
+                ours / theirs
+            );
+        }
+        return;
+    }
     let names: Vec<&str> = contenders(10).iter().map(|c| c.name()).collect();
     let header = |first: &str, last: Option<&str>| {
         let last_cell = last.map_or(String::new(), |l| format!(" {l} |"));
@@ -402,6 +414,20 @@ fn main() {
     for (name, ours, theirs) in macros() {
         println!(
             "| {name} | {ours:.1} | {theirs:.1} | {:.2} x |",
+            ours / theirs
+        );
+    }
+
+    eprintln!("rust bench: disk ...");
+    println!(
+        "\n## Rust: `#[bcache]` against `cached`'s `#[concurrent_cached(disk = true)]` (redb)\n"
+    );
+    println!("Each with its defaults (redb commits every write durably; twat-cache's folder store writes without fsync, as the Python `bcache` does).\n");
+    println!("| workload | #[bcache] µs | cached (redb) µs | ratio |");
+    println!("|---|---:|---:|---:|");
+    for (name, ours, theirs) in disk::compare(REPEATS) {
+        println!(
+            "| {name} | {ours:.2} | {theirs:.2} | {:.2} x |",
             ours / theirs
         );
     }
