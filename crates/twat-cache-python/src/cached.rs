@@ -28,6 +28,9 @@ pub struct CachedFunction {
     disabled: bool,
     /// An `async def` function: calls return awaitables (see `async_call`).
     is_async: bool,
+    /// Always `vectorcall::entry`: CPython finds it here, at the offset
+    /// `vectorcall::install` gives the type.
+    vectorcall: pyo3::ffi::vectorcallfunc,
 }
 
 #[pymethods]
@@ -69,6 +72,7 @@ impl CachedFunction {
             instances: InstanceCaches::new(config, fresh),
             disabled,
             is_async,
+            vectorcall: crate::vectorcall::entry,
         })
     }
 
@@ -233,6 +237,86 @@ impl CachedFunction {
 }
 
 impl CachedFunction {
+    /// An instance to find the `vectorcall` field's offset by (see `vectorcall::install`).
+    pub(crate) fn probe(py: Python<'_>) -> PyResult<Py<CachedFunction>> {
+        let probe = Self::new(
+            py,
+            py.None(),
+            Vec::new(),
+            Some(1),
+            None,
+            "lru",
+            false,
+            None,
+            true,
+            false,
+            None,
+            None,
+            None,
+            None,
+            None,
+        )?;
+        Py::new(py, probe)
+    }
+
+    /// Where this instance keeps its vectorcall entry.
+    pub(crate) fn vectorcall_field(&self) -> *const pyo3::ffi::vectorcallfunc {
+        &self.vectorcall
+    }
+
+    /// A call by vectorcall with positional arguments only: the hit path keys the
+    /// arguments where they are; a tuple is made only to call the function.
+    #[inline]
+    pub(crate) fn call_positional(
+        &self,
+        py: Python<'_>,
+        args: &[Bound<'_, PyAny>],
+    ) -> PyResult<Py<PyAny>> {
+        if !self.disabled && !self.is_async {
+            if let Some(found) = self.keys.positional_key(py, args, None, 0) {
+                let (key, hash) = found?;
+                let engine = &self.engine;
+                return engine.get_or_call(
+                    &key,
+                    hash,
+                    || invoke(&self.func, None, &PyTuple::new(py, args)?, None),
+                    |lead| match PyTuple::new(py, args) {
+                        Ok(all) => refresh_memory(
+                            engine,
+                            &key,
+                            hash,
+                            lead,
+                            Recall::new(&self.func, &all, None),
+                        ),
+                        Err(_) => engine.abandon(lead),
+                    },
+                );
+            }
+        }
+        self.__call__(&PyTuple::new(py, args)?, None)
+    }
+
+    /// A call by vectorcall with keywords (or many arguments): as `tp_call` has it.
+    pub(crate) fn call_general(
+        &self,
+        py: Python<'_>,
+        args: &[Bound<'_, PyAny>],
+        values: &[Bound<'_, PyAny>],
+        names: Option<&Bound<'_, PyTuple>>,
+    ) -> PyResult<Py<PyAny>> {
+        let kwargs = match names {
+            Some(names) => {
+                let d = PyDict::new(py);
+                for (name, value) in names.iter().zip(values) {
+                    d.set_item(name, value)?;
+                }
+                Some(d)
+            }
+            None => None,
+        };
+        self.__call__(&PyTuple::new(py, args)?, kwargs.as_ref())
+    }
+
     fn call(&self) -> Call<'_, '_> {
         Call {
             func: &self.func,

@@ -127,29 +127,10 @@ impl KeyBuilder {
         offset: usize,
     ) -> PyResult<Option<(Bound<'py, PyAny>, isize)>> {
         let py = args.py();
-        let no_kwargs = kwargs.is_none_or(|k| k.is_empty());
-        let given = args.len() + offset;
-        if self.simple && no_kwargs && given <= self.positional.len() && given >= self.required {
-            // Fast path: the arguments (less trailing defaults) are the key as they are.
-            let values = args.as_slice();
-            let n = self.keep_until_defaults(values, offset);
-            if values[..n].iter().any(|v| has_nan(v, 0)) {
-                let parts = self.normalize(&values[..n], offset)?;
-                return finish(py, parts, false).map(Some);
+        if kwargs.is_none_or(|k| k.is_empty()) {
+            if let Some(found) = self.positional_key(py, args.as_slice(), Some(args), offset) {
+                return found.map(Some);
             }
-            let key = match n {
-                1 => values[0].clone(),
-                n if n == values.len() => args.clone().into_any(),
-                n => args.get_slice(0, n).into_any(),
-            };
-            return match key.hash() {
-                Ok(h) => Ok(Some((key, h))),
-                Err(e) if unhashable(py, &e) => {
-                    let parts = self.normalize(&values[..n], offset)?;
-                    finish(py, parts, false).map(Some)
-                }
-                Err(e) => Err(e),
-            };
         }
         if self.simple {
             return match self.bind_simple(args, kwargs, offset)? {
@@ -174,6 +155,48 @@ impl KeyBuilder {
             Some(parts) => finish(py, parts, self.typed).map(Some),
             None => Ok(None),
         }
+    }
+
+    /// The fast path: the key of a call with positional arguments only, of a simple
+    /// function, is the arguments as they are (less trailing defaults). `tuple` is the
+    /// arguments as a tuple when the caller has one (a tuple key is made from `values`
+    /// otherwise: equal to it, so both paths find the same entries). `None`: the call is
+    /// not for this path.
+    #[inline]
+    pub fn positional_key<'py>(
+        &self,
+        py: Python<'py>,
+        values: &[Bound<'py, PyAny>],
+        tuple: Option<&Bound<'py, PyTuple>>,
+        offset: usize,
+    ) -> Option<PyResult<(Bound<'py, PyAny>, isize)>> {
+        let given = values.len() + offset;
+        if !(self.simple && given <= self.positional.len() && given >= self.required) {
+            return None;
+        }
+        let n = self.keep_until_defaults(values, offset);
+        if values[..n].iter().any(|v| has_nan(v, 0)) {
+            return Some(
+                self.normalize(&values[..n], offset)
+                    .and_then(|parts| finish(py, parts, false)),
+            );
+        }
+        let key = match (n, tuple) {
+            (1, _) => values[0].clone(),
+            (n, Some(t)) if n == values.len() => t.clone().into_any(),
+            (n, Some(t)) => t.get_slice(0, n).into_any(),
+            (n, None) => match PyTuple::new(py, &values[..n]) {
+                Ok(t) => t.into_any(),
+                Err(e) => return Some(Err(e)),
+            },
+        };
+        Some(match key.hash() {
+            Ok(h) => Ok((key, h)),
+            Err(e) if unhashable(py, &e) => self
+                .normalize(&values[..n], offset)
+                .and_then(|parts| finish(py, parts, false)),
+            Err(e) => Err(e),
+        })
     }
 
     /// How many leading `values` (for the positional parameters from `offset` on) to keep:

@@ -27,6 +27,7 @@ mod ready;
 mod refresh;
 mod state;
 mod store_engine;
+mod vectorcall;
 mod waiting;
 mod wire;
 
@@ -84,6 +85,7 @@ fn _core(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(fork_after_in_child, m)?)?;
     m.add("DEFAULT_LOCAL", local::DEFAULT_LOCAL)?;
     m.add_class::<cached::CachedFunction>()?;
+    vectorcall::install(m.py())?;
     m.add_class::<cached::BoundCachedFunction>()?;
     m.add_class::<content::KeyTag>()?;
     m.add_class::<persistent::PersistentFunction>()?;
