@@ -209,6 +209,9 @@ def test_a_closed_context_leaves_the_registry_and_memory_ttl_is_swept():
         cache.set("a", 1)
         cache.set("b", 2)
         time.sleep(0.05)
-        assert cache.purge_expired() == 2  # what the registry's sweeper thread calls
+        # What the registry's sweeper thread calls every second: it may have run in the
+        # sleep above and reclaimed them first, so count what both did together.
+        purged_now = cache.purge_expired()
         assert len(cache) == 0
+        assert cache.cache_stats()["expirations"] == 2 and purged_now <= 2
     assert "ctx.swept" not in list_caches()
