@@ -275,22 +275,8 @@ impl CachedFunction {
         if !self.disabled && !self.is_async {
             if let Some(found) = self.keys.positional_key(py, args, None, 0) {
                 let (key, hash) = found?;
-                let engine = &self.engine;
-                return engine.get_or_call(
-                    &key,
-                    hash,
-                    || invoke(&self.func, None, &PyTuple::new(py, args)?, None),
-                    |lead| match PyTuple::new(py, args) {
-                        Ok(all) => refresh_memory(
-                            engine,
-                            &key,
-                            hash,
-                            lead,
-                            Recall::new(&self.func, &all, None),
-                        ),
-                        Err(_) => engine.abandon(lead),
-                    },
-                );
+                let tuple = || PyTuple::new(py, args);
+                return serve(&self.engine, &self.call(), &key, hash, tuple, None);
             }
         }
         self.__call__(&PyTuple::new(py, args)?, None)
@@ -495,15 +481,30 @@ fn cached_call(
         // The call does not fit the signature: let the function raise its own TypeError.
         return invoke(call.func, call.instance, args, kwargs);
     };
+    serve(engine, call, &key, hash, || Ok(args.clone()), kwargs)
+}
+
+/// The lookup of a keyed call, and on a miss one single-flight execution; `args` gives
+/// the arguments as a tuple, made only when the function is to be called (the vectorcall
+/// entry has none on a hit).
+#[inline]
+fn serve<'py>(
+    engine: &Arc<MemoryEngine>,
+    call: &Call<'_, 'py>,
+    key: &Bound<'py, PyAny>,
+    hash: isize,
+    args: impl Fn() -> PyResult<Bound<'py, PyTuple>>,
+    kwargs: Option<&Bound<'py, PyDict>>,
+) -> PyResult<Py<PyAny>> {
     engine.get_or_call(
-        &key,
+        key,
         hash,
-        || invoke(call.func, call.instance, args, kwargs),
+        || invoke(call.func, call.instance, &args()?, kwargs),
         // A stale value is served: its refresh runs on a worker thread.
-        |lead| match with_instance(call.instance, args) {
+        |lead| match args().and_then(|a| with_instance(call.instance, &a)) {
             Ok(all) => refresh_memory(
                 engine,
-                &key,
+                key,
                 hash,
                 lead,
                 Recall::new(call.func, &all, kwargs),
