@@ -86,8 +86,10 @@ mod imp {
         #[inline]
         pub(super) fn take(&self, py: Python<'_>, me: u64) {
             // Acquire: see what the previous holder wrote before it let go (Release).
+            let mut spins = 0u32;
             while self.holder.load(Ordering::Acquire) != 0 {
-                super::wait_a_little(py);
+                spins = spins.wrapping_add(1);
+                super::wait_a_little(py, spins);
             }
             self.holder.store(me, Ordering::Relaxed);
         }
@@ -160,17 +162,12 @@ mod imp {
 
 pub use imp::Guarded;
 
-/// Lets the holder run: the GIL released, a yield, then short sleeps (a holder waits
-/// inside Python code, which is slow next to a cache hit).
+/// Lets the holder run: the GIL released, then a yield, or a short sleep every 64th
+/// time (a holder waits inside Python code, which is slow next to a cache hit).
 #[cfg_attr(Py_GIL_DISABLED, allow(dead_code))]
-fn wait_a_little(py: Python<'_>) {
-    thread_local!(static SPINS: Cell<u32> = const { Cell::new(0) });
-    let n = SPINS.with(|s| {
-        s.set(s.get().wrapping_add(1));
-        s.get()
-    });
+fn wait_a_little(py: Python<'_>, spins: u32) {
     py.detach(|| {
-        if n % 64 == 0 {
+        if spins % 64 == 0 {
             std::thread::sleep(std::time::Duration::from_micros(50));
         } else {
             std::thread::yield_now();

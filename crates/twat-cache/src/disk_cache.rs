@@ -17,6 +17,7 @@
 
 use std::marker::PhantomData;
 use std::path::Path;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -61,6 +62,9 @@ pub struct DiskCache<K, V> {
     /// This process's computations in progress, by key: concurrent misses of one key
     /// compute it once (other processes may compute it too; the last write stays).
     flights: Mutex<Flights<KeyDigest, ()>>,
+    /// Flights finished so far: a new leader looks in the folder again only when one
+    /// finished since its own miss (a miss then costs one read, not two).
+    finished: AtomicU64,
     _types: PhantomData<fn(&K) -> V>,
 }
 
@@ -136,6 +140,7 @@ impl<'a> DiskCacheBuilder<'a> {
             version: self.version,
             tally,
             flights: Mutex::new(Flights::default()),
+            finished: AtomicU64::new(0),
             _types: PhantomData,
         })
     }
@@ -226,7 +231,11 @@ impl<K: Serialize, V: Serialize + DeserializeOwned> DiskCache<K, V> {
 
     /// Stores `value` for `key`, replacing any older one.
     pub fn insert(&self, key: &K, value: &V) -> Result<(), Error> {
-        let digest = self.key_of(key)?;
+        self.insert_at(self.key_of(key)?, value)
+    }
+
+    /// [`DiskCache::insert`] under a key already hashed.
+    fn insert_at(&self, digest: KeyDigest, value: &V) -> Result<(), Error> {
         let bytes = postcard::to_stdvec(value).map_err(|e| Error::InvalidConfig {
             param: "value",
             value: format!("a value that cannot be encoded ({e})"),
@@ -285,13 +294,14 @@ impl<K: Serialize, V: Serialize + DeserializeOwned> DiskCache<K, V> {
             self.tally.add(Counter::Misses, 1);
             let result = init();
             if let Some(value) = kept(&result) {
-                if self.insert(key, value).is_err() {
+                if self.insert_at(digest, value).is_err() {
                     self.tally.add(Counter::StoreErrors, 1);
                 }
             }
             result
         };
         loop {
+            let seen = self.finished.load(Ordering::Acquire);
             if let Some(v) = self.load_or_miss(digest) {
                 self.tally.add(Counter::Hits, 1);
                 return from_stored(v);
@@ -311,18 +321,27 @@ impl<K: Serialize, V: Serialize + DeserializeOwned> DiskCache<K, V> {
                 Claim::Reentrant => return compute(init),
                 Claim::Leader(lead) => {
                     let guard = LeaderGuard::new(&self.flights, lead);
-                    // A previous leader may have stored it between our miss and our claim.
-                    if let Some(v) = self.load_or_miss(digest) {
-                        self.tally.add(Counter::Hits, 1);
-                        guard.finish(());
-                        return from_stored(v);
+                    // A leader that finished between our miss and our claim may have
+                    // stored it: look again then, and only then.
+                    if self.finished.load(Ordering::Acquire) != seen {
+                        if let Some(v) = self.load_or_miss(digest) {
+                            self.tally.add(Counter::Hits, 1);
+                            self.finish(guard);
+                            return from_stored(v);
+                        }
                     }
                     let result = compute(init);
-                    guard.finish(());
+                    self.finish(guard);
                     return result;
                 }
             }
         }
+    }
+
+    fn finish(&self, guard: LeaderGuard<'_, KeyDigest, ()>) {
+        // Counted before the followers wake, so that a leader claiming after them sees it.
+        self.finished.fetch_add(1, Ordering::Release);
+        guard.finish(());
     }
 }
 
