@@ -3,6 +3,7 @@
 //! against `#[cached]`. Prints Markdown tables. Repeats are interleaved (every
 //! contender once, then again) and the median and minimum are kept.
 
+mod bound;
 mod disk;
 
 use std::hint::black_box;
@@ -318,6 +319,66 @@ fn macros() -> Vec<(&'static str, f64, f64)> {
         .collect()
 }
 
+/// A trace: its name, the keys, the cache size, the static optimum if known.
+type Trace = (String, Vec<u64>, usize, Option<f64>);
+
+fn traces() -> Vec<Trace> {
+    let (a, za) = zipf_trace(100_000, 1.0, 1_000_000, 1);
+    let (b, zb) = zipf_trace(1_000_000, 1.0, 2_000_000, 2);
+    let (c, zc) = zipf_trace(100_000, 0.8, 1_000_000, 3);
+    vec![
+        (
+            "Zipf(1.0), 100k keys, 1,000 entries".into(),
+            a,
+            1_000,
+            Some(za.optimum(1_000)),
+        ),
+        (
+            "Zipf(1.0), 1M keys, 10,000 entries".into(),
+            b,
+            10_000,
+            Some(zb.optimum(10_000)),
+        ),
+        (
+            "Zipf(0.8), 100k keys, 1,000 entries".into(),
+            c,
+            1_000,
+            Some(zc.optimum(1_000)),
+        ),
+        (
+            "Zipf(1.0) with one-off scans, 1,000 entries".into(),
+            scan_trace(),
+            1_000,
+            None,
+        ),
+        (
+            "Zipf(1.0), popularity shifts half-way, 1,000 entries".into(),
+            shifting_trace(),
+            1_000,
+            None,
+        ),
+    ]
+}
+
+/// Hit ratios alone (no timing), for tuning the policies: `RUST_BENCH_ONLY=ratios`.
+fn ratios_only(traces: &[Trace]) {
+    for (name, trace, size, optimum) in traces {
+        let cells: Vec<String> = contenders(*size)
+            .iter()
+            .map(|c| {
+                let hits = trace.iter().filter(|&&k| c.access(k)).count();
+                format!("{} {:.4}", c.name(), hits as f64 / trace.len() as f64)
+            })
+            .collect();
+        println!(
+            "{name}: {} | perfect lfu {:.4} | optimum {}",
+            cells.join(" | "),
+            bound::perfect_lfu(trace, *size),
+            optimum.map_or("-".to_string(), |o| format!("{o:.4}"))
+        );
+    }
+}
+
 fn main() {
     if std::env::var("RUST_BENCH_ONLY").as_deref() == Ok("disk") {
         // For profiling the disk rows alone.
@@ -327,6 +388,10 @@ fn main() {
                 ours / theirs
             );
         }
+        return;
+    }
+    if std::env::var("RUST_BENCH_ONLY").as_deref() == Ok("ratios") {
+        ratios_only(&traces());
         return;
     }
     let names: Vec<&str> = contenders(10).iter().map(|c| c.name()).collect();
@@ -356,44 +421,8 @@ fn main() {
         cells.join(" | ")
     );
 
-    let traces: Vec<(String, Vec<u64>, usize, Option<f64>)> = {
-        eprintln!("rust bench: traces ...");
-        let (a, za) = zipf_trace(100_000, 1.0, 1_000_000, 1);
-        let (b, zb) = zipf_trace(1_000_000, 1.0, 2_000_000, 2);
-        let (c, zc) = zipf_trace(100_000, 0.8, 1_000_000, 3);
-        vec![
-            (
-                "Zipf(1.0), 100k keys, 1,000 entries".into(),
-                a,
-                1_000,
-                Some(za.optimum(1_000)),
-            ),
-            (
-                "Zipf(1.0), 1M keys, 10,000 entries".into(),
-                b,
-                10_000,
-                Some(zb.optimum(10_000)),
-            ),
-            (
-                "Zipf(0.8), 100k keys, 1,000 entries".into(),
-                c,
-                1_000,
-                Some(zc.optimum(1_000)),
-            ),
-            (
-                "Zipf(1.0) with one-off scans, 1,000 entries".into(),
-                scan_trace(),
-                1_000,
-                None,
-            ),
-            (
-                "Zipf(1.0), popularity shifts half-way, 1,000 entries".into(),
-                shifting_trace(),
-                1_000,
-                None,
-            ),
-        ]
-    };
+    eprintln!("rust bench: traces ...");
+    let traces = traces();
     println!();
     header("trace: hit ratio (ns/access)", Some("static optimum"));
     for (name, trace, size, optimum) in &traces {

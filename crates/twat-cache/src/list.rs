@@ -112,6 +112,12 @@ impl Links {
         }
     }
 
+    /// The id before `id`, towards the front of its chain.
+    pub(crate) fn prev(&self, id: u32) -> Option<u32> {
+        let p = self.links[id as usize].prev;
+        (p != NIL).then_some(p)
+    }
+
     /// The id after `id` towards the back of its chain.
     #[cfg(test)]
     pub(crate) fn next(&self, id: u32) -> Option<u32> {

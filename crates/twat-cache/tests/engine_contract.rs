@@ -177,6 +177,37 @@ fn tinylfu_beats_lru_on_a_zipf_workload() {
 }
 
 #[test]
+fn tinylfu_lets_new_favourites_in_when_popularity_moves() {
+    let c = cache(Policy::TinyLfu, 100);
+    let mut access = |k: u64| {
+        if c.get(&k).is_some() {
+            return true;
+        }
+        c.insert(k, k);
+        false
+    };
+    // 100 keys that fill the cache and saturate their counters...
+    for _ in 0..80 {
+        for k in 0..100u64 {
+            access(k);
+        }
+    }
+    // ...then 100 others, the only ones asked for from now on. The sketch halves on its
+    // own only after 200 x 100 increments; without noticing the move, the old keys
+    // would win every duel until then and the new ones would only ever hit the window.
+    for _ in 0..40 {
+        for k in 1_000..1_100u64 {
+            access(k);
+        }
+    }
+    let hits = (0..10)
+        .flat_map(|_| 1_000..1_100u64)
+        .filter(|&k| access(k))
+        .count();
+    assert!(hits >= 900, "{hits} hits of 1,000 on the new favourites");
+}
+
+#[test]
 fn ttl_expires_entries_on_read_and_by_sweeps() {
     for policy in Policy::ALL {
         let c: MemoryCache<u64, u64> = MemoryCache::builder()
