@@ -179,7 +179,7 @@ fn tinylfu_beats_lru_on_a_zipf_workload() {
 #[test]
 fn tinylfu_lets_new_favourites_in_when_popularity_moves() {
     let c = cache(Policy::TinyLfu, 100);
-    let mut access = |k: u64| {
+    let access = |k: u64| {
         if c.get(&k).is_some() {
             return true;
         }
