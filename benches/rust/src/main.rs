@@ -390,6 +390,22 @@ fn main() {
         }
         return;
     }
+    if let Ok(policy) = std::env::var("RUST_BENCH_PROFILE") {
+        // For `perf record`: one policy on the first Zipf trace, ten times over.
+        let policy: Policy = policy.parse().expect("a policy name");
+        let trace: Vec<u64> = if std::env::var("RUST_BENCH_HITS").is_ok() {
+            (0..1_000_000).map(|i| i % 500).collect()
+        } else {
+            zipf_trace(100_000, 1.0, 1_000_000, 1).0
+        };
+        let started = Instant::now();
+        for _ in 0..10 {
+            let c = Ours("profiled", MemoryCache::builder().max_size(1_000).policy(policy).build().expect("valid"));
+            black_box(trace.iter().filter(|&&k| c.access(black_box(k))).count());
+        }
+        println!("{policy}: {:.1} ns/access", started.elapsed().as_nanos() as f64 / 1e7);
+        return;
+    }
     if std::env::var("RUST_BENCH_ONLY").as_deref() == Ok("ratios") {
         ratios_only(&traces());
         return;

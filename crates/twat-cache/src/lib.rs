@@ -60,6 +60,7 @@ mod generations;
 mod index;
 mod keyhash;
 mod list;
+mod lock;
 mod memory;
 mod parallel;
 mod policy;

@@ -13,6 +13,7 @@ use std::future::Future;
 use std::sync::Arc;
 
 use crate::async_flight::{AsyncFlight, Leading};
+use crate::lock::Lock;
 use crate::single_flight::{infallible, Claim, Flights, LeaderGuard};
 use crate::{Error, Grace, Policy, Stats, Store};
 
@@ -42,7 +43,8 @@ pub const DEFAULT_MAX_SIZE: usize = 128;
 /// # Ok::<(), twat_cache::Error>(())
 /// ```
 pub struct MemoryCache<K, V> {
-    store: Mutex<Store<K, V>>,
+    /// The entries. Its own lock, not a `Mutex`: a hit is mostly lock traffic (`lock`).
+    store: Lock<Store<K, V>>,
     flights: Mutex<Flights<K, V>>,
     /// The computations of [`MemoryCache::get_or_insert_async`] in progress.
     async_flights: AsyncFlights<K, V>,
@@ -478,7 +480,7 @@ impl<K: Hash + Eq, V: Clone> MemoryCacheBuilder<K, V> {
         let mut store = Store::new(self.max_size, self.ttl, self.policy);
         store.set_grace(self.grace);
         Ok(MemoryCache {
-            store: Mutex::new(store),
+            store: Lock::new(store),
             flights: Mutex::new(Flights::default()),
             async_flights: Mutex::new(hashbrown::HashMap::new()),
             hasher: DefaultHashBuilder::default(),

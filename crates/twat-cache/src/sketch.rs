@@ -80,13 +80,13 @@ impl FrequencySketch {
             .unwrap_or(0)
     }
 
-    /// Records one access of `hash`.
+    /// Records one access of `hash`; `true` if that made the sketch halve.
     #[inline]
-    pub(crate) fn increment(&mut self, hash: u64) {
+    pub(crate) fn increment(&mut self, hash: u64) -> bool {
         let idx = self.indexes(hash);
         let low = idx.iter().map(|&i| self.counters[i]).min().unwrap_or(0);
         if low >= MAX_COUNT {
-            return;
+            return false;
         }
         for i in idx {
             if self.counters[i] == low {
@@ -96,7 +96,9 @@ impl FrequencySketch {
         self.additions += 1;
         if self.additions >= self.sample_size {
             self.halve();
+            return true;
         }
+        false
     }
 
     /// Halves every counter: the sketch remembers half as much of the past.
