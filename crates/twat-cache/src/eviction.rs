@@ -1,11 +1,9 @@
 //! The bookkeeping behind each [`Policy`]: which slot id to give up next.
 //!
 //! A policy sees only slot ids (and key hashes for W-TinyLFU), never keys or values, so
-//! this module is not generic and every policy is O(1) per operation (LFU is O(log f)
-//! in the number of distinct frequencies).
+//! this module is not generic and every policy is O(1) per operation.
 
-use std::collections::BTreeMap;
-
+use crate::lfu::Lfu;
 use crate::list::{Chain, Links};
 use crate::tinylfu::TinyLfu;
 use crate::Policy;
@@ -46,7 +44,7 @@ impl Eviction {
         match self {
             Eviction::Unbounded => {}
             Eviction::Recency { links, chain, .. } => links.push_front(chain, id),
-            Eviction::Lfu(p) => p.insert(id, 1),
+            Eviction::Lfu(p) => p.insert(id),
             Eviction::Random(p) => p.insert(id),
             Eviction::TinyLfu(p) => p.on_insert(id, hash),
         }
@@ -91,46 +89,6 @@ impl Eviction {
             Eviction::Random(p) => p.victim(),
             Eviction::TinyLfu(p) => p.victim(),
         }
-    }
-}
-
-/// LFU: one LRU chain per frequency; evicts the oldest entry of the lowest frequency.
-#[derive(Debug, Default)]
-pub(crate) struct Lfu {
-    links: Links,
-    buckets: BTreeMap<u32, Chain>,
-    freq: Vec<u32>,
-}
-
-impl Lfu {
-    fn insert(&mut self, id: u32, freq: u32) {
-        let i = id as usize;
-        if self.freq.len() <= i {
-            self.freq.resize(i + 1, 0);
-        }
-        self.freq[i] = freq;
-        let chain = self.buckets.entry(freq).or_default();
-        self.links.push_front(chain, id);
-    }
-
-    fn remove(&mut self, id: u32) {
-        let f = self.freq[id as usize];
-        if let Some(chain) = self.buckets.get_mut(&f) {
-            self.links.unlink(chain, id);
-            if chain.len() == 0 {
-                self.buckets.remove(&f);
-            }
-        }
-    }
-
-    fn hit(&mut self, id: u32) {
-        let f = self.freq[id as usize];
-        self.remove(id);
-        self.insert(id, f.saturating_add(1));
-    }
-
-    fn victim(&self) -> Option<u32> {
-        self.buckets.values().next().and_then(Chain::back)
     }
 }
 

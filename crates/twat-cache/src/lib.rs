@@ -59,6 +59,7 @@ pub mod fuzzing;
 mod generations;
 mod index;
 mod keyhash;
+mod lfu;
 mod list;
 mod lock;
 mod memory;
