@@ -8,7 +8,7 @@
 //! loop, the release alone was 5-6 ns of a 17 ns LRU hit.
 //!
 //! Here taking the lock is one compare-exchange and releasing it is a store and a load,
-//! neither of them a read-modify-write. A waiter spins briefly, then sleeps in
+//! neither of them a read-modify-write. A waiter spins briefly, yields, then sleeps in
 //! `parking_lot_core`'s parking lot and is woken by the release. The price of the cheap
 //! release is a possible missed wake-up: a waiter that registers as a sleeper at the
 //! very moment of a release may not be seen by it. Every sleep therefore has a short
@@ -26,8 +26,10 @@ use std::ops::{Deref, DerefMut};
 use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
 use std::time::{Duration, Instant};
 
-/// Spins on a contended lock before sleeping.
-const SPINS: u32 = 64;
+/// Rounds of spinning (1, 2, 4, ... pauses) on a contended lock.
+const SPIN_ROUNDS: u32 = 4;
+/// Then rounds of yielding the CPU, before sleeping.
+const YIELD_ROUNDS: u32 = 16;
 /// The longest a waiter sleeps before it looks at the lock again.
 const NAP: Duration = Duration::from_micros(500);
 
@@ -89,17 +91,28 @@ impl<T> Lock<T> {
 
     #[cold]
     fn lock_contended(&self) {
-        let mut spins = 0;
+        let mut round = 0;
         loop {
             if self.try_take() {
                 return;
             }
-            if spins < SPINS {
-                spins += 1;
-                std::hint::spin_loop();
+            // Holds are a few nanoseconds: spin, then yield (the holder may be waiting
+            // for this core), and sleep only when that did not do. Sleeping early made
+            // every release of a busy lock pay for a wake-up call: two threads of hits
+            // ran at 15 M/s, against 45-68 M/s with this backoff.
+            if round < SPIN_ROUNDS {
+                for _ in 0..(1 << round) {
+                    std::hint::spin_loop();
+                }
+                round += 1;
                 continue;
             }
-            spins = 0;
+            if round < SPIN_ROUNDS + YIELD_ROUNDS {
+                std::thread::yield_now();
+                round += 1;
+                continue;
+            }
+            round = 0;
             self.sleepers.fetch_add(1, Ordering::SeqCst);
             // SAFETY: `park`'s contract is that the key is an address this code owns
             // (the lock's own field) and that the `validate` and `timed_out` callbacks,
