@@ -210,9 +210,13 @@ mod tests {
                 thread::spawn(move || lock.lock().push(i))
             })
             .collect();
-        // Long enough for every waiter to spin out and go to sleep.
-        thread::sleep(Duration::from_millis(50));
-        assert!(lock.sleepers.load(Ordering::SeqCst) > 0);
+        // The waiters spin, yield, then sleep: wait (up to a generous bound, on a busy
+        // machine yields take long) until one is asleep.
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while lock.sleepers.load(Ordering::SeqCst) == 0 {
+            assert!(Instant::now() < deadline, "no waiter ever went to sleep");
+            thread::sleep(Duration::from_millis(1));
+        }
         drop(held);
         for w in waiters {
             w.join().unwrap();

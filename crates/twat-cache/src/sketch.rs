@@ -4,7 +4,7 @@
 //! 64-byte block of the table, so an access touches one cache line; its estimated
 //! frequency is the smallest of the four. Updates are *conservative*: only the counters
 //! at that minimum go up, which keeps keys that share a counter with a popular one from
-//! looking popular themselves. After `200 * capacity` increments every counter is halved,
+//! looking popular themselves. After `250 * capacity` accesses every counter is halved,
 //! so the sketch follows a popularity that changes over time instead of remembering the
 //! distant past forever (and [`FrequencySketch::halve`] lets the policy forget faster).
 //!
@@ -12,17 +12,18 @@
 //! `RUST_BENCH_ONLY=ratios`): the TinyLFU paper's 16 four-bit counters per entry and a
 //! reset every `10 * capacity` see the keys near the admission boundary of a Zipf stream
 //! about once per period, too few to tell apart, and crowd 100,000 distinct keys into
-//! 16,000 counters. 64 counters per entry, counting to 63 over a twenty times longer
+//! 16,000 counters. 64 counters per entry, counting to 63 over a 25 times longer
 //! period, raised the hit ratio on Zipf(1.0) from 0.599-0.605 (it moved with the hasher's
 //! seed) to 0.614, within 0.002 of a cache that counts every key exactly; the policy
 //! makes up for the longer memory when popularity moves (see `tinylfu`). The table is
 //! capped at 4 MiB: a cache of more than 65,536 entries gets fewer counters per entry.
 
-const MAX_COUNT: u8 = 63;
+/// The highest count (the policy adds its own pending counts up to it too).
+pub(crate) const MAX_COUNT: u8 = 63;
 /// Counters per entry of capacity.
 const COUNTERS_PER_ENTRY: usize = 64;
 /// Increments between two halvings, per entry of capacity.
-const PERIOD_PER_ENTRY: usize = 200;
+const PERIOD_PER_ENTRY: usize = 300;
 /// The largest table, in counters (bytes).
 const MAX_COUNTERS: usize = 1 << 22;
 /// Counters in one block: one cache line.
@@ -81,18 +82,32 @@ impl FrequencySketch {
     }
 
     /// Records one access of `hash`; `true` if that made the sketch halve.
-    #[inline]
+    #[cfg(test)]
     pub(crate) fn increment(&mut self, hash: u64) -> bool {
+        let halved = self.tick();
+        self.add(hash, 1);
+        halved
+    }
+
+    /// Adds `n` accesses of `hash` that were already counted by [`Self::tick`]. The
+    /// conservative update of `n` at once is the same as `n` of them one by one: every
+    /// counter of `hash` below `min + n` rises to it.
+    #[inline]
+    pub(crate) fn add(&mut self, hash: u64, n: u8) {
         let idx = self.indexes(hash);
         let low = idx.iter().map(|&i| self.counters[i]).min().unwrap_or(0);
-        if low >= MAX_COUNT {
-            return false;
-        }
+        let to = low.saturating_add(n).min(MAX_COUNT);
         for i in idx {
-            if self.counters[i] == low {
-                self.counters[i] = low + 1;
+            if self.counters[i] < to {
+                self.counters[i] = to;
             }
         }
+    }
+
+    /// Counts one access towards the next halving (its key is added later, with
+    /// [`Self::add`]); `true` if this one made the sketch halve.
+    #[inline]
+    pub(crate) fn tick(&mut self) -> bool {
         self.additions += 1;
         if self.additions >= self.sample_size {
             self.halve();

@@ -20,7 +20,7 @@
 //!   popularity shifts half-way it lifts the ratio from 0.585 to 0.607.
 
 use crate::list::{Chain, Links};
-use crate::sketch::FrequencySketch;
+use crate::sketch::{FrequencySketch, MAX_COUNT};
 
 /// How many of probation's oldest entries the candidate may duel (the least frequent).
 const DUEL_FIELD: usize = 16;
@@ -54,6 +54,11 @@ pub(crate) struct TinyLfu {
     /// it out of probation, so this is the sketch's answer without asking the sketch:
     /// a duel reads one byte per opponent instead of four counters in a cold line.
     seen: Vec<u8>,
+    /// For each entry, its accesses not yet added to the sketch. A hit counts here, in
+    /// a byte that stays in the cache, instead of in the sketch's counters (a random line
+    /// of a table of 64 bytes per entry); they reach the sketch when the entry leaves,
+    /// and its frequency meanwhile is the sketch's plus these.
+    pending: Vec<u8>,
     sketch: FrequencySketch,
     /// The entry that just left the window and has not yet won or lost its duel.
     candidate: Option<u32>,
@@ -79,6 +84,7 @@ impl TinyLfu {
             region: Vec::new(),
             hashes: Vec::new(),
             seen: Vec::new(),
+            pending: Vec::new(),
             sketch: FrequencySketch::new(capacity),
             candidate: None,
             hits: 0,
@@ -94,6 +100,7 @@ impl TinyLfu {
             self.region.resize(i + 1, Region::Window);
             self.hashes.resize(i + 1, 0);
             self.seen.resize(i + 1, 0);
+            self.pending.resize(i + 1, 0);
         }
         self.region[i] = region;
         self.hashes[i] = hash;
@@ -107,6 +114,7 @@ impl TinyLfu {
         if ratio < self.last_ratio * (1.0 - SHIFT_FALL) {
             for _ in 0..SHIFT_HALVINGS {
                 self.sketch.halve();
+                self.halve_pending();
             }
             self.recount_probation();
         }
@@ -115,10 +123,22 @@ impl TinyLfu {
         self.misses = 0;
     }
 
-    /// Counts an access in the sketch; after a halving, probation's counts are stale.
-    fn count(&mut self, hash: u64) {
-        if self.sketch.increment(hash) {
+    /// Counts an access of `id` (its count waits in `pending`); after a halving,
+    /// probation's counts are stale.
+    #[inline]
+    fn count(&mut self, id: u32) {
+        let p = &mut self.pending[id as usize];
+        *p = p.saturating_add(1);
+        if self.sketch.tick() {
+            self.halve_pending();
             self.recount_probation();
+        }
+    }
+
+    #[cold]
+    fn halve_pending(&mut self) {
+        for p in &mut self.pending {
+            *p >>= 1;
         }
     }
 
@@ -142,8 +162,9 @@ impl TinyLfu {
         if self.hits + self.misses >= self.stretch {
             self.end_stretch();
         }
-        self.count(hash);
         self.set_meta(id, Region::Window, hash);
+        self.pending[id as usize] = 0;
+        self.count(id);
         self.links.push_front(&mut self.window, id);
         if self.window.len() > self.window_cap {
             if let Some(oldest) = self.window.back() {
@@ -160,7 +181,7 @@ impl TinyLfu {
         if self.hits + self.misses >= self.stretch {
             self.end_stretch();
         }
-        self.count(self.hashes[i]);
+        self.count(id);
         match self.region[i] {
             Region::Window => self.links.move_to_front(&mut self.window, id),
             Region::Protected => self.links.move_to_front(&mut self.protected, id),
@@ -184,6 +205,11 @@ impl TinyLfu {
     pub(crate) fn on_remove(&mut self, id: u32) {
         if self.candidate == Some(id) {
             self.candidate = None;
+        }
+        let i = id as usize;
+        let pending = std::mem::take(&mut self.pending[i]);
+        if pending > 0 {
+            self.sketch.add(self.hashes[i], pending);
         }
         let chain = match self.region[id as usize] {
             Region::Window => &mut self.window,
@@ -238,7 +264,11 @@ impl TinyLfu {
     }
 
     fn freq(&self, id: u32) -> u8 {
-        self.sketch.frequency(self.hashes[id as usize])
+        let i = id as usize;
+        self.sketch
+            .frequency(self.hashes[i])
+            .saturating_add(self.pending[i])
+            .min(MAX_COUNT)
     }
 }
 

@@ -193,7 +193,7 @@ fn tinylfu_lets_new_favourites_in_when_popularity_moves() {
         }
     }
     // ...then 100 others, the only ones asked for from now on. The sketch halves on its
-    // own only after 200 x 100 increments; without noticing the move, the old keys
+    // own only after 250 x 100 accesses; without noticing the move, the old keys
     // would win every duel until then and the new ones would only ever hit the window.
     for _ in 0..40 {
         for k in 1_000..1_100u64 {
