@@ -400,10 +400,20 @@ fn main() {
         };
         let started = Instant::now();
         for _ in 0..10 {
-            let c = Ours("profiled", MemoryCache::builder().max_size(1_000).policy(policy).build().expect("valid"));
+            let c = Ours(
+                "profiled",
+                MemoryCache::builder()
+                    .max_size(1_000)
+                    .policy(policy)
+                    .build()
+                    .expect("valid"),
+            );
             black_box(trace.iter().filter(|&&k| c.access(black_box(k))).count());
         }
-        println!("{policy}: {:.1} ns/access", started.elapsed().as_nanos() as f64 / 1e7);
+        println!(
+            "{policy}: {:.1} ns/access",
+            started.elapsed().as_nanos() as f64 / 1e7
+        );
         return;
     }
     if std::env::var("RUST_BENCH_ONLY").as_deref() == Ok("ratios") {
@@ -421,7 +431,7 @@ fn main() {
     println!(
         "`cargo run --release` in `benches/rust` (run by `make bench`): u64 keys, every contender on the same \
          trace in the same run, {REPEATS} interleaved repeats; times are the median (and minimum) ns per \
-         access, a miss inserting. Hit ratios are the same in every repeat.\n"
+         access, a miss inserting. Hit ratios are the same in every repeat. The last column holds two yardsticks: the static optimum (the most popular keys, known in advance) and a cache that counts every key it has ever seen exactly (unbounded memory), about the best an online policy can do on a stream whose popularity does not change.\n"
     );
     eprintln!("rust bench: hits ...");
     let (one, two) = hits();
@@ -440,7 +450,10 @@ fn main() {
     eprintln!("rust bench: traces ...");
     let traces = traces();
     println!();
-    header("trace: hit ratio (ns/access)", Some("static optimum"));
+    header(
+        "trace: hit ratio (ns/access)",
+        Some("static optimum / perfect-count LFU"),
+    );
     for (name, trace, size, optimum) in &traces {
         eprintln!("rust bench: {name} ...");
         let results = replay(trace, *size);
@@ -449,6 +462,7 @@ fn main() {
             .map(|(_, r, m, _)| format!("{r:.3} ({m:.0})"))
             .collect();
         let opt = optimum.map_or("-".to_string(), |o| format!("{o:.3}"));
+        let opt = format!("{opt} / {:.3}", bound::perfect_lfu(trace, *size));
         println!("| {name} | {} | {opt} |", cells.join(" | "));
     }
 
