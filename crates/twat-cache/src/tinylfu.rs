@@ -30,7 +30,7 @@ const STRETCH_PER_ENTRY: u64 = 10;
 /// popular keys have moved.
 const SHIFT_FALL: f64 = 0.25;
 /// Halvings of the sketch when they have: it keeps a sixteenth of what it knew.
-const SHIFT_HALVINGS: usize = 4;
+const SHIFT_HALVINGS: u32 = 4;
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 enum Region {
@@ -114,8 +114,8 @@ impl TinyLfu {
         if ratio < self.last_ratio * (1.0 - SHIFT_FALL) {
             for _ in 0..SHIFT_HALVINGS {
                 self.sketch.halve();
-                self.halve_pending();
             }
+            self.halve_pending(SHIFT_HALVINGS);
             self.recount_probation();
         }
         self.last_ratio = ratio;
@@ -123,22 +123,31 @@ impl TinyLfu {
         self.misses = 0;
     }
 
-    /// Counts an access of `id` (its count waits in `pending`); after a halving,
-    /// probation's counts are stale.
+    /// Counts an access of `id`, a hit or a miss, towards the stretch and the sketch
+    /// (its count waits in `pending`); after a halving, probation's counts are stale.
     #[inline]
-    fn count(&mut self, id: u32) {
+    fn count(&mut self, id: u32, hit: bool) {
+        if hit {
+            self.hits += 1;
+        } else {
+            self.misses += 1;
+        }
+        if self.hits + self.misses >= self.stretch {
+            self.end_stretch();
+        }
         let p = &mut self.pending[id as usize];
         *p = p.saturating_add(1);
         if self.sketch.tick() {
-            self.halve_pending();
+            self.halve_pending(1);
             self.recount_probation();
         }
     }
 
+    /// Pending counts follow the sketch's halvings (`times` of them).
     #[cold]
-    fn halve_pending(&mut self) {
+    fn halve_pending(&mut self, times: u32) {
         for p in &mut self.pending {
-            *p >>= 1;
+            *p >>= times;
         }
     }
 
@@ -158,13 +167,9 @@ impl TinyLfu {
     }
 
     pub(crate) fn on_insert(&mut self, id: u32, hash: u64) {
-        self.misses += 1;
-        if self.hits + self.misses >= self.stretch {
-            self.end_stretch();
-        }
         self.set_meta(id, Region::Window, hash);
         self.pending[id as usize] = 0;
-        self.count(id);
+        self.count(id, false);
         self.links.push_front(&mut self.window, id);
         if self.window.len() > self.window_cap {
             if let Some(oldest) = self.window.back() {
@@ -177,11 +182,7 @@ impl TinyLfu {
 
     pub(crate) fn on_hit(&mut self, id: u32) {
         let i = id as usize;
-        self.hits += 1;
-        if self.hits + self.misses >= self.stretch {
-            self.end_stretch();
-        }
-        self.count(id);
+        self.count(id, true);
         match self.region[i] {
             Region::Window => self.links.move_to_front(&mut self.window, id),
             Region::Protected => self.links.move_to_front(&mut self.protected, id),
@@ -211,7 +212,7 @@ impl TinyLfu {
         if pending > 0 {
             self.sketch.add(self.hashes[i], pending);
         }
-        let chain = match self.region[id as usize] {
+        let chain = match self.region[i] {
             Region::Window => &mut self.window,
             Region::Probation => &mut self.probation,
             Region::Protected => &mut self.protected,
@@ -235,10 +236,11 @@ impl TinyLfu {
     }
 
     /// Whom a candidate seen `strength` times duels, and how often that one was seen:
-    /// the least frequent of probation's [`DUEL_FIELD`] oldest entries (the oldest among
-    /// ties), or protected's oldest if probation holds only the candidate. A candidate
-    /// seen once (most of them: one-hit wonders) can only beat an entry the sketch has
-    /// forgotten, so it meets just the oldest, which keeps the common miss cheap.
+    /// among probation's [`DUEL_FIELD`] oldest entries, the oldest one it beats if there
+    /// is one (the walk stops there), else the least frequent; protected's oldest if
+    /// probation holds only the candidate. A candidate seen once (most of them: one-hit
+    /// wonders) can only beat an entry the sketch has forgotten, so it meets just the
+    /// oldest, which keeps the common miss cheap.
     fn opponent(&self, candidate: u32, strength: u8) -> Option<(u32, u8)> {
         let field = if strength <= 1 { 1 } else { DUEL_FIELD };
         let mut weakest: Option<(u32, u8)> = None;
