@@ -379,6 +379,62 @@ fn ratios_only(traces: &[Trace]) {
     }
 }
 
+/// The best of ten runs of `access` over `trace`, in ns per access.
+fn min_ns_per_access(trace: &[u64], mut run: impl FnMut(&[u64]) -> usize) -> f64 {
+    let mut best = f64::MAX;
+    for _ in 0..10 {
+        let started = Instant::now();
+        black_box(run(trace));
+        best = best.min(started.elapsed().as_nanos() as f64 / trace.len() as f64);
+    }
+    best
+}
+
+/// For tuning a policy's speed (`RUST_BENCH_STORE=<policy>`): ns per access on the first
+/// Zipf trace (or, with `RUST_BENCH_MISS=1`, on keys that all miss), best of ten, for
+/// quick_cache, our `MemoryCache` and our bare `Store` (no lock, no stats), so a change
+/// to a policy shows without the noise of the whole table.
+fn tuning(policy: Policy) {
+    let trace: Vec<u64> = if std::env::var("RUST_BENCH_MISS").is_ok() {
+        (0..1_000_000).collect()
+    } else {
+        zipf_trace(100_000, 1.0, 1_000_000, 1).0
+    };
+    let quick = min_ns_per_access(&trace, |t| {
+        let c = Quick(quick_cache::sync::Cache::new(1000));
+        t.iter().filter(|&&k| c.access(black_box(k))).count()
+    });
+    let ours = min_ns_per_access(&trace, |t| {
+        let c = Ours(
+            "x",
+            MemoryCache::builder()
+                .max_size(1_000)
+                .policy(policy)
+                .build()
+                .expect("valid"),
+        );
+        t.iter().filter(|&&k| c.access(black_box(k))).count()
+    });
+    let hash = |k: u64| k.wrapping_mul(0x9E37_79B9_7F4A_7C15);
+    let store = min_ns_per_access(&trace, |t| {
+        let mut s: twat_cache::Store<u64, u64> = twat_cache::Store::new(Some(1000), None, policy);
+        t.iter()
+            .filter(|&&k| {
+                let k = black_box(k);
+                let found = s.get_by(hash(k), |x| Ok::<_, ()>(*x == k));
+                if found.expect("infallible").is_some() {
+                    return true;
+                }
+                s.insert_by(hash(k), k, k, |a, b| Ok::<_, ()>(a == b))
+                    .expect("infallible");
+                drop(s.take_removed());
+                false
+            })
+            .count()
+    });
+    println!("quick_cache {quick:.1} | ours {policy} {ours:.1} | store {policy} {store:.1} ns/access (best of 10)");
+}
+
 fn main() {
     if std::env::var("RUST_BENCH_ONLY").as_deref() == Ok("disk") {
         // For profiling the disk rows alone.
@@ -388,6 +444,10 @@ fn main() {
                 ours / theirs
             );
         }
+        return;
+    }
+    if let Ok(policy) = std::env::var("RUST_BENCH_STORE") {
+        tuning(policy.parse().expect("a policy name"));
         return;
     }
     if let Ok(policy) = std::env::var("RUST_BENCH_PROFILE") {

@@ -222,7 +222,9 @@ impl TinyLfu {
 
     pub(crate) fn victim(&mut self) -> Option<u32> {
         if let Some(candidate) = self.candidate.take() {
-            let strength = self.freq(candidate);
+            // Noted when it entered probation, this very insert (or refreshed by a
+            // halving since): no need to ask the sketch again.
+            let strength = self.seen[candidate as usize];
             let opponent = self.opponent(candidate, strength);
             return Some(match opponent {
                 Some((v, f)) if strength > f => v,
