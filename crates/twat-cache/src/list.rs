@@ -5,14 +5,19 @@
 //! store, and a [`Chain`] is the head/tail/len of one list. Several chains may share one
 //! `Links` table as long as every id is in at most one of them (W-TinyLFU keeps window,
 //! probation and protected chains that way). All operations are O(1).
+//!
+//! A policy may keep its own per-id data in the same table (`Links<M>`): one entry's
+//! links and data then share a cache line, so a walk along a chain that reads the data
+//! (W-TinyLFU's duel) touches one line per entry instead of one per array.
 
 /// "No slot": the end of a chain.
 pub(crate) const NIL: u32 = u32::MAX;
 
-#[derive(Clone, Copy, Debug)]
-struct Link {
+#[derive(Clone, Copy, Debug, Default)]
+struct Link<M> {
     prev: u32,
     next: u32,
+    meta: M,
 }
 
 /// One list: its ends and its length. The links themselves live in a [`Links`] table.
@@ -51,13 +56,20 @@ impl Chain {
     }
 }
 
-/// The `prev`/`next` table shared by the chains of one policy, indexed by slot id.
-#[derive(Debug, Default)]
-pub(crate) struct Links {
-    links: Vec<Link>,
+/// The `prev`/`next` table shared by the chains of one policy, indexed by slot id, with
+/// the policy's own data `M` for each id beside them.
+#[derive(Debug)]
+pub(crate) struct Links<M = ()> {
+    links: Vec<Link<M>>,
 }
 
-impl Links {
+impl<M> Default for Links<M> {
+    fn default() -> Self {
+        Self { links: Vec::new() }
+    }
+}
+
+impl<M: Copy + Default> Links<M> {
     fn grow_to(&mut self, id: u32) {
         let need = id as usize + 1;
         if self.links.len() < need {
@@ -66,19 +78,35 @@ impl Links {
                 Link {
                     prev: NIL,
                     next: NIL,
+                    meta: M::default(),
                 },
             );
         }
+    }
+
+    /// The data of `id` (the default until it is set), growing the table to hold it.
+    pub(crate) fn meta_mut(&mut self, id: u32) -> &mut M {
+        self.grow_to(id);
+        &mut self.links[id as usize].meta
+    }
+
+    /// The data of `id`, which must have been set with [`Self::meta_mut`].
+    pub(crate) fn meta(&self, id: u32) -> &M {
+        &self.links[id as usize].meta
+    }
+
+    /// The data of every id the table has held, for a policy's sweeps (a halving).
+    pub(crate) fn metas_mut(&mut self) -> impl Iterator<Item = &mut M> {
+        self.links.iter_mut().map(|l| &mut l.meta)
     }
 
     /// Puts `id` (not in any chain) at the front of `chain`.
     pub(crate) fn push_front(&mut self, chain: &mut Chain, id: u32) {
         self.grow_to(id);
         let old = chain.head;
-        self.links[id as usize] = Link {
-            prev: NIL,
-            next: old,
-        };
+        let link = &mut self.links[id as usize];
+        link.prev = NIL;
+        link.next = old;
         if old == NIL {
             chain.tail = id;
         } else {
@@ -90,7 +118,7 @@ impl Links {
 
     /// Takes `id` out of `chain`, which must contain it.
     pub(crate) fn unlink(&mut self, chain: &mut Chain, id: u32) {
-        let Link { prev, next } = self.links[id as usize];
+        let Link { prev, next, .. } = self.links[id as usize];
         if prev == NIL {
             chain.head = next;
         } else {
@@ -130,7 +158,7 @@ impl Links {
 mod tests {
     use super::*;
 
-    fn collect(links: &Links, chain: &Chain) -> Vec<u32> {
+    fn collect<M: Copy + Default>(links: &Links<M>, chain: &Chain) -> Vec<u32> {
         let mut out = Vec::new();
         let mut cur = chain.front();
         while let Some(id) = cur {
@@ -142,7 +170,7 @@ mod tests {
 
     #[test]
     fn push_unlink_move() {
-        let mut links = Links::default();
+        let mut links: Links = Links::default();
         let mut c = Chain::default();
         for id in [3, 1, 7] {
             links.push_front(&mut c, id);
@@ -156,5 +184,25 @@ mod tests {
         links.unlink(&mut c, 3);
         links.unlink(&mut c, 1);
         assert_eq!((c.front(), c.back(), c.len()), (None, None, 0));
+    }
+
+    #[test]
+    fn data_stays_with_its_id_across_moves() {
+        let mut links: Links<u16> = Links::default();
+        let mut c = Chain::default();
+        for id in [2, 5, 9] {
+            *links.meta_mut(id) = id as u16 * 10;
+            links.push_front(&mut c, id);
+        }
+        links.move_to_front(&mut c, 2);
+        links.unlink(&mut c, 5);
+        assert_eq!(collect(&links, &c), vec![2, 9]);
+        assert_eq!(
+            [*links.meta(2), *links.meta(5), *links.meta(9)],
+            [20, 50, 90]
+        );
+        links.metas_mut().for_each(|m| *m /= 2);
+        assert_eq!(*links.meta(9), 45);
+        assert_eq!(*links.meta(0), 0, "ids never set hold the default");
     }
 }

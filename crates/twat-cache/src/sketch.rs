@@ -89,19 +89,19 @@ impl FrequencySketch {
         halved
     }
 
-    /// Adds `n` accesses of `hash` that were already counted by [`Self::tick`]. The
-    /// conservative update of `n` at once is the same as `n` of them one by one: every
-    /// counter of `hash` below `min + n` rises to it.
+    /// Adds `n` accesses of `hash` that were already counted by [`Self::tick`], and
+    /// returns its frequency after them. The conservative update of `n` at once is the
+    /// same as `n` of them one by one: every counter of `hash` below `min + n` rises to
+    /// it (written unconditionally, as a `max`, so the update has no branches).
     #[inline]
-    pub(crate) fn add(&mut self, hash: u64, n: u8) {
+    pub(crate) fn add(&mut self, hash: u64, n: u8) -> u8 {
         let idx = self.indexes(hash);
         let low = idx.iter().map(|&i| self.counters[i]).min().unwrap_or(0);
         let to = low.saturating_add(n).min(MAX_COUNT);
         for i in idx {
-            if self.counters[i] < to {
-                self.counters[i] = to;
-            }
+            self.counters[i] = self.counters[i].max(to);
         }
+        to
     }
 
     /// Counts one access towards the next halving (its key is added later, with

@@ -32,33 +32,40 @@ const SHIFT_FALL: f64 = 0.25;
 /// Halvings of the sketch when they have: it keeps a sixteenth of what it knew.
 const SHIFT_HALVINGS: u32 = 4;
 
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 enum Region {
+    #[default]
     Window,
     Probation,
     Protected,
 }
 
+/// What the policy knows of one entry, kept beside its links (one line per entry).
+#[derive(Clone, Copy, Debug, Default)]
+struct Meta {
+    hash: u64,
+    region: Region,
+    /// For an entry in probation, how often the sketch had seen it when it got there
+    /// (refreshed at every halving). Its count rises only when it is hit, which takes
+    /// it out of probation, so this is the sketch's answer without asking the sketch:
+    /// a duel reads one byte per opponent instead of four counters in a cold line.
+    seen: u8,
+    /// Its accesses not yet added to the sketch. An insert or a hit counts here, in a
+    /// byte that stays in the cache, instead of in the sketch's counters (a random line
+    /// of a table of 64 bytes per entry); they reach the sketch when the entry enters
+    /// probation (whose line is read then anyway) or leaves, and its frequency meanwhile
+    /// is the sketch's plus these.
+    pending: u8,
+}
+
 #[derive(Debug)]
 pub(crate) struct TinyLfu {
-    links: Links,
+    links: Links<Meta>,
     window: Chain,
     probation: Chain,
     protected: Chain,
     window_cap: usize,
     protected_cap: usize,
-    region: Vec<Region>,
-    hashes: Vec<u64>,
-    /// For each entry in probation, how often the sketch had seen it when it got there
-    /// (refreshed at every halving). Its count rises only when it is hit, which takes
-    /// it out of probation, so this is the sketch's answer without asking the sketch:
-    /// a duel reads one byte per opponent instead of four counters in a cold line.
-    seen: Vec<u8>,
-    /// For each entry, its accesses not yet added to the sketch. A hit counts here, in
-    /// a byte that stays in the cache, instead of in the sketch's counters (a random line
-    /// of a table of 64 bytes per entry); they reach the sketch when the entry leaves,
-    /// and its frequency meanwhile is the sketch's plus these.
-    pending: Vec<u8>,
     sketch: FrequencySketch,
     /// The entry that just left the window and has not yet won or lost its duel.
     candidate: Option<u32>,
@@ -81,10 +88,6 @@ impl TinyLfu {
             protected: Chain::default(),
             window_cap,
             protected_cap: main_cap * 8 / 10,
-            region: Vec::new(),
-            hashes: Vec::new(),
-            seen: Vec::new(),
-            pending: Vec::new(),
             sketch: FrequencySketch::new(capacity),
             candidate: None,
             hits: 0,
@@ -92,18 +95,6 @@ impl TinyLfu {
             stretch: capacity.max(1) as u64 * STRETCH_PER_ENTRY,
             last_ratio: 0.0,
         }
-    }
-
-    fn set_meta(&mut self, id: u32, region: Region, hash: u64) {
-        let i = id as usize;
-        if self.region.len() <= i {
-            self.region.resize(i + 1, Region::Window);
-            self.hashes.resize(i + 1, 0);
-            self.seen.resize(i + 1, 0);
-            self.pending.resize(i + 1, 0);
-        }
-        self.region[i] = region;
-        self.hashes[i] = hash;
     }
 
     /// Ends a stretch: if the hit ratio fell by more than [`SHIFT_FALL`], the sketch
@@ -135,7 +126,7 @@ impl TinyLfu {
         if self.hits + self.misses >= self.stretch {
             self.end_stretch();
         }
-        let p = &mut self.pending[id as usize];
+        let p = &mut self.links.meta_mut(id).pending;
         *p = p.saturating_add(1);
         if self.sketch.tick() {
             self.halve_pending(1);
@@ -146,8 +137,8 @@ impl TinyLfu {
     /// Pending counts follow the sketch's halvings (`times` of them).
     #[cold]
     fn halve_pending(&mut self, times: u32) {
-        for p in &mut self.pending {
-            *p >>= times;
+        for m in self.links.metas_mut() {
+            m.pending >>= times;
         }
     }
 
@@ -155,20 +146,32 @@ impl TinyLfu {
     fn recount_probation(&mut self) {
         let mut cursor = self.probation.back();
         while let Some(id) = cursor {
-            self.seen[id as usize] = self.freq(id);
+            let f = self.freq(id);
+            self.links.meta_mut(id).seen = f;
             cursor = self.links.prev(id);
         }
     }
 
+    /// Moves `id` into probation, adding its pending accesses to the sketch on the way
+    /// (the duel needs its count from the sketch's line now, and an entry that loses
+    /// the duel then leaves without touching that line again).
     fn enter_probation(&mut self, id: u32) {
         self.links.push_front(&mut self.probation, id);
-        self.region[id as usize] = Region::Probation;
-        self.seen[id as usize] = self.freq(id);
+        let m = self.links.meta_mut(id);
+        let seen = self.sketch.add(m.hash, m.pending);
+        *m = Meta {
+            region: Region::Probation,
+            seen,
+            pending: 0,
+            ..*m
+        };
     }
 
     pub(crate) fn on_insert(&mut self, id: u32, hash: u64) {
-        self.set_meta(id, Region::Window, hash);
-        self.pending[id as usize] = 0;
+        *self.links.meta_mut(id) = Meta {
+            hash,
+            ..Meta::default()
+        };
         self.count(id, false);
         self.links.push_front(&mut self.window, id);
         if self.window.len() > self.window_cap {
@@ -181,9 +184,8 @@ impl TinyLfu {
     }
 
     pub(crate) fn on_hit(&mut self, id: u32) {
-        let i = id as usize;
         self.count(id, true);
-        match self.region[i] {
+        match self.links.meta(id).region {
             Region::Window => self.links.move_to_front(&mut self.window, id),
             Region::Protected => self.links.move_to_front(&mut self.protected, id),
             Region::Probation => {
@@ -192,7 +194,7 @@ impl TinyLfu {
                 }
                 self.links.unlink(&mut self.probation, id);
                 self.links.push_front(&mut self.protected, id);
-                self.region[i] = Region::Protected;
+                self.links.meta_mut(id).region = Region::Protected;
                 if self.protected.len() > self.protected_cap {
                     if let Some(demoted) = self.protected.back() {
                         self.links.unlink(&mut self.protected, demoted);
@@ -207,12 +209,11 @@ impl TinyLfu {
         if self.candidate == Some(id) {
             self.candidate = None;
         }
-        let i = id as usize;
-        let pending = std::mem::take(&mut self.pending[i]);
-        if pending > 0 {
-            self.sketch.add(self.hashes[i], pending);
+        let m = *self.links.meta(id);
+        if m.pending > 0 {
+            self.sketch.add(m.hash, m.pending);
         }
-        let chain = match self.region[i] {
+        let chain = match m.region {
             Region::Window => &mut self.window,
             Region::Probation => &mut self.probation,
             Region::Protected => &mut self.protected,
@@ -224,7 +225,7 @@ impl TinyLfu {
         if let Some(candidate) = self.candidate.take() {
             // Noted when it entered probation, this very insert (or refreshed by a
             // halving since): no need to ask the sketch again.
-            let strength = self.seen[candidate as usize];
+            let strength = self.links.meta(candidate).seen;
             let opponent = self.opponent(candidate, strength);
             return Some(match opponent {
                 Some((v, f)) if strength > f => v,
@@ -254,7 +255,7 @@ impl TinyLfu {
             }
             if id != candidate {
                 seen += 1;
-                let f = self.seen[id as usize];
+                let f = self.links.meta(id).seen;
                 if weakest.is_none_or(|(_, low)| f < low) {
                     weakest = Some((id, f));
                     if f < strength {
@@ -268,10 +269,10 @@ impl TinyLfu {
     }
 
     fn freq(&self, id: u32) -> u8 {
-        let i = id as usize;
+        let m = self.links.meta(id);
         self.sketch
-            .frequency(self.hashes[i])
-            .saturating_add(self.pending[i])
+            .frequency(m.hash)
+            .saturating_add(m.pending)
             .min(MAX_COUNT)
     }
 }
