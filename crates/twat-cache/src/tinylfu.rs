@@ -58,6 +58,46 @@ struct Meta {
     pending: u8,
 }
 
+/// How many entries of probation have each count (their [`Meta::seen`]), so a duel that
+/// no entry of probation could lose is settled without walking probation at all. Most
+/// candidates are seen about as often as probation's weakest, and lose: without this
+/// they walked the whole field, one dependent cache miss per entry, to find no one.
+#[derive(Debug)]
+struct SeenCounts {
+    counts: [u32; MAX_COUNT as usize + 1],
+    /// Bit `f` is set while some entry of probation has the count `f`.
+    present: u64,
+}
+
+const _: () = assert!(MAX_COUNT < 64, "a count is a bit of `SeenCounts::present`");
+
+impl SeenCounts {
+    fn new() -> Self {
+        Self {
+            counts: [0; MAX_COUNT as usize + 1],
+            present: 0,
+        }
+    }
+
+    fn add(&mut self, f: u8) {
+        self.counts[f as usize] += 1;
+        self.present |= 1 << f;
+    }
+
+    fn remove(&mut self, f: u8) {
+        let c = &mut self.counts[f as usize];
+        *c -= 1;
+        if *c == 0 {
+            self.present &= !(1 << f);
+        }
+    }
+
+    /// Whether some entry of probation has a count below `f`.
+    fn any_below(&self, f: u8) -> bool {
+        self.present & ((1 << f) - 1) != 0
+    }
+}
+
 #[derive(Debug)]
 pub(crate) struct TinyLfu {
     links: Links<Meta>,
@@ -67,6 +107,7 @@ pub(crate) struct TinyLfu {
     window_cap: usize,
     protected_cap: usize,
     sketch: FrequencySketch,
+    probation_seen: SeenCounts,
     /// The entry that just left the window and has not yet won or lost its duel.
     candidate: Option<u32>,
     /// Hits and misses (inserts) in the current stretch, and its length.
@@ -89,6 +130,7 @@ impl TinyLfu {
             window_cap,
             protected_cap: main_cap * 8 / 10,
             sketch: FrequencySketch::new(capacity),
+            probation_seen: SeenCounts::new(),
             candidate: None,
             hits: 0,
             misses: 0,
@@ -144,10 +186,12 @@ impl TinyLfu {
 
     #[cold]
     fn recount_probation(&mut self) {
+        self.probation_seen = SeenCounts::new();
         let mut cursor = self.probation.back();
         while let Some(id) = cursor {
             let f = self.freq(id);
             self.links.meta_mut(id).seen = f;
+            self.probation_seen.add(f);
             cursor = self.links.prev(id);
         }
     }
@@ -165,6 +209,7 @@ impl TinyLfu {
             pending: 0,
             ..*m
         };
+        self.probation_seen.add(seen);
     }
 
     pub(crate) fn on_insert(&mut self, id: u32, hash: u64) {
@@ -194,7 +239,10 @@ impl TinyLfu {
                 }
                 self.links.unlink(&mut self.probation, id);
                 self.links.push_front(&mut self.protected, id);
-                self.links.meta_mut(id).region = Region::Protected;
+                let m = self.links.meta_mut(id);
+                m.region = Region::Protected;
+                let seen = m.seen;
+                self.probation_seen.remove(seen);
                 if self.protected.len() > self.protected_cap {
                     if let Some(demoted) = self.protected.back() {
                         self.links.unlink(&mut self.protected, demoted);
@@ -215,7 +263,10 @@ impl TinyLfu {
         }
         let chain = match m.region {
             Region::Window => &mut self.window,
-            Region::Probation => &mut self.probation,
+            Region::Probation => {
+                self.probation_seen.remove(m.seen);
+                &mut self.probation
+            }
             Region::Protected => &mut self.protected,
         };
         self.links.unlink(chain, id);
@@ -226,6 +277,13 @@ impl TinyLfu {
             // Noted when it entered probation, this very insert (or refreshed by a
             // halving since): no need to ask the sketch again.
             let strength = self.links.meta(candidate).seen;
+            if self.probation.len() > 1 && !self.probation_seen.any_below(strength) {
+                // No one in probation (the candidate aside) could lose to it.
+                debug_assert!(self
+                    .opponent(candidate, strength)
+                    .is_none_or(|(_, f)| strength <= f));
+                return Some(candidate);
+            }
             let opponent = self.opponent(candidate, strength);
             return Some(match opponent {
                 Some((v, f)) if strength > f => v,
@@ -280,6 +338,22 @@ impl TinyLfu {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn seen_counts_know_whether_anyone_is_weaker() {
+        let mut c = SeenCounts::new();
+        assert!(!c.any_below(MAX_COUNT));
+        c.add(5);
+        c.add(5);
+        c.add(9);
+        assert!(!c.any_below(5), "5 is not below 5");
+        assert!(c.any_below(6));
+        c.remove(5);
+        assert!(c.any_below(6), "one entry of count 5 is left");
+        c.remove(5);
+        assert!(!c.any_below(9));
+        assert!(c.any_below(MAX_COUNT));
+    }
 
     #[test]
     fn the_candidate_duels_the_weakest_of_the_oldest() {
