@@ -480,6 +480,14 @@ fn main() {
         ratios_only(&traces());
         return;
     }
+    if std::env::var("RUST_BENCH_ONLY").as_deref() == Ok("hits") {
+        // For tuning the hit path and the lock: the two hit rows alone.
+        let (one, two) = hits();
+        for ((name, ns, min), (_, mops)) in one.iter().zip(&two) {
+            println!("{name}: hit {ns:.1} ns (min {min:.1}), 2 threads {mops:.1} M/s");
+        }
+        return;
+    }
     let names: Vec<&str> = contenders(10).iter().map(|c| c.name()).collect();
     let header = |first: &str, last: Option<&str>| {
         let last_cell = last.map_or(String::new(), |l| format!(" {l} |"));
