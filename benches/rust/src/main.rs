@@ -391,24 +391,29 @@ fn min_ns_per_access(trace: &[u64], mut run: impl FnMut(&[u64]) -> usize) -> f64
 }
 
 /// For tuning a policy's speed (`RUST_BENCH_STORE=<policy>`): ns per access on the first
-/// Zipf trace (or, with `RUST_BENCH_MISS=1`, on keys that all miss), best of ten, for
+/// Zipf trace (with `RUST_BENCH_BIG=1`, the second: 1M keys, 10,000 entries; with
+/// `RUST_BENCH_MISS=1`, keys that all miss), best of ten, for
 /// quick_cache, our `MemoryCache` and our bare `Store` (no lock, no stats), so a change
 /// to a policy shows without the noise of the whole table.
 fn tuning(policy: Policy) {
+    let big = std::env::var("RUST_BENCH_BIG").is_ok();
+    let size = if big { 10_000 } else { 1_000 };
     let trace: Vec<u64> = if std::env::var("RUST_BENCH_MISS").is_ok() {
         (0..1_000_000).collect()
+    } else if big {
+        zipf_trace(1_000_000, 1.0, 2_000_000, 2).0
     } else {
         zipf_trace(100_000, 1.0, 1_000_000, 1).0
     };
     let quick = min_ns_per_access(&trace, |t| {
-        let c = Quick(quick_cache::sync::Cache::new(1000));
+        let c = Quick(quick_cache::sync::Cache::new(size));
         t.iter().filter(|&&k| c.access(black_box(k))).count()
     });
     let ours = min_ns_per_access(&trace, |t| {
         let c = Ours(
             "x",
             MemoryCache::builder()
-                .max_size(1_000)
+                .max_size(size)
                 .policy(policy)
                 .build()
                 .expect("valid"),
@@ -417,7 +422,7 @@ fn tuning(policy: Policy) {
     });
     let hash = |k: u64| k.wrapping_mul(0x9E37_79B9_7F4A_7C15);
     let store = min_ns_per_access(&trace, |t| {
-        let mut s: twat_cache::Store<u64, u64> = twat_cache::Store::new(Some(1000), None, policy);
+        let mut s: twat_cache::Store<u64, u64> = twat_cache::Store::new(Some(size), None, policy);
         t.iter()
             .filter(|&&k| {
                 let k = black_box(k);
