@@ -65,6 +65,7 @@ mod lock;
 mod memory;
 mod parallel;
 mod policy;
+mod prefetch;
 mod reader;
 #[cfg(feature = "redis")]
 mod redis_stats;

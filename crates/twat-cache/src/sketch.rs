@@ -72,6 +72,13 @@ impl FrequencySketch {
         std::array::from_fn(|i| base + ((high >> (6 * i)) & (BLOCK - 1)))
     }
 
+    /// Starts bringing the block of `hash` closer to the core, for a read a while later
+    /// (see [`crate::prefetch`]).
+    #[inline]
+    pub(crate) fn prefetch(&self, hash: u64) {
+        crate::prefetch::prefetch(&self.counters[self.indexes(hash)[0]]);
+    }
+
     /// The estimated number of recent accesses of `hash` (0 to 63).
     pub(crate) fn frequency(&self, hash: u64) -> u8 {
         self.indexes(hash)

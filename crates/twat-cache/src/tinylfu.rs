@@ -226,6 +226,8 @@ impl TinyLfu {
             ..Meta::default()
         };
         self.count(id, false);
+        // Its count is read when it leaves the window: ask for that line now.
+        self.sketch.prefetch(hash);
         self.links.push_front(&mut self.window, id);
         if self.window.len() > self.window_cap {
             if let Some(oldest) = self.window.back() {
