@@ -4,8 +4,8 @@
 //! W-TinyLFU reads one line of its frequency sketch per miss, at a random place in a
 //! table that outgrows the core's caches for large capacities (640 KiB for 10,000
 //! entries): the count of the entry leaving the window. That entry's line is known from
-//! the moment it was inserted, so the insert asks for it into the second-level cache,
-//! where it waits for the read. A plain load cannot do it: the core does not retire the
+//! the moment it was inserted, so the insert asks for it then, and it waits in the
+//! core's caches for the read. A plain load cannot do it: the core does not retire the
 //! work after a load until the load has completed.
 //!
 //! The prefetch intrinsic is `unsafe` to call (it is a `#[target_feature]` function),
@@ -13,8 +13,8 @@
 
 #![allow(unsafe_code)]
 
-/// Hints that `value`'s cache line will be read, not right away: it is brought into the
-/// second-level cache. It changes nothing the program can observe.
+/// Hints that `value`'s cache line will be read soon: it is brought into every level of
+/// the core's cache. It changes nothing the program can observe.
 #[inline(always)]
 pub(crate) fn prefetch<T>(value: &T) {
     #[cfg(all(target_arch = "x86_64", target_feature = "sse"))]
@@ -22,8 +22,8 @@ pub(crate) fn prefetch<T>(value: &T) {
     // hint: it reads nothing the program can observe and never faults, whatever the
     // address, and this one comes from a live reference anyway.
     unsafe {
-        use std::arch::x86_64::{_mm_prefetch, _MM_HINT_T1};
-        _mm_prefetch::<_MM_HINT_T1>(std::ptr::from_ref(value).cast());
+        use std::arch::x86_64::{_mm_prefetch, _MM_HINT_T0};
+        _mm_prefetch::<_MM_HINT_T0>(std::ptr::from_ref(value).cast());
     }
     #[cfg(not(all(target_arch = "x86_64", target_feature = "sse")))]
     let _ = value;
