@@ -95,11 +95,6 @@ impl<M: Copy + Default> Links<M> {
         &self.links[id as usize].meta
     }
 
-    /// The data of every id the table has held, for a policy's sweeps (a halving).
-    pub(crate) fn metas_mut(&mut self) -> impl Iterator<Item = &mut M> {
-        self.links.iter_mut().map(|l| &mut l.meta)
-    }
-
     /// Puts `id` (not in any chain) at the front of `chain`.
     pub(crate) fn push_front(&mut self, chain: &mut Chain, id: u32) {
         self.grow_to(id);
@@ -201,7 +196,7 @@ mod tests {
             [*links.meta(2), *links.meta(5), *links.meta(9)],
             [20, 50, 90]
         );
-        links.metas_mut().for_each(|m| *m /= 2);
+        *links.meta_mut(9) /= 2;
         assert_eq!(*links.meta(9), 45);
         assert_eq!(*links.meta(0), 0, "ids never set hold the default");
     }
