@@ -1,7 +1,8 @@
-//! W-TinyLFU: a small LRU window in front of a segmented LRU, with admission by frequency.
+//! W-TinyLFU: a small LRU window in front of a segmented main area, with admission by
+//! frequency.
 //!
 //! New entries enter the *window* (1% of the capacity). When the window overflows, its
-//! oldest entry becomes a *candidate* for the main area. The main area is a segmented LRU:
+//! oldest entry becomes a *candidate* for the main area. The main area is segmented:
 //! entries arrive in *probation* and move to *protected* (80% of the main area) when they
 //! are hit again. When the cache is over capacity, the candidate duels the oldest entry of
 //! probation: the one the frequency sketch has seen more often stays. One-hit wonders
