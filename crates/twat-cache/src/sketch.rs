@@ -29,9 +29,16 @@ const MAX_COUNTERS: usize = 1 << 22;
 /// Counters in one block: one cache line.
 const BLOCK: usize = 64;
 
+/// One cache line of counters, aligned as one: a `Vec<u8>` is only as aligned as the
+/// allocator makes it (glibc: 16 bytes), and then every block straddled two lines,
+/// which an access had to fetch both of.
+#[derive(Clone, Copy, Debug)]
+#[repr(C, align(64))]
+struct Block([u8; BLOCK]);
+
 #[derive(Debug)]
 pub(crate) struct FrequencySketch {
-    counters: Vec<u8>,
+    blocks: Vec<Block>,
     /// Blocks in the table, minus one (their number is a power of two).
     block_mask: u64,
     additions: usize,
@@ -55,7 +62,7 @@ impl FrequencySketch {
             .next_power_of_two()
             .min(MAX_COUNTERS);
         Self {
-            counters: vec![0; width],
+            blocks: vec![Block([0; BLOCK]); width / BLOCK],
             block_mask: (width / BLOCK) as u64 - 1,
             additions: 0,
             sample_size: capacity * PERIOD_PER_ENTRY,
@@ -65,27 +72,28 @@ impl FrequencySketch {
     /// The four counters of `hash`: a block from the low bits of its mix, and a counter
     /// in that block from each of four 6-bit fields of the high bits.
     #[inline]
-    fn indexes(&self, hash: u64) -> [usize; 4] {
+    fn indexes(&self, hash: u64) -> (usize, [usize; 4]) {
         let h = mix64(hash);
-        let base = ((h & self.block_mask) as usize) * BLOCK;
+        let block = (h & self.block_mask) as usize;
         let high = (h >> 40) as usize;
-        std::array::from_fn(|i| base + ((high >> (6 * i)) & (BLOCK - 1)))
+        (
+            block,
+            std::array::from_fn(|i| (high >> (6 * i)) & (BLOCK - 1)),
+        )
     }
 
     /// Starts bringing the block of `hash` closer to the core, for a read a while later
     /// (see [`crate::prefetch`]).
     #[inline]
     pub(crate) fn prefetch(&self, hash: u64) {
-        crate::prefetch::prefetch(&self.counters[self.indexes(hash)[0]]);
+        crate::prefetch::prefetch(&self.blocks[self.indexes(hash).0]);
     }
 
     /// The estimated number of recent accesses of `hash` (0 to 63).
     pub(crate) fn frequency(&self, hash: u64) -> u8 {
-        self.indexes(hash)
-            .iter()
-            .map(|&i| self.counters[i])
-            .min()
-            .unwrap_or(0)
+        let (block, idx) = self.indexes(hash);
+        let counters = &self.blocks[block].0;
+        idx.iter().map(|&i| counters[i]).min().unwrap_or(0)
     }
 
     /// Records one access of `hash`; `true` if that made the sketch halve.
@@ -102,11 +110,12 @@ impl FrequencySketch {
     /// it (written unconditionally, as a `max`, so the update has no branches).
     #[inline]
     pub(crate) fn add(&mut self, hash: u64, n: u8) -> u8 {
-        let idx = self.indexes(hash);
-        let low = idx.iter().map(|&i| self.counters[i]).min().unwrap_or(0);
+        let (block, idx) = self.indexes(hash);
+        let counters = &mut self.blocks[block].0;
+        let low = idx.iter().map(|&i| counters[i]).min().unwrap_or(0);
         let to = low.saturating_add(n).min(MAX_COUNT);
         for i in idx {
-            self.counters[i] = self.counters[i].max(to);
+            counters[i] = counters[i].max(to);
         }
         to
     }
@@ -125,7 +134,7 @@ impl FrequencySketch {
 
     /// Halves every counter: the sketch remembers half as much of the past.
     pub(crate) fn halve(&mut self) {
-        for c in &mut self.counters {
+        for c in self.blocks.iter_mut().flat_map(|b| &mut b.0) {
             *c >>= 1;
         }
         self.additions /= 2;
@@ -169,12 +178,15 @@ mod tests {
     }
 
     #[test]
-    fn a_key_touches_one_block() {
+    fn a_key_touches_one_cache_line() {
         let s = FrequencySketch::new(1_000);
         for key in 0..1_000u64 {
-            let idx = s.indexes(key);
-            assert!(idx.iter().all(|&i| i / BLOCK == idx[0] / BLOCK));
-            assert!(idx.iter().all(|&i| i < s.counters.len()));
+            let (block, idx) = s.indexes(key);
+            assert!(block < s.blocks.len());
+            assert!(idx.iter().all(|&i| i < BLOCK));
         }
+        // Each block starts a line of its own, wherever the allocator put the table.
+        let addr = |b: &Block| std::ptr::from_ref(b) as usize;
+        assert!(s.blocks.iter().all(|b| addr(b) % 64 == 0));
     }
 }
