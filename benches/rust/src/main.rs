@@ -394,7 +394,8 @@ fn min_ns_per_access(trace: &[u64], mut run: impl FnMut(&[u64]) -> usize) -> f64
 /// Zipf trace (with `RUST_BENCH_BIG=1`, the second: 1M keys, 10,000 entries; with
 /// `RUST_BENCH_MISS=1`, keys that all miss), best of ten, for
 /// quick_cache, our `MemoryCache` and our bare `Store` (no lock, no stats), so a change
-/// to a policy shows without the noise of the whole table.
+/// to a policy shows without the noise of the whole table. `RUST_BENCH_BARE=1` times the
+/// bare store alone (for `perf record`).
 fn tuning(policy: Policy) {
     let big = std::env::var("RUST_BENCH_BIG").is_ok();
     let size = if big { 10_000 } else { 1_000 };
@@ -405,21 +406,30 @@ fn tuning(policy: Policy) {
     } else {
         zipf_trace(100_000, 1.0, 1_000_000, 1).0
     };
-    let quick = min_ns_per_access(&trace, |t| {
-        let c = Quick(quick_cache::sync::Cache::new(size));
-        t.iter().filter(|&&k| c.access(black_box(k))).count()
-    });
-    let ours = min_ns_per_access(&trace, |t| {
-        let c = Ours(
-            "x",
-            MemoryCache::builder()
-                .max_size(size)
-                .policy(policy)
-                .build()
-                .expect("valid"),
-        );
-        t.iter().filter(|&&k| c.access(black_box(k))).count()
-    });
+    let bare = std::env::var("RUST_BENCH_BARE").is_ok();
+    let quick = if bare {
+        0.0
+    } else {
+        min_ns_per_access(&trace, |t| {
+            let c = Quick(quick_cache::sync::Cache::new(size));
+            t.iter().filter(|&&k| c.access(black_box(k))).count()
+        })
+    };
+    let ours = if bare {
+        0.0
+    } else {
+        min_ns_per_access(&trace, |t| {
+            let c = Ours(
+                "x",
+                MemoryCache::builder()
+                    .max_size(size)
+                    .policy(policy)
+                    .build()
+                    .expect("valid"),
+            );
+            t.iter().filter(|&&k| c.access(black_box(k))).count()
+        })
+    };
     let hash = |k: u64| k.wrapping_mul(0x9E37_79B9_7F4A_7C15);
     let store = min_ns_per_access(&trace, |t| {
         let mut s: twat_cache::Store<u64, u64> = twat_cache::Store::new(Some(size), None, policy);
