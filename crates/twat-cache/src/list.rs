@@ -7,8 +7,9 @@
 //! probation and protected chains that way). All operations are O(1).
 //!
 //! A policy may keep its own per-id data in the same table (`Links<M>`): one entry's
-//! links and data then share a cache line, so a walk along a chain that reads the data
-//! (W-TinyLFU's duel) touches one line per entry instead of one per array.
+//! links and data then share a cache line, where two arrays would take two (W-TinyLFU
+//! keeps each entry's hash there: 16 bytes an entry, four to a line, none straddling
+//! two).
 
 /// "No slot": the end of a chain.
 pub(crate) const NIL: u32 = u32::MAX;

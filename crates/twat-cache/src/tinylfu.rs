@@ -47,25 +47,18 @@ enum Region {
     Protected,
 }
 
-/// What a walk along probation reads of an entry, kept beside its links (one line per
-/// entry): its hash, for the sketch, and its count.
+/// What a hit or a duel reads and writes of an entry, in an array of its own: four bytes
+/// an entry, so for thousands of entries it stays in the core's first-level cache, where
+/// the entries' links (16 bytes each, with the hash) do not. The common hit, in
+/// protected, touches nothing else of the policy's.
 #[derive(Clone, Copy, Debug, Default)]
-struct Meta {
-    hash: u64,
+struct Hot {
+    region: Region,
     /// For an entry in probation, how often the sketch had seen it when it got there
     /// (refreshed at every halving). Its count rises only when it is hit, which takes
     /// it out of probation, so this is the sketch's answer without asking the sketch:
     /// a duel reads one byte per opponent instead of four counters in a cold line.
     seen: u8,
-}
-
-/// What a hit reads and writes of an entry, in an array of its own: three bytes an
-/// entry, so for thousands of entries it stays in the core's first-level cache, where
-/// the entries' links (24 bytes each) do not. The common hit, in protected, touches
-/// nothing else of the policy's.
-#[derive(Clone, Copy, Debug, Default)]
-struct Hot {
-    region: Region,
     /// Its accesses not yet added to the sketch. An insert or a hit counts here, in a
     /// byte that stays in the cache, instead of in the sketch's counters (a random line
     /// of a table of 64 bytes per entry); they reach the sketch when the entry enters
@@ -76,7 +69,7 @@ struct Hot {
     referenced: bool,
 }
 
-/// How many entries of probation have each count (their [`Meta::seen`]), so a duel that
+/// How many entries of probation have each count (their [`Hot::seen`]), so a duel that
 /// no entry of probation could lose is settled without walking probation at all. Most
 /// candidates are seen about as often as probation's weakest, and lose: without this
 /// they walked the whole field, one dependent cache miss per entry, to find no one.
@@ -118,7 +111,8 @@ impl SeenCounts {
 
 #[derive(Debug)]
 pub(crate) struct TinyLfu {
-    links: Links<Meta>,
+    /// The chains, with each entry's hash (for the sketch) beside its links.
+    links: Links<u64>,
     hot: Vec<Hot>,
     window: Chain,
     probation: Chain,
@@ -210,7 +204,7 @@ impl TinyLfu {
         let mut cursor = self.probation.back();
         while let Some(id) = cursor {
             let f = self.freq(id);
-            self.links.meta_mut(id).seen = f;
+            self.hot[id as usize].seen = f;
             self.probation_seen.add(f);
             cursor = self.links.prev(id);
         }
@@ -222,17 +216,17 @@ impl TinyLfu {
     fn enter_probation(&mut self, id: u32) {
         self.links.push_front(&mut self.probation, id);
         let hot = &mut self.hot[id as usize];
-        let m = self.links.meta_mut(id);
-        m.seen = self.sketch.add(m.hash, hot.pending);
+        let seen = self.sketch.add(*self.links.meta(id), hot.pending);
         *hot = Hot {
             region: Region::Probation,
+            seen,
             ..Hot::default()
         };
-        self.probation_seen.add(m.seen);
+        self.probation_seen.add(seen);
     }
 
     pub(crate) fn on_insert(&mut self, id: u32, hash: u64) {
-        *self.links.meta_mut(id) = Meta { hash, seen: 0 };
+        *self.links.meta_mut(id) = hash;
         let i = id as usize;
         if self.hot.len() <= i {
             self.hot.resize(i + 1, Hot::default());
@@ -268,7 +262,7 @@ impl TinyLfu {
                 hot.referenced = false;
                 self.links.unlink(&mut self.probation, id);
                 self.links.push_front(&mut self.protected, id);
-                self.probation_seen.remove(self.links.meta(id).seen);
+                self.probation_seen.remove(hot.seen);
                 if self.protected.len() > self.protected_cap {
                     self.make_room();
                 }
@@ -297,14 +291,13 @@ impl TinyLfu {
             self.candidate = None;
         }
         let hot = self.hot[id as usize];
-        let m = *self.links.meta(id);
         if hot.pending > 0 {
-            self.sketch.add(m.hash, hot.pending);
+            self.sketch.add(*self.links.meta(id), hot.pending);
         }
         let chain = match hot.region {
             Region::Window => &mut self.window,
             Region::Probation => {
-                self.probation_seen.remove(m.seen);
+                self.probation_seen.remove(hot.seen);
                 &mut self.probation
             }
             Region::Protected => &mut self.protected,
@@ -316,7 +309,7 @@ impl TinyLfu {
         if let Some(candidate) = self.candidate.take() {
             // Noted when it entered probation, this very insert (or refreshed by a
             // halving since): no need to ask the sketch again.
-            let strength = self.links.meta(candidate).seen;
+            let strength = self.hot[candidate as usize].seen;
             if self.probation.len() > 1 && !self.probation_seen.any_below(strength) {
                 // No one in probation (the candidate aside) could lose to it.
                 debug_assert!(self
@@ -353,7 +346,7 @@ impl TinyLfu {
             }
             if id != candidate {
                 seen += 1;
-                let f = self.links.meta(id).seen;
+                let f = self.hot[id as usize].seen;
                 if weakest.is_none_or(|(_, low)| f < low) {
                     weakest = Some((id, f));
                     if f < strength {
@@ -368,7 +361,7 @@ impl TinyLfu {
 
     fn freq(&self, id: u32) -> u8 {
         self.sketch
-            .frequency(self.links.meta(id).hash)
+            .frequency(*self.links.meta(id))
             .saturating_add(self.hot[id as usize].pending)
             .min(MAX_COUNT)
     }
