@@ -54,6 +54,17 @@ pub(crate) fn mix64(mut z: u64) -> u64 {
     z ^ (z >> 31)
 }
 
+/// A key's place in the sketch: its hash, mixed ([`mix64`]) once when the policy first
+/// sees the key, which keeps it; its every access then skips the mixing.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub(crate) struct SketchKey(u64);
+
+impl SketchKey {
+    pub(crate) fn of(hash: u64) -> Self {
+        Self(mix64(hash))
+    }
+}
+
 impl FrequencySketch {
     /// A sketch sized for a cache of `capacity` entries.
     pub(crate) fn new(capacity: usize) -> Self {
@@ -69,11 +80,11 @@ impl FrequencySketch {
         }
     }
 
-    /// The four counters of `hash`: a block from the low bits of its mix, and a counter
+    /// The four counters of `key`: a block from the low bits of its mix, and a counter
     /// in that block from each of four 6-bit fields of the high bits.
     #[inline]
-    fn indexes(&self, hash: u64) -> (usize, [usize; 4]) {
-        let h = mix64(hash);
+    fn indexes(&self, key: SketchKey) -> (usize, [usize; 4]) {
+        let h = key.0;
         let block = (h & self.block_mask) as usize;
         let high = (h >> 40) as usize;
         (
@@ -82,35 +93,35 @@ impl FrequencySketch {
         )
     }
 
-    /// Starts bringing the block of `hash` closer to the core, for a read a while later
+    /// Starts bringing the block of `key` closer to the core, for a read a while later
     /// (see [`crate::prefetch`]).
     #[inline]
-    pub(crate) fn prefetch(&self, hash: u64) {
-        crate::prefetch::prefetch(&self.blocks[self.indexes(hash).0]);
+    pub(crate) fn prefetch(&self, key: SketchKey) {
+        crate::prefetch::prefetch(&self.blocks[self.indexes(key).0]);
     }
 
-    /// The estimated number of recent accesses of `hash` (0 to 63).
-    pub(crate) fn frequency(&self, hash: u64) -> u8 {
-        let (block, idx) = self.indexes(hash);
+    /// The estimated number of recent accesses of `key` (0 to 63).
+    pub(crate) fn frequency(&self, key: SketchKey) -> u8 {
+        let (block, idx) = self.indexes(key);
         let counters = &self.blocks[block].0;
         idx.iter().map(|&i| counters[i]).min().unwrap_or(0)
     }
 
-    /// Records one access of `hash`; `true` if that made the sketch halve.
+    /// Records one access of `key`; `true` if that made the sketch halve.
     #[cfg(test)]
-    pub(crate) fn increment(&mut self, hash: u64) -> bool {
+    pub(crate) fn increment(&mut self, key: SketchKey) -> bool {
         let halved = self.tick();
-        self.add(hash, 1);
+        self.add(key, 1);
         halved
     }
 
-    /// Adds `n` accesses of `hash` that were already counted by [`Self::tick`], and
+    /// Adds `n` accesses of `key` that were already counted by [`Self::tick`], and
     /// returns its frequency after them. The conservative update of `n` at once is the
-    /// same as `n` of them one by one: every counter of `hash` below `min + n` rises to
+    /// same as `n` of them one by one: every counter of `key` below `min + n` rises to
     /// it (written unconditionally, as a `max`, so the update has no branches).
     #[inline]
-    pub(crate) fn add(&mut self, hash: u64, n: u8) -> u8 {
-        let (block, idx) = self.indexes(hash);
+    pub(crate) fn add(&mut self, key: SketchKey, n: u8) -> u8 {
+        let (block, idx) = self.indexes(key);
         let counters = &mut self.blocks[block].0;
         let low = idx.iter().map(|&i| counters[i]).min().unwrap_or(0);
         let to = low.saturating_add(n).min(MAX_COUNT);
@@ -149,39 +160,42 @@ mod tests {
     fn counts_and_ages() {
         let mut s = FrequencySketch::new(100);
         for _ in 0..5 {
-            s.increment(42);
+            s.increment(SketchKey::of(42));
         }
-        s.increment(7);
-        assert!(s.frequency(42) >= 5);
-        assert!(s.frequency(7) >= 1);
-        assert!(s.frequency(42) > s.frequency(7));
+        s.increment(SketchKey::of(7));
+        assert!(s.frequency(SketchKey::of(42)) >= 5);
+        assert!(s.frequency(SketchKey::of(7)) >= 1);
+        assert!(s.frequency(SketchKey::of(42)) > s.frequency(SketchKey::of(7)));
         // Saturation, then halving after the sample size.
         for _ in 0..100 {
-            s.increment(42);
+            s.increment(SketchKey::of(42));
         }
-        assert_eq!(s.frequency(42), MAX_COUNT);
+        assert_eq!(s.frequency(SketchKey::of(42)), MAX_COUNT);
         for k in 1000..(1000 + 100 * PERIOD_PER_ENTRY as u64) {
-            s.increment(k);
+            s.increment(SketchKey::of(k));
         }
-        assert!(s.frequency(42) < MAX_COUNT, "counters were never halved");
+        assert!(
+            s.frequency(SketchKey::of(42)) < MAX_COUNT,
+            "counters were never halved"
+        );
     }
 
     #[test]
     fn halving_on_demand_forgets() {
         let mut s = FrequencySketch::new(100);
         for _ in 0..20 {
-            s.increment(9);
+            s.increment(SketchKey::of(9));
         }
-        let before = s.frequency(9);
+        let before = s.frequency(SketchKey::of(9));
         s.halve();
-        assert_eq!(s.frequency(9), before / 2);
+        assert_eq!(s.frequency(SketchKey::of(9)), before / 2);
     }
 
     #[test]
     fn a_key_touches_one_cache_line() {
         let s = FrequencySketch::new(1_000);
         for key in 0..1_000u64 {
-            let (block, idx) = s.indexes(key);
+            let (block, idx) = s.indexes(SketchKey::of(key));
             assert!(block < s.blocks.len());
             assert!(idx.iter().all(|&i| i < BLOCK));
         }

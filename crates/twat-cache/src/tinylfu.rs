@@ -27,7 +27,7 @@
 //!   popularity shifts half-way it lifts the ratio from 0.585 to 0.607.
 
 use crate::list::{Chain, Links};
-use crate::sketch::{FrequencySketch, MAX_COUNT};
+use crate::sketch::{FrequencySketch, SketchKey, MAX_COUNT};
 
 /// How many of probation's oldest entries the candidate may duel (the least frequent).
 const DUEL_FIELD: usize = 16;
@@ -111,8 +111,8 @@ impl SeenCounts {
 
 #[derive(Debug)]
 pub(crate) struct TinyLfu {
-    /// The chains, with each entry's hash (for the sketch) beside its links.
-    links: Links<u64>,
+    /// The chains, with each entry's place in the sketch beside its links.
+    links: Links<SketchKey>,
     hot: Vec<Hot>,
     window: Chain,
     probation: Chain,
@@ -226,7 +226,8 @@ impl TinyLfu {
     }
 
     pub(crate) fn on_insert(&mut self, id: u32, hash: u64) {
-        *self.links.meta_mut(id) = hash;
+        let key = SketchKey::of(hash);
+        *self.links.meta_mut(id) = key;
         let i = id as usize;
         if self.hot.len() <= i {
             self.hot.resize(i + 1, Hot::default());
@@ -234,7 +235,7 @@ impl TinyLfu {
         self.hot[i] = Hot::default();
         self.count(id, false);
         // Its count is read when it leaves the window: ask for that line now.
-        self.sketch.prefetch(hash);
+        self.sketch.prefetch(key);
         self.links.push_front(&mut self.window, id);
         if self.window.len() > self.window_cap {
             if let Some(oldest) = self.window.back() {
@@ -421,7 +422,7 @@ mod tests {
                 _ => 9,
             };
             for _ in 0..extra {
-                t.sketch.increment(hash(id));
+                t.sketch.increment(SketchKey::of(hash(id)));
             }
             t.on_insert(id, hash(id));
         }
