@@ -392,7 +392,8 @@ fn min_ns_per_access(trace: &[u64], mut run: impl FnMut(&[u64]) -> usize) -> f64
 
 /// For tuning a policy's speed (`RUST_BENCH_STORE=<policy>`): ns per access on the first
 /// Zipf trace (with `RUST_BENCH_BIG=1`, the second: 1M keys, 10,000 entries; with
-/// `RUST_BENCH_MISS=1`, keys that all miss), best of ten, for
+/// `RUST_BENCH_MISS=1`, keys that all miss; with `RUST_BENCH_HITS=1`, keys that all hit
+/// but the first round), best of ten, for
 /// quick_cache, our `MemoryCache` and our bare `Store` (no lock, no stats), so a change
 /// to a policy shows without the noise of the whole table. `RUST_BENCH_BARE=1` times the
 /// bare store alone (for `perf record`).
@@ -401,6 +402,12 @@ fn tuning(policy: Policy) {
     let size = if big { 10_000 } else { 1_000 };
     let trace: Vec<u64> = if std::env::var("RUST_BENCH_MISS").is_ok() {
         (0..1_000_000).collect()
+    } else if std::env::var("RUST_BENCH_HITS").is_ok() {
+        // Hits alone, at random among the resident keys (after the first round).
+        let mut rng = Rng(7);
+        (0..size as u64)
+            .chain((0..2_000_000).map(|_| rng.next() % size as u64))
+            .collect()
     } else if big {
         zipf_trace(1_000_000, 1.0, 2_000_000, 2).0
     } else {
@@ -447,7 +454,25 @@ fn tuning(policy: Policy) {
             })
             .count()
     });
-    println!("quick_cache {quick:.1} | ours {policy} {ours:.1} | store {policy} {store:.1} ns/access (best of 10)");
+    // quick_cache's own single-threaded cache: its store without the shards' locks.
+    let quick_unsync = if bare {
+        0.0
+    } else {
+        min_ns_per_access(&trace, |t| {
+            let mut c = quick_cache::unsync::Cache::<u64, u64>::new(size);
+            t.iter()
+                .filter(|&&k| {
+                    let k = black_box(k);
+                    if c.get(&k).is_some() {
+                        return true;
+                    }
+                    c.insert(k, k);
+                    false
+                })
+                .count()
+        })
+    };
+    println!("quick_cache {quick:.1} | ours {policy} {ours:.1} | store {policy} {store:.1} | quick_cache unsync {quick_unsync:.1} ns/access (best of 10)");
 }
 
 fn main() {

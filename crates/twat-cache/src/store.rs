@@ -35,6 +35,21 @@ pub(crate) fn spread(hash: u64) -> u64 {
     (m as u64) ^ ((m >> 64) as u64)
 }
 
+/// The 32 bits of a caller's hash a slot keeps (its [`spread`], cut down).
+#[inline]
+fn short_hash(hash: u64) -> u32 {
+    spread(hash) as u32
+}
+
+/// Where the table places an entry: from its 32-bit [`short_hash`] alone, so the slot
+/// can give it back (for a move when the table grows) from 4 bytes. The multiply by an
+/// odd constant keeps the low bits (the bucket) as mixed as the short hash's and fills
+/// the top 7 (the tag) from all 32.
+#[inline]
+fn table_hash(short: u32) -> u64 {
+    u64::from(short).wrapping_mul(0x9E37_79B9_7F4A_7C15)
+}
+
 /// What [`Store::look`] found.
 enum Look {
     Fresh(u32),
@@ -42,10 +57,20 @@ enum Look {
     Missing,
 }
 
+/// An entry, where the table holds its id, and its key's short hash: 32 bytes for `u64`
+/// keys and values, two to a cache line (the alignment keeps them from straddling two).
+/// Deadlines live apart, in the store's `deadlines`, so a store without a TTL does not
+/// carry them.
+#[repr(align(32))]
 struct Slot<K, V> {
-    hash: u64,
-    /// When it stops being fresh; it is kept [`Store::grace`] longer.
-    expires: Option<Instant>,
+    short: u32,
+    /// The table's bucket that holds this id, noted at insertion. Removing an entry
+    /// (most often an eviction, of an entry whose lines are cold) then reads its bucket
+    /// directly, instead of a probe that must first read the slot for the hash and then
+    /// the table's tags before it finds the bucket: one dependent cache miss instead of
+    /// three. A table that grew or rehashed since has moved its buckets; the bucket is
+    /// checked to hold this id, and a probe by hash finds it otherwise.
+    bucket: u32,
     entry: Option<(K, V)>,
 }
 
@@ -77,6 +102,9 @@ pub struct Store<K, V> {
     /// must look at the clock. Entries with a deadline, and only they, are chained in
     /// write order for the sweeps.
     expiring: bool,
+    /// When each entry stops being fresh (it is kept [`Store::grace`] longer), by id;
+    /// empty until some entry has a deadline, and no longer than the last id that had one.
+    deadlines: Vec<Option<Instant>>,
     expiry_links: Links,
     expiry: Chain,
     stats: Stats,
@@ -143,6 +171,7 @@ impl<K, V> Store<K, V> {
             ttl,
             grace: Grace::None,
             expiring: ttl.is_some(),
+            deadlines: Vec::new(),
             expiry_links: Links::default(),
             expiry: Chain::default(),
             stats: Stats::default(),
@@ -234,12 +263,28 @@ impl<K, V> Store<K, V> {
         self.expiring.then(Instant::now)
     }
 
+    /// When an entry stops being fresh (`None`: never).
+    #[inline]
+    fn deadline(&self, id: u32) -> Option<Instant> {
+        self.deadlines.get(id as usize).copied().flatten()
+    }
+
+    fn set_deadline(&mut self, id: u32, at: Option<Instant>) {
+        let i = id as usize;
+        if at.is_some() && self.deadlines.len() <= i {
+            self.deadlines.resize(i + 1, None);
+        }
+        if let Some(d) = self.deadlines.get_mut(i) {
+            *d = at;
+        }
+    }
+
     fn find<E>(
         &self,
         hash: u64,
         mut eq: impl FnMut(&K) -> Result<bool, E>,
     ) -> Result<Option<u32>, E> {
-        let hash = spread(hash);
+        let hash = table_hash(short_hash(hash));
         let mut failure = None;
         let found = self.table.find(hash, |&id| {
             if failure.is_some() {
@@ -261,7 +306,7 @@ impl<K, V> Store<K, V> {
 
     /// Whether an entry is no longer fresh (it may still be kept, stale).
     fn is_expired(&self, id: u32, now: Option<Instant>) -> bool {
-        match (self.slots[id as usize].expires, now) {
+        match (self.deadline(id), now) {
             (Some(at), Some(now)) => now >= at,
             _ => false,
         }
@@ -269,7 +314,7 @@ impl<K, V> Store<K, V> {
 
     /// Whether an entry is past its grace too: it is to be reclaimed.
     fn is_gone(&self, id: u32, now: Option<Instant>) -> bool {
-        match (self.slots[id as usize].expires, now) {
+        match (self.deadline(id), now) {
             (Some(at), Some(now)) => self.grace.extend(at).is_some_and(|end| now >= end),
             _ => false,
         }
@@ -288,9 +333,7 @@ impl<K, V> Store<K, V> {
                 Look::Fresh(id)
             }
             Some(id) if !self.is_gone(id, now) => {
-                let age = now
-                    .zip(self.slots[id as usize].expires)
-                    .map(|(n, at)| n - at);
+                let age = now.zip(self.deadline(id)).map(|(n, at)| n - at);
                 Look::Stale(id, age)
             }
             found => {
@@ -357,12 +400,11 @@ impl<K, V> Store<K, V> {
         if self.is_gone(id, now) {
             return Ok(None);
         }
-        let slot = &self.slots[id as usize];
-        let age = match (now, slot.expires) {
+        let age = match (now, self.deadline(id)) {
             (Some(n), Some(at)) if n >= at => Some(n - at),
             _ => None,
         };
-        Ok(slot.entry.as_ref().map(|(_, v)| (v, age)))
+        Ok(self.value(id).map(|v| (v, age)))
     }
 
     /// Counts a stale entry from [`Store::get_stale_by`] as served: a hit.
@@ -425,10 +467,9 @@ impl<K, V> Store<K, V> {
         let expires = now.zip(ttl).map(|(n, t)| n + t);
         let existing = self.find(hash, |k| eq(k, &key))?;
         if let Some(id) = existing {
-            let slot = &mut self.slots[id as usize];
-            let was_chained = slot.expires.is_some();
-            slot.expires = expires;
-            if let Some((_, old)) = slot.entry.as_mut() {
+            let was_chained = self.deadline(id).is_some();
+            self.set_deadline(id, expires);
+            if let Some((_, old)) = self.slots[id as usize].entry.as_mut() {
                 let old = std::mem::replace(old, value);
                 self.removed.push((key, old));
             }
@@ -445,9 +486,10 @@ impl<K, V> Store<K, V> {
                 // (it has the lowest count) and random replacement might.
                 self.evict_while(|len, max| len >= max);
             }
+            let short = short_hash(hash);
             let slot = Slot {
-                hash,
-                expires,
+                short,
+                bucket: 0,
                 entry: Some((key, value)),
             };
             let id = match self.free.pop() {
@@ -461,9 +503,16 @@ impl<K, V> Store<K, V> {
                 }
             };
             let slots = &self.slots;
-            self.table
-                .insert_unique(spread(hash), id, |&i| spread(slots[i as usize].hash));
+            let bucket = self
+                .table
+                .insert_unique(table_hash(short), id, |&i| {
+                    table_hash(slots[i as usize].short)
+                })
+                .bucket_index();
+            // (A bucket past `u32::MAX`, never seen in practice, is found by its hash.)
+            self.slots[id as usize].bucket = u32::try_from(bucket).unwrap_or(u32::MAX);
             self.eviction.on_insert(id, hash);
+            self.set_deadline(id, expires);
             if expires.is_some() {
                 self.expiry_links.push_front(&mut self.expiry, id);
             }
@@ -513,6 +562,7 @@ impl<K, V> Store<K, V> {
         self.table.clear();
         self.free.clear();
         self.eviction = Eviction::new(self.policy, self.max_size);
+        self.deadlines.clear();
         self.expiry_links = Links::default();
         self.expiry = Chain::default();
     }
@@ -541,17 +591,23 @@ impl<K, V> Store<K, V> {
     }
 
     fn remove_slot(&mut self, id: u32) {
-        let hash = spread(self.slots[id as usize].hash);
-        if let Ok(entry) = self.table.find_entry(hash, |&i| i == id) {
-            entry.remove();
+        let slot = &self.slots[id as usize];
+        match self.table.get_bucket_entry(slot.bucket as usize) {
+            Ok(entry) if *entry.get() == id => {
+                entry.remove();
+            }
+            _ => {
+                if let Ok(entry) = self.table.find_entry(table_hash(slot.short), |&i| i == id) {
+                    entry.remove();
+                }
+            }
         }
         self.eviction.on_remove(id);
-        if self.slots[id as usize].expires.is_some() {
+        if self.deadline(id).is_some() {
             self.expiry_links.unlink(&mut self.expiry, id);
+            self.set_deadline(id, None);
         }
-        let slot = &mut self.slots[id as usize];
-        slot.expires = None;
-        if let Some(entry) = slot.entry.take() {
+        if let Some(entry) = self.slots[id as usize].entry.take() {
             self.removed.push(entry);
         }
         self.free.push(id);

@@ -367,3 +367,41 @@ fn a_store_without_default_ttl_expires_entries_given_one_and_sweeps_them() {
         Some(&10)
     );
 }
+
+#[test]
+fn entries_stored_before_the_table_grew_are_still_found_evicted_and_removed() {
+    // A store notes the table bucket of each entry to remove it without a probe; the
+    // table moves its buckets when it grows. Entries from every stage of growth, with
+    // hashes that collide in bunches (long probe sequences), must still leave cleanly.
+    for policy in Policy::ALL {
+        for spread_hashes in [true, false] {
+            let hash = |k: u64| if spread_hashes { k } else { k % 7 };
+            let same = |a: &u64, b: &u64| Ok::<_, Infallible>(a == b);
+            let mut store: Store<u64, u64> = Store::new(Some(1_500), None, policy);
+            for k in 0..4_000u64 {
+                store.insert_by(hash(k), k, k * 2, same).unwrap();
+                assert!(store.len() <= 1_500, "{policy}");
+            }
+            let evicted = store.stats().evictions;
+            assert_eq!(evicted, 4_000 - 1_500, "{policy}");
+            let mut present = 0;
+            for k in 0..4_000u64 {
+                let eq = |x: &u64| Ok::<_, Infallible>(*x == k);
+                match store.peek_by(hash(k), eq).unwrap().copied() {
+                    Some(v) => {
+                        assert_eq!(v, k * 2, "{policy}: key {k}");
+                        present += 1;
+                        assert!(store.remove_by(hash(k), eq).unwrap(), "{policy}: key {k}");
+                        assert_eq!(store.peek_by(hash(k), eq).unwrap(), None, "{policy}");
+                    }
+                    None => assert!(!store.remove_by(hash(k), eq).unwrap(), "{policy}"),
+                }
+            }
+            assert_eq!(present, 1_500, "{policy}");
+            assert!(
+                store.is_empty(),
+                "{policy}: every entry was removed from the table"
+            );
+        }
+    }
+}
