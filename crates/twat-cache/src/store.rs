@@ -16,7 +16,7 @@
 
 use std::time::{Duration, Instant};
 
-use hashbrown::HashTable;
+use hashbrown::hash_table::{self, HashTable};
 
 use crate::eviction::Eviction;
 use crate::freshness::Grace;
@@ -465,50 +465,60 @@ impl<K, V> Store<K, V> {
         self.expiring |= ttl.is_some();
         let now = self.now_if_ttl();
         let expires = now.zip(ttl).map(|(n, t)| n + t);
-        let existing = self.find(hash, |k| eq(k, &key))?;
-        if let Some(id) = existing {
-            let was_chained = self.deadline(id).is_some();
-            self.set_deadline(id, expires);
-            if let Some((_, old)) = self.slots[id as usize].entry.as_mut() {
-                let old = std::mem::replace(old, value);
-                self.removed.push((key, old));
+        // One probe finds the key, or the bucket where it goes.
+        let short = short_hash(hash);
+        let slots = &self.slots;
+        let mut failure = None;
+        let place = self.table.entry(
+            table_hash(short),
+            |&id| {
+                if failure.is_some() {
+                    return false;
+                }
+                match &slots[id as usize].entry {
+                    Some((k, _)) => eq(k, &key).unwrap_or_else(|e| {
+                        failure = Some(e);
+                        false
+                    }),
+                    None => false,
+                }
+            },
+            placement(slots),
+        );
+        if let Some(e) = failure {
+            return Err(e);
+        }
+        let slot = Slot {
+            short,
+            bucket: 0,
+            entry: Some((key, value)),
+        };
+        let new_id = match place {
+            hash_table::Entry::Occupied(found) => {
+                let id = *found.get();
+                self.replace(id, slot, expires);
+                None
             }
-            self.eviction.on_hit(id);
-            if was_chained {
-                self.expiry_links.unlink(&mut self.expiry, id);
+            hash_table::Entry::Vacant(place) if !self.eviction.evicts_before_insert() => {
+                let id = claim(&mut self.slots, &mut self.free, slot);
+                let bucket = place.insert(id).bucket_index();
+                Some((id, bucket))
             }
-            if expires.is_some() {
-                self.expiry_links.push_front(&mut self.expiry, id);
-            }
-        } else {
-            if self.eviction.evicts_before_insert() {
+            hash_table::Entry::Vacant(_) => {
                 // The newcomer is not a candidate: LFU would otherwise evict it at once
-                // (it has the lowest count) and random replacement might.
+                // (it has the lowest count) and random replacement might. The eviction
+                // may move the table's buckets, so the newcomer's is found anew.
                 self.evict_while(|len, max| len >= max);
+                let id = claim(&mut self.slots, &mut self.free, slot);
+                let slots = &self.slots;
+                let bucket = self
+                    .table
+                    .insert_unique(table_hash(short), id, placement(slots))
+                    .bucket_index();
+                Some((id, bucket))
             }
-            let short = short_hash(hash);
-            let slot = Slot {
-                short,
-                bucket: 0,
-                entry: Some((key, value)),
-            };
-            let id = match self.free.pop() {
-                Some(id) => {
-                    self.slots[id as usize] = slot;
-                    id
-                }
-                None => {
-                    self.slots.push(slot);
-                    (self.slots.len() - 1) as u32
-                }
-            };
-            let slots = &self.slots;
-            let bucket = self
-                .table
-                .insert_unique(table_hash(short), id, |&i| {
-                    table_hash(slots[i as usize].short)
-                })
-                .bucket_index();
+        };
+        if let Some((id, bucket)) = new_id {
             // (A bucket past `u32::MAX`, never seen in practice, is found by its hash.)
             self.slots[id as usize].bucket = u32::try_from(bucket).unwrap_or(u32::MAX);
             self.eviction.on_insert(id, hash);
@@ -522,6 +532,26 @@ impl<K, V> Store<K, V> {
         }
         self.evict_while(|len, max| len > max);
         Ok(())
+    }
+
+    /// Puts a new value (with the caller's key) in the slot of an existing entry; the
+    /// old pair is parked for [`Store::take_removed`]. A write counts as a use.
+    fn replace(&mut self, id: u32, slot: Slot<K, V>, expires: Option<Instant>) {
+        let was_chained = self.deadline(id).is_some();
+        self.set_deadline(id, expires);
+        if let (Some((_, old)), Some((key, value))) =
+            (self.slots[id as usize].entry.as_mut(), slot.entry)
+        {
+            let old = std::mem::replace(old, value);
+            self.removed.push((key, old));
+        }
+        self.eviction.on_hit(id);
+        if was_chained {
+            self.expiry_links.unlink(&mut self.expiry, id);
+        }
+        if expires.is_some() {
+            self.expiry_links.push_front(&mut self.expiry, id);
+        }
     }
 
     fn evict_while(&mut self, over: impl Fn(usize, usize) -> bool) {
@@ -611,6 +641,26 @@ impl<K, V> Store<K, V> {
             self.removed.push(entry);
         }
         self.free.push(id);
+    }
+}
+
+/// Where the table places an id (for its moves when it grows): the slot's short hash.
+fn placement<K, V>(slots: &[Slot<K, V>]) -> impl Fn(&u32) -> u64 + '_ {
+    |&id| table_hash(slots[id as usize].short)
+}
+
+/// A slot for a new entry: a freed one, or one more. (A function of the two fields, not
+/// a method: the caller holds the table, borrowed for the entry's bucket.)
+fn claim<K, V>(slots: &mut Vec<Slot<K, V>>, free: &mut Vec<u32>, slot: Slot<K, V>) -> u32 {
+    match free.pop() {
+        Some(id) => {
+            slots[id as usize] = slot;
+            id
+        }
+        None => {
+            slots.push(slot);
+            (slots.len() - 1) as u32
+        }
     }
 }
 
