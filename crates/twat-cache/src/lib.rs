@@ -83,6 +83,7 @@ mod stats;
 mod store;
 mod tally;
 mod tinylfu;
+mod window;
 
 pub use byte_store::{ByteStore, Health, Lease, Value};
 pub use codec::{write_frame, write_frame_until, Compression, Header, Payload, Signer, HEADER_LEN};

@@ -3,10 +3,10 @@
 //!
 //! W-TinyLFU reads one line of its frequency sketch per miss, at a random place in a
 //! table that outgrows the core's caches for large capacities (640 KiB for 10,000
-//! entries): the count of the entry leaving the window. That entry's line is known from
-//! the moment it was inserted, so the insert asks for it then, and it waits in the
-//! core's caches for the read. A plain load cannot do it: the core does not retire the
-//! work after a load until the load has completed.
+//! entries): the count of the entry leaving the window. Which entry leaves next is known
+//! an insert ahead (the window is a ring, `window`), so the insert asks for that line
+//! then, and it waits in the core's caches for the read. A plain load cannot do it: the
+//! core does not retire the work after a load until the load has completed.
 //!
 //! The prefetch intrinsic is `unsafe` to call (it is a `#[target_feature]` function),
 //! which is why this is one of the crate's few modules that allow `unsafe`.

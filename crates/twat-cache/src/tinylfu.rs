@@ -28,6 +28,7 @@
 
 use crate::list::{Chain, Links};
 use crate::sketch::{FrequencySketch, SketchKey, MAX_COUNT};
+use crate::window::Window;
 
 /// How many of probation's oldest entries the candidate may duel (the least frequent).
 const DUEL_FIELD: usize = 16;
@@ -65,7 +66,8 @@ struct Hot {
     /// probation (whose line is read then anyway) or leaves, and its frequency meanwhile
     /// is the sketch's plus these.
     pending: u8,
-    /// For an entry in protected: hit since it last came round (see [`TinyLfu::make_room`]).
+    /// For an entry in the window or in protected: hit since it last came round (see
+    /// [`TinyLfu::leave_window`] and [`TinyLfu::make_room`]).
     referenced: bool,
 }
 
@@ -111,10 +113,11 @@ impl SeenCounts {
 
 #[derive(Debug)]
 pub(crate) struct TinyLfu {
-    /// The chains, with each entry's place in the sketch beside its links.
+    /// The chains of the main area, with each entry's place in the sketch beside its
+    /// links (set when it enters probation).
     links: Links<SketchKey>,
     hot: Vec<Hot>,
-    window: Chain,
+    window: Window,
     probation: Chain,
     protected: Chain,
     window_cap: usize,
@@ -138,7 +141,7 @@ impl TinyLfu {
         Self {
             links: Links::default(),
             hot: Vec::new(),
-            window: Chain::default(),
+            window: Window::default(),
             probation: Chain::default(),
             protected: Chain::default(),
             window_cap,
@@ -213,10 +216,11 @@ impl TinyLfu {
     /// Moves `id` into probation, adding its pending accesses to the sketch on the way
     /// (the duel needs its count from the sketch's line now, and an entry that loses
     /// the duel then leaves without touching that line again).
-    fn enter_probation(&mut self, id: u32) {
+    fn enter_probation(&mut self, id: u32, key: SketchKey) {
         self.links.push_front(&mut self.probation, id);
+        *self.links.meta_mut(id) = key;
         let hot = &mut self.hot[id as usize];
-        let seen = self.sketch.add(*self.links.meta(id), hot.pending);
+        let seen = self.sketch.add(key, hot.pending);
         *hot = Hot {
             region: Region::Probation,
             seen,
@@ -226,22 +230,38 @@ impl TinyLfu {
     }
 
     pub(crate) fn on_insert(&mut self, id: u32, hash: u64) {
-        let key = SketchKey::of(hash);
-        *self.links.meta_mut(id) = key;
         let i = id as usize;
         if self.hot.len() <= i {
             self.hot.resize(i + 1, Hot::default());
         }
         self.hot[i] = Hot::default();
         self.count(id, false);
-        // Its count is read when it leaves the window: ask for that line now.
-        self.sketch.prefetch(key);
-        self.links.push_front(&mut self.window, id);
+        self.window.push(id, SketchKey::of(hash));
         if self.window.len() > self.window_cap {
-            if let Some(oldest) = self.window.back() {
-                self.links.unlink(&mut self.window, oldest);
-                self.enter_probation(oldest);
+            self.leave_window();
+            // The next to leave has been in the window for `window_cap` inserts, and its
+            // lines with it out of the core's nearest cache: ask for its count and its
+            // bytes now, for the next insert to read them without waiting.
+            if let Some((next, key)) = self.window.oldest() {
+                self.sketch.prefetch(key);
+                crate::prefetch::prefetch(&self.hot[next as usize]);
+            }
+        }
+    }
+
+    /// The window's oldest entry not hit since it came round goes to probation, as the
+    /// candidate; the hit ones it passes go round again, unmarked (a second chance). One
+    /// round unmarks them all, so this ends.
+    fn leave_window(&mut self) {
+        while let Some((oldest, key)) = self.window.pop_oldest() {
+            let hot = &mut self.hot[oldest as usize];
+            if hot.referenced {
+                hot.referenced = false;
+                self.window.push(oldest, key);
+            } else {
+                self.enter_probation(oldest, key);
                 self.candidate = Some(oldest);
+                return;
             }
         }
     }
@@ -250,11 +270,11 @@ impl TinyLfu {
         self.count(id, true);
         let hot = &mut self.hot[id as usize];
         match hot.region {
-            Region::Window => self.links.move_to_front(&mut self.window, id),
-            // Protected is a clock, not an LRU list: a hit marks the entry, and the
-            // entries are moved only when protected overflows (`make_room`). A hit then
-            // touches its own bytes alone, not its links and its two neighbours' too.
-            Region::Protected => hot.referenced = true,
+            // The window and protected are clocks, not LRU lists: a hit marks the entry,
+            // and the entries are moved only when they overflow (`leave_window`,
+            // `make_room`). A hit then touches its own bytes alone, not its links and
+            // its two neighbours' too.
+            Region::Window | Region::Protected => hot.referenced = true,
             Region::Probation => {
                 if self.candidate == Some(id) {
                     self.candidate = None;
@@ -281,7 +301,7 @@ impl TinyLfu {
                 self.links.move_to_front(&mut self.protected, oldest);
             } else {
                 self.links.unlink(&mut self.protected, oldest);
-                self.enter_probation(oldest);
+                self.enter_probation(oldest, *self.links.meta(oldest));
                 return;
             }
         }
@@ -292,18 +312,21 @@ impl TinyLfu {
             self.candidate = None;
         }
         let hot = self.hot[id as usize];
-        if hot.pending > 0 {
-            self.sketch.add(*self.links.meta(id), hot.pending);
-        }
-        let chain = match hot.region {
-            Region::Window => &mut self.window,
+        let key = match hot.region {
+            Region::Window => self.window.remove(id),
             Region::Probation => {
                 self.probation_seen.remove(hot.seen);
-                &mut self.probation
+                self.links.unlink(&mut self.probation, id);
+                Some(*self.links.meta(id))
             }
-            Region::Protected => &mut self.protected,
+            Region::Protected => {
+                self.links.unlink(&mut self.protected, id);
+                Some(*self.links.meta(id))
+            }
         };
-        self.links.unlink(chain, id);
+        if let (Some(key), true) = (key, hot.pending > 0) {
+            self.sketch.add(key, hot.pending);
+        }
     }
 
     pub(crate) fn victim(&mut self) -> Option<u32> {
@@ -327,7 +350,7 @@ impl TinyLfu {
         self.probation
             .back()
             .or_else(|| self.protected.back())
-            .or_else(|| self.window.back())
+            .or_else(|| self.window.oldest().map(|(id, _)| id))
     }
 
     /// Whom a candidate seen `strength` times duels, and how often that one was seen:
