@@ -30,6 +30,10 @@ use crate::list::{Chain, Links};
 use crate::sketch::{FrequencySketch, SketchKey, MAX_COUNT};
 use crate::window::Window;
 
+/// Which entry of the window an insert prefetches the lines of: this many after the
+/// oldest, so they have about three inserts' time to arrive (one was too little for a
+/// sketch of a megabyte: 0.4-0.6 ns per access more on the 1M-key trace).
+const AHEAD: usize = 2;
 /// How many of probation's oldest entries the candidate may duel (the least frequent).
 const DUEL_FIELD: usize = 16;
 /// Accesses between two looks at the hit ratio, per entry of capacity.
@@ -239,10 +243,10 @@ impl TinyLfu {
         self.window.push(id, SketchKey::of(hash));
         if self.window.len() > self.window_cap {
             self.leave_window();
-            // The next to leave has been in the window for `window_cap` inserts, and its
-            // lines with it out of the core's nearest cache: ask for its count and its
-            // bytes now, for the next insert to read them without waiting.
-            if let Some((next, key)) = self.window.oldest() {
+            // The next to leave have been in the window for `window_cap` inserts, and
+            // their lines with them out of the core's nearest cache: ask for the count and
+            // the bytes of one of them now, to be read without waiting when it leaves.
+            if let Some((next, key)) = self.window.after_oldest(AHEAD) {
                 self.sketch.prefetch(key);
                 crate::prefetch::prefetch(&self.hot[next as usize]);
             }

@@ -37,6 +37,11 @@ impl Window {
         self.ring.front().copied()
     }
 
+    /// The entry that comes `n` after the oldest.
+    pub(crate) fn after_oldest(&self, n: usize) -> Option<(u32, SketchKey)> {
+        self.ring.get(n).copied()
+    }
+
     /// Takes the oldest entry out.
     pub(crate) fn pop_oldest(&mut self) -> Option<(u32, SketchKey)> {
         self.ring.pop_front()
