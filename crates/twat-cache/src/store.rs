@@ -42,12 +42,13 @@ fn short_hash(hash: u64) -> u32 {
 }
 
 /// Where the table places an entry: from its 32-bit [`short_hash`] alone, so the slot
-/// can give it back (for a move when the table grows) from 4 bytes. The multiply by an
-/// odd constant keeps the low bits (the bucket) as mixed as the short hash's and fills
-/// the top 7 (the tag) from all 32.
+/// can give it back (for a move when the table grows) from 4 bytes. The table takes the
+/// bucket from the low bits and a tag from the top 7: the short hash is both halves, so
+/// they are as mixed as it is, and the lookup waits for no multiply (a hit's start is a
+/// chain of them: the caller's hasher, then [`spread`]).
 #[inline]
 fn table_hash(short: u32) -> u64 {
-    u64::from(short).wrapping_mul(0x9E37_79B9_7F4A_7C15)
+    u64::from(short) << 32 | u64::from(short)
 }
 
 /// What [`Store::look`] found.
