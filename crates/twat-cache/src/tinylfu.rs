@@ -128,8 +128,12 @@ pub(crate) struct TinyLfu {
     protected_cap: usize,
     sketch: FrequencySketch,
     probation_seen: SeenCounts,
-    /// The entry that just left the window and has not yet won or lost its duel.
-    candidate: Option<u32>,
+    /// The entry that just left the window and has not yet dueled, with its place in
+    /// the sketch. It is in probation (its region, its count in `probation_seen`) but
+    /// not yet linked there: most candidates lose at once, and leave without their
+    /// links ever being written (a cold line, which a store waits for as a load does).
+    /// It is linked when it wins, or when the next candidate comes without a duel.
+    candidate: Option<(u32, SketchKey)>,
     /// Hits and misses (inserts) in the current stretch, and its length.
     hits: u64,
     misses: u64,
@@ -207,6 +211,7 @@ impl TinyLfu {
 
     #[cold]
     fn recount_probation(&mut self) {
+        self.settle_candidate();
         self.probation_seen = SeenCounts::new();
         let mut cursor = self.probation.back();
         while let Some(id) = cursor {
@@ -217,12 +222,11 @@ impl TinyLfu {
         }
     }
 
-    /// Moves `id` into probation, adding its pending accesses to the sketch on the way
+    /// Puts `id` in probation, adding its pending accesses to the sketch on the way
     /// (the duel needs its count from the sketch's line now, and an entry that loses
-    /// the duel then leaves without touching that line again).
-    fn enter_probation(&mut self, id: u32, key: SketchKey) {
-        self.links.push_front(&mut self.probation, id);
-        *self.links.meta_mut(id) = key;
+    /// the duel then leaves without touching that line again); linking it in the chain
+    /// is the caller's.
+    fn admit(&mut self, id: u32, key: SketchKey) {
         let hot = &mut self.hot[id as usize];
         let seen = self.sketch.add(key, hot.pending);
         *hot = Hot {
@@ -231,6 +235,18 @@ impl TinyLfu {
             ..Hot::default()
         };
         self.probation_seen.add(seen);
+    }
+
+    fn link_probation(&mut self, id: u32, key: SketchKey) {
+        self.links.push_front(&mut self.probation, id);
+        *self.links.meta_mut(id) = key;
+    }
+
+    /// Links the candidate, if one is waiting, in probation: it stays without a duel.
+    fn settle_candidate(&mut self) {
+        if let Some((id, key)) = self.candidate.take() {
+            self.link_probation(id, key);
+        }
     }
 
     pub(crate) fn on_insert(&mut self, id: u32, hash: u64) {
@@ -257,14 +273,15 @@ impl TinyLfu {
     /// candidate; the hit ones it passes go round again, unmarked (a second chance). One
     /// round unmarks them all, so this ends.
     fn leave_window(&mut self) {
+        self.settle_candidate();
         while let Some((oldest, key)) = self.window.pop_oldest() {
             let hot = &mut self.hot[oldest as usize];
             if hot.referenced {
                 hot.referenced = false;
                 self.window.push(oldest, key);
             } else {
-                self.enter_probation(oldest, key);
-                self.candidate = Some(oldest);
+                self.admit(oldest, key);
+                self.candidate = Some((oldest, key));
                 return;
             }
         }
@@ -280,12 +297,15 @@ impl TinyLfu {
             // its two neighbours' too.
             Region::Window | Region::Protected => hot.referenced = true,
             Region::Probation => {
-                if self.candidate == Some(id) {
-                    self.candidate = None;
-                }
                 hot.region = Region::Protected;
                 hot.referenced = false;
-                self.links.unlink(&mut self.probation, id);
+                match self.candidate {
+                    Some((c, key)) if c == id => {
+                        self.candidate = None;
+                        *self.links.meta_mut(id) = key;
+                    }
+                    _ => self.links.unlink(&mut self.probation, id),
+                }
                 self.links.push_front(&mut self.protected, id);
                 self.probation_seen.remove(hot.seen);
                 if self.protected.len() > self.protected_cap {
@@ -305,23 +325,31 @@ impl TinyLfu {
                 self.links.move_to_front(&mut self.protected, oldest);
             } else {
                 self.links.unlink(&mut self.protected, oldest);
-                self.enter_probation(oldest, *self.links.meta(oldest));
+                let key = *self.links.meta(oldest);
+                self.admit(oldest, key);
+                self.link_probation(oldest, key);
                 return;
             }
         }
     }
 
     pub(crate) fn on_remove(&mut self, id: u32) {
-        if self.candidate == Some(id) {
-            self.candidate = None;
-        }
         let hot = self.hot[id as usize];
         let key = match hot.region {
             Region::Window => self.window.remove(id),
             Region::Probation => {
                 self.probation_seen.remove(hot.seen);
-                self.links.unlink(&mut self.probation, id);
-                Some(*self.links.meta(id))
+                match self.candidate {
+                    // Not linked: the usual end of a candidate that lost its duel.
+                    Some((c, key)) if c == id => {
+                        self.candidate = None;
+                        Some(key)
+                    }
+                    _ => {
+                        self.links.unlink(&mut self.probation, id);
+                        Some(*self.links.meta(id))
+                    }
+                }
             }
             Region::Protected => {
                 self.links.unlink(&mut self.protected, id);
@@ -334,20 +362,23 @@ impl TinyLfu {
     }
 
     pub(crate) fn victim(&mut self) -> Option<u32> {
-        if let Some(candidate) = self.candidate.take() {
+        if let Some((candidate, _)) = self.candidate {
             // Noted when it entered probation, this very insert (or refreshed by a
             // halving since): no need to ask the sketch again.
             let strength = self.hot[candidate as usize].seen;
-            if self.probation.len() > 1 && !self.probation_seen.any_below(strength) {
-                // No one in probation (the candidate aside) could lose to it.
+            if self.probation.len() > 0 && !self.probation_seen.any_below(strength) {
+                // No one in probation (the candidate aside) could lose to it. It leaves,
+                // and `on_remove` forgets it.
                 debug_assert!(self
                     .opponent(candidate, strength)
                     .is_none_or(|(_, f)| strength <= f));
                 return Some(candidate);
             }
-            let opponent = self.opponent(candidate, strength);
-            return Some(match opponent {
-                Some((v, f)) if strength > f => v,
+            return Some(match self.opponent(candidate, strength) {
+                Some((v, f)) if strength > f => {
+                    self.settle_candidate();
+                    v
+                }
                 _ => candidate,
             });
         }
