@@ -260,12 +260,12 @@ impl TinyLfu {
         self.window.push(id, SketchKey::of(hash));
         if self.window.len() > self.window_cap {
             self.leave_window();
-            // The next to leave have been in the window for `window_cap` inserts, and
-            // their lines with them out of the core's nearest cache: ask for the count and
-            // the bytes of one of them now, to be read without waiting when it leaves.
-            if let Some((next, key)) = self.window.after_oldest(AHEAD) {
+            // The next to leave will read their counts in the sketch, a random line of a
+            // table that may be far larger than the core's caches: ask for one of them
+            // now, to be read without waiting when it leaves. (Asking for its bytes in
+            // `hot` too measured no better: the core's line-fill buffers are the limit.)
+            if let Some((_, key)) = self.window.after_oldest(AHEAD) {
                 self.sketch.prefetch(key);
-                crate::prefetch::prefetch(&self.hot[next as usize]);
             }
         }
     }
