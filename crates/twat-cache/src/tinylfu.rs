@@ -288,31 +288,38 @@ impl TinyLfu {
         }
     }
 
+    #[inline]
     pub(crate) fn on_hit(&mut self, id: u32) {
         self.count(id, true);
         let hot = &mut self.hot[id as usize];
-        match hot.region {
-            // The window and protected are clocks, not LRU lists: a hit marks the entry,
-            // and the entries are moved only when they overflow (`leave_window`,
-            // `make_room`). A hit then touches its own bytes alone, not its links and
-            // its two neighbours' too.
-            Region::Window | Region::Protected => hot.referenced = true,
-            Region::Probation => {
-                hot.region = Region::Protected;
-                hot.referenced = false;
-                match self.candidate {
-                    Some((c, key)) if c == id => {
-                        self.candidate = None;
-                        *self.links.meta_mut(id) = key;
-                    }
-                    _ => self.links.unlink(&mut self.probation, id),
-                }
-                self.links.push_front(&mut self.protected, id);
-                self.probation_seen.remove(hot.seen);
-                if self.protected.len() > self.protected_cap {
-                    self.make_room();
-                }
+        // The window and protected are clocks, not LRU lists: a hit marks the entry, and
+        // the entries are moved only when they overflow (`leave_window`, `make_room`).
+        // A hit then touches its own bytes alone, not its links and its two neighbours'
+        // too; that much is inlined into the store's lookup.
+        if hot.region == Region::Probation {
+            self.promote(id);
+        } else {
+            hot.referenced = true;
+        }
+    }
+
+    /// Moves an entry of probation that was hit to protected.
+    #[inline(never)]
+    fn promote(&mut self, id: u32) {
+        let hot = &mut self.hot[id as usize];
+        hot.region = Region::Protected;
+        hot.referenced = false;
+        match self.candidate {
+            Some((c, key)) if c == id => {
+                self.candidate = None;
+                *self.links.meta_mut(id) = key;
             }
+            _ => self.links.unlink(&mut self.probation, id),
+        }
+        self.links.push_front(&mut self.protected, id);
+        self.probation_seen.remove(hot.seen);
+        if self.protected.len() > self.protected_cap {
+            self.make_room();
         }
     }
 
