@@ -368,6 +368,10 @@ impl<K, V> MemoryCache<K, V> {
     fn with_store<R>(&self, f: impl FnOnce(&mut Store<K, V>) -> R) -> R {
         let mut store = self.store.lock();
         let result = f(&mut store);
+        if !std::mem::needs_drop::<(K, V)>() {
+            // Nothing was parked (`Removed`): there is nothing to drop outside.
+            return result;
+        }
         let removed = store.take_removed();
         drop(store);
         drop(removed);

@@ -113,8 +113,9 @@ pub struct Store<K, V> {
 }
 
 /// Entries that left a [`Store`], handed back by [`Store::take_removed`] to be dropped
-/// outside the owner's lock. The first one is held inline: the usual insert evicts one
-/// entry, and this keeps that path free of allocation.
+/// outside the owner's lock (only of types that need a drop). The first one is held
+/// inline: the usual insert evicts one entry, and this keeps that path free of
+/// allocation.
 pub struct Removed<K, V> {
     first: Option<(K, V)>,
     rest: Vec<(K, V)>,
@@ -130,7 +131,12 @@ impl<K, V> Default for Removed<K, V> {
 }
 
 impl<K, V> Removed<K, V> {
+    #[inline]
     fn push(&mut self, entry: (K, V)) {
+        if !std::mem::needs_drop::<(K, V)>() {
+            // Dropping it does nothing, under a lock or not: nothing to hand back.
+            return;
+        }
         if self.first.is_none() {
             self.first = Some(entry);
         } else {
@@ -255,6 +261,8 @@ impl<K, V> Store<K, V> {
     }
 
     /// Entries that left the store since the last call; drop them outside any lock.
+    /// Entries whose type needs no drop (`u64` keys and values, say) are not parked:
+    /// dropping them does nothing, so there is nothing to defer and this is empty.
     #[inline]
     pub fn take_removed(&mut self) -> Removed<K, V> {
         std::mem::take(&mut self.removed)
