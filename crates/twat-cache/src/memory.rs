@@ -75,7 +75,16 @@ impl<K: Hash + Eq, V: Clone> MemoryCache<K, V> {
         K: Borrow<Q>,
         Q: Hash + Eq + ?Sized,
     {
-        let hash = self.hash(key);
+        self.get_hashed(self.hash(key), key)
+    }
+
+    /// [`MemoryCache::get`] for a key whose hash is known.
+    #[inline]
+    fn get_hashed<Q>(&self, hash: u64, key: &Q) -> Option<V>
+    where
+        K: Borrow<Q>,
+        Q: Eq + ?Sized,
+    {
         self.with_store(|store| infallible(store.get_by(hash, |k| Ok(k.borrow() == key))).cloned())
     }
 
@@ -128,7 +137,11 @@ impl<K: Hash + Eq, V: Clone> MemoryCache<K, V> {
 
     /// Stores `value` under `key`, evicting by policy if the cache is full.
     pub fn insert(&self, key: K, value: V) {
-        let hash = self.hash(&key);
+        self.insert_hashed(self.hash(&key), key, value);
+    }
+
+    /// [`MemoryCache::insert`] for a key whose hash is known.
+    fn insert_hashed(&self, hash: u64, key: K, value: V) {
         self.with_store(|store| {
             infallible(store.insert_by(hash, key, value, |old, new| Ok(old == new)))
         });
@@ -196,7 +209,7 @@ impl<K: Hash + Eq, V: Clone> MemoryCache<K, V> {
         let hash = self.hash(&key);
         let mut init = Some(init);
         loop {
-            if let Some(v) = self.get(&key) {
+            if let Some(v) = self.get_hashed(hash, &key) {
                 return v;
             }
             let claim = infallible(self.flights.lock().claim_by(
@@ -217,7 +230,7 @@ impl<K: Hash + Eq, V: Clone> MemoryCache<K, V> {
                 Claim::Reentrant => {
                     let value = (init.take().expect("computed once"))();
                     if keep(&value) {
-                        self.insert(key, value.clone());
+                        self.insert_hashed(hash, key, value.clone());
                     }
                     return value;
                 }
@@ -233,7 +246,7 @@ impl<K: Hash + Eq, V: Clone> MemoryCache<K, V> {
                     }
                     let value = (init.take().expect("computed once"))();
                     if keep(&value) {
-                        self.insert(key, value.clone());
+                        self.insert_hashed(hash, key, value.clone());
                         guard.finish(value.clone());
                     }
                     // Not kept: dropping the guard sends the followers to compute.
