@@ -50,7 +50,7 @@ impl Eviction {
         }
     }
 
-    #[inline]
+    #[inline(always)]
     pub(crate) fn on_hit(&mut self, id: u32) {
         match self {
             Eviction::Recency {
