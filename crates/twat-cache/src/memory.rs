@@ -496,6 +496,8 @@ impl<K: Hash + Eq, V: Clone> MemoryCacheBuilder<K, V> {
         }
         let mut store = Store::new(self.max_size, self.ttl, self.policy);
         store.set_grace(self.grace);
+        // Its hasher (foldhash) mixes every bit.
+        store.trust_hashes();
         Ok(MemoryCache {
             store: Lock::new(store),
             flights: Mutex::new(Flights::default()),
