@@ -13,7 +13,7 @@ use std::time::Instant;
 use cached::Cached;
 use twat_cache::{mcache, MemoryCache, Policy};
 
-const REPEATS: usize = 5;
+const REPEATS: usize = 9;
 
 /// xorshift64*: a small, fast generator, seeded, so every contender sees one trace.
 struct Rng(u64);
