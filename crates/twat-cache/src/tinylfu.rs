@@ -288,7 +288,7 @@ impl TinyLfu {
         }
     }
 
-    #[inline]
+    #[inline(always)]
     pub(crate) fn on_hit(&mut self, id: u32) {
         self.count(id, true);
         let hot = &mut self.hot[id as usize];
