@@ -497,4 +497,74 @@ mod tests {
         t.on_insert(6, hash(6));
         assert_eq!(t.victim(), Some(1));
     }
+
+    #[test]
+    fn the_window_gives_hit_entries_a_second_chance() {
+        // Capacity 300: a window of 3.
+        let mut t = TinyLfu::new(300);
+        for id in 0..3 {
+            t.on_insert(id, u64::from(id));
+        }
+        t.on_hit(0);
+        t.on_insert(3, 3);
+        let region = |t: &TinyLfu, id: u32| t.hot[id as usize].region;
+        assert_eq!(
+            region(&t, 0),
+            Region::Window,
+            "0 was hit: it goes round again"
+        );
+        assert_eq!(region(&t, 1), Region::Probation, "1 is the oldest not hit");
+        assert_eq!(t.candidate.map(|(id, _)| id), Some(1));
+        assert_eq!(t.window.len(), 3);
+        // 0 lost its mark going round, behind 2 and 3: they leave first, then 0.
+        t.on_insert(4, 4);
+        t.on_insert(5, 5);
+        assert_eq!(t.window.len(), 3);
+        assert_eq!(region(&t, 0), Region::Window);
+        t.on_insert(6, 6);
+        assert_eq!(region(&t, 0), Region::Probation);
+    }
+
+    #[test]
+    fn a_candidate_hit_or_removed_before_its_duel_leaves_the_chains_whole() {
+        // Capacity 10: a window of 1, so each insert makes the previous one the candidate,
+        // counted in probation but not yet linked there.
+        let mut t = TinyLfu::new(10);
+        t.on_insert(0, 0);
+        t.on_insert(1, 1);
+        assert_eq!(t.candidate.map(|(id, _)| id), Some(0));
+        assert_eq!(t.probation.len(), 0, "not linked before its duel");
+        t.on_hit(0);
+        assert_eq!(t.hot[0].region, Region::Protected);
+        assert_eq!(t.candidate, None);
+        assert_eq!(t.protected.len(), 1);
+        assert_eq!(
+            t.links.meta(0),
+            &SketchKey::of(0),
+            "its place in the sketch is kept"
+        );
+        assert!(
+            !t.probation_seen.any_below(MAX_COUNT),
+            "no longer counted in probation"
+        );
+        t.on_remove(0);
+        assert_eq!(t.protected.len(), 0);
+
+        t.on_insert(2, 2); // 1 becomes the candidate
+        assert_eq!(t.candidate.map(|(id, _)| id), Some(1));
+        t.on_remove(1);
+        assert_eq!(t.candidate, None);
+        assert_eq!((t.probation.len(), t.protected.len()), (0, 0));
+        assert!(!t.probation_seen.any_below(MAX_COUNT));
+        // A candidate that meets no duel is linked when the next one comes.
+        t.on_insert(3, 3);
+        t.on_insert(4, 4);
+        assert_eq!(t.probation.len(), 1, "2 was linked when 3 took its place");
+        assert_eq!(t.probation.back(), Some(2));
+        assert_eq!(
+            t.victim(),
+            Some(3),
+            "3, seen once, loses to 2, seen once before it"
+        );
+    }
 }
