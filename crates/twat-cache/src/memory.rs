@@ -381,8 +381,9 @@ impl<K, V> MemoryCache<K, V> {
     fn with_store<R>(&self, f: impl FnOnce(&mut Store<K, V>) -> R) -> R {
         let mut store = self.store.lock();
         let result = f(&mut store);
-        if !std::mem::needs_drop::<(K, V)>() {
-            // Nothing was parked (`Removed`): there is nothing to drop outside.
+        if !store.has_removed() {
+            // Nothing left (most calls), or nothing worth parking (types without drop
+            // glue, see `Removed`): no hand-back to do.
             return result;
         }
         let removed = store.take_removed();

@@ -3,9 +3,9 @@
 //!
 //! W-TinyLFU reads one line of its frequency sketch per miss, at a random place in a
 //! table that outgrows the core's caches for large capacities (640 KiB for 10,000
-//! entries): the count of the entry leaving the window. Which entry leaves next is known
-//! an insert ahead (the window is a ring, `window`), so the insert asks for that line
-//! then, and it waits in the core's caches for the read. A plain load cannot do it: the
+//! entries): the count of the entry leaving the window. Which entries leave next is known
+//! inserts ahead (the window is a ring, `window`), so an insert asks for the line of
+//! one that leaves a few inserts later, and it waits in the core's caches for the read. A plain load cannot do it: the
 //! core does not retire the work after a load until the load has completed.
 //!
 //! The prefetch intrinsic is `unsafe` to call (it is a `#[target_feature]` function),

@@ -286,6 +286,12 @@ impl<K, V> Store<K, V> {
         std::mem::take(&mut self.removed)
     }
 
+    /// Whether [`Store::take_removed`] has anything to hand back.
+    #[inline]
+    pub(crate) fn has_removed(&self) -> bool {
+        !self.removed.is_empty()
+    }
+
     fn now_if_ttl(&self) -> Option<Instant> {
         self.expiring.then(Instant::now)
     }
@@ -313,18 +319,9 @@ impl<K, V> Store<K, V> {
     ) -> Result<Option<u32>, E> {
         let hash = table_hash(short_hash(hash, self.mixed));
         let mut failure = None;
-        let found = self.table.find(hash, |&id| {
-            if failure.is_some() {
-                return false;
-            }
-            match &self.slots[id as usize].entry {
-                Some((k, _)) => eq(k).unwrap_or_else(|e| {
-                    failure = Some(e);
-                    false
-                }),
-                None => false,
-            }
-        });
+        let found = self
+            .table
+            .find(hash, matching(&self.slots, &mut failure, &mut eq));
         match failure {
             Some(e) => Err(e),
             None => Ok(found.copied()),
@@ -498,18 +495,7 @@ impl<K, V> Store<K, V> {
         let mut failure = None;
         let place = self.table.entry(
             table_hash(short),
-            |&id| {
-                if failure.is_some() {
-                    return false;
-                }
-                match &slots[id as usize].entry {
-                    Some((k, _)) => eq(k, &key).unwrap_or_else(|e| {
-                        failure = Some(e);
-                        false
-                    }),
-                    None => false,
-                }
-            },
+            matching(slots, &mut failure, |k| eq(k, &key)),
             placement(slots),
         );
         if let Some(e) = failure {
@@ -668,6 +654,28 @@ impl<K, V> Store<K, V> {
             self.removed.push(entry);
         }
         self.free.push(id);
+    }
+}
+
+/// The table's test for an id: whether its slot holds a key that `eq` accepts. The
+/// first failure of `eq` is kept in `failure`, and every later id is refused, so the
+/// probe ends without calling `eq` again.
+fn matching<'a, K, V, E>(
+    slots: &'a [Slot<K, V>],
+    failure: &'a mut Option<E>,
+    mut eq: impl FnMut(&K) -> Result<bool, E> + 'a,
+) -> impl FnMut(&u32) -> bool + 'a {
+    move |&id| {
+        if failure.is_some() {
+            return false;
+        }
+        match &slots[id as usize].entry {
+            Some((k, _)) => eq(k).unwrap_or_else(|e| {
+                *failure = Some(e);
+                false
+            }),
+            None => false,
+        }
     }
 }
 

@@ -364,7 +364,7 @@ impl TinyLfu {
                 Some(*self.links.meta(id))
             }
         };
-        if let (Some(key), true) = (key, hot.pending > 0) {
+        if let Some(key) = key.filter(|_| hot.pending > 0) {
             self.sketch.add(key, hot.pending);
         }
     }
