@@ -19,13 +19,15 @@ use std::sync::Mutex;
 use std::time::Duration;
 
 use crate::connection::Db;
+use crate::fork::PerProcess;
 
 /// Commits between checkpoint requests (SQLite's own default is about 1000 pages).
 pub(crate) const EVERY: u64 = 256;
 
-/// The sender to the checkpoint thread, and the process it was started in (a child
-/// made by `fork` has no such thread and starts its own).
-static REQUESTS: Mutex<Option<(u32, Sender<Job>)>> = Mutex::new(None);
+/// The sender to the background thread (a child made by `fork` has no such thread and
+/// starts its own; the parent's sender is forgotten there, never dropped: its drop
+/// would take the channel's lock, which the parent's thread may have held at the fork).
+static REQUESTS: Mutex<PerProcess<Sender<Job>>> = Mutex::new(PerProcess::new());
 
 /// Held by the background thread while it works (it is inside SQLite then), so that
 /// [`crate::fork::prepare`] can wait for it to be idle.
@@ -54,14 +56,11 @@ pub(crate) fn request(job: Job) {
     let Ok(mut guard) = REQUESTS.lock() else {
         return;
     };
-    let pid = std::process::id();
-    if guard.as_ref().is_none_or(|(owner, _)| *owner != pid) {
-        *guard = start().map(|tx| (pid, tx));
-    }
-    if let Some((_, sender)) = guard.as_ref() {
-        if sender.send(job).is_err() {
-            *guard = None;
-        }
+    let sent = guard
+        .get_or_make(start)
+        .map(|sender| sender.send(job).is_ok());
+    if sent == Some(false) {
+        guard.reset();
     }
 }
 

@@ -51,6 +51,7 @@ use crate::entry::{
     ORPHAN_AGE,
 };
 pub use crate::entry::{Entry, EntrySource};
+use crate::fork::Gated;
 use crate::freshness::Grace;
 use crate::generations::Generations;
 use crate::index::{
@@ -164,26 +165,6 @@ pub struct DiskStore {
     generations: std::sync::Arc<Generations>,
 }
 
-/// A lock of the store, held with a pass through the fork gate ([`crate::fork`]): no
-/// thread holds or waits for it while the process forks.
-struct Gated<'a, T> {
-    guard: MutexGuard<'a, T>,
-    _pass: crate::fork::Pass,
-}
-
-impl<T> std::ops::Deref for Gated<'_, T> {
-    type Target = T;
-    fn deref(&self) -> &T {
-        &self.guard
-    }
-}
-
-impl<T> std::ops::DerefMut for Gated<'_, T> {
-    fn deref_mut(&mut self) -> &mut T {
-        &mut self.guard
-    }
-}
-
 /// An index row: size, expiry, file, inline value.
 type Row = (i64, Option<i64>, Option<String>, Option<Vec<u8>>);
 
@@ -279,28 +260,16 @@ impl DiskStore {
         }
     }
 
-    fn conn(&self) -> Gated<'_, Option<Conn>> {
-        let pass = crate::fork::pass();
-        Gated {
-            guard: self.conn.lock(),
-            _pass: pass,
-        }
+    fn conn(&self) -> Gated<MutexGuard<'_, Option<Conn>>> {
+        crate::fork::gated(|| self.conn.lock())
     }
 
-    fn try_conn(&self) -> Option<Gated<'_, Option<Conn>>> {
-        let pass = crate::fork::try_pass()?;
-        Some(Gated {
-            guard: self.conn.try_lock()?,
-            _pass: pass,
-        })
+    fn try_conn(&self) -> Option<Gated<MutexGuard<'_, Option<Conn>>>> {
+        crate::fork::try_gated(|| self.conn.try_lock())
     }
 
-    fn touches(&self) -> Gated<'_, HashMap<KeyDigest, Touch>> {
-        let pass = crate::fork::pass();
-        Gated {
-            guard: self.touches.lock(),
-            _pass: pass,
-        }
+    fn touches(&self) -> Gated<MutexGuard<'_, HashMap<KeyDigest, Touch>>> {
+        crate::fork::gated(|| self.touches.lock())
     }
 
     /// The folder.

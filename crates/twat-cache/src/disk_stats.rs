@@ -41,7 +41,7 @@ static SINKS: Mutex<Vec<Arc<DiskSink>>> = Mutex::new(Vec::new());
 impl DiskSink {
     /// The sink of `index`, made on first use, now writing `touches` too.
     fn of(index: PathBuf, touches: &Arc<Touches>) -> Arc<DiskSink> {
-        let mut sinks = SINKS.lock().unwrap_or_else(|e| e.into_inner());
+        let mut sinks = crate::fork::lock(&SINKS);
         let sink = match sinks.iter().find(|s| s.index == index) {
             Some(sink) => Arc::clone(sink),
             None => {
@@ -54,7 +54,7 @@ impl DiskSink {
                 sink
             }
         };
-        let mut held = sink.touches.lock().unwrap_or_else(|e| e.into_inner());
+        let mut held = crate::fork::lock(&sink.touches);
         held.retain(|w| w.strong_count() > 0);
         let weak = Arc::downgrade(touches);
         if !held.iter().any(|w| w.ptr_eq(&weak)) {
@@ -67,7 +67,7 @@ impl DiskSink {
     /// The access records gathered so far, taken out of their stores.
     fn take_touches(&self) -> HashMap<KeyDigest, Touch> {
         let mut all: HashMap<KeyDigest, Touch> = HashMap::new();
-        let held = self.touches.lock().unwrap_or_else(|e| e.into_inner());
+        let held = crate::fork::lock(&self.touches);
         for touches in held.iter().filter_map(Weak::upgrade) {
             for (key, t) in std::mem::take(&mut *touches.lock()) {
                 let e = all.entry(key).or_default();
@@ -109,7 +109,7 @@ fn upsert_sql() -> String {
 
 impl Sink for DiskSink {
     fn fold(&self, batch: &[(&Tally, Counts)]) -> Result<(), Error> {
-        let mut guard = self.conn.lock().unwrap_or_else(|e| e.into_inner());
+        let mut guard = crate::fork::lock(&self.conn);
         let pid = std::process::id();
         if guard.as_ref().is_some_and(|(owner, _)| *owner != pid) {
             // The parent's connection: never used, nor closed, in a child.
@@ -178,10 +178,8 @@ impl DiskStore {
         crate::tally::track(&place, move || sink, tally);
     }
 
-    fn tallies(&self) -> std::sync::MutexGuard<'_, HashMap<String, Arc<Tally>>> {
-        self.tallies_cell()
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
+    fn tallies(&self) -> crate::fork::Locked<'_, HashMap<String, Arc<Tally>>> {
+        crate::fork::lock(self.tallies_cell())
     }
 
     /// Counts the removal of these rows as `counter`, in the tally of each row's cache.

@@ -5,15 +5,20 @@
 //! The core copes in two ways:
 //! - **Per-process resources** notice that the process id changed and are made anew in
 //!   the child: the worker pool (`parallel.rs`), the background thread
-//!   (`background.rs`) and each store's SQLite connection (the parent's is never used,
-//!   nor closed, in the child).
+//!   (`background.rs`) and each store's SQLite connection. The parent's is never used,
+//!   nor dropped, in the child (`PerProcess`): its drop could wait for a lock one of
+//!   the parent's threads held.
 //! - **Locks** are taken around the fork by [`prepare`], and released on both sides by
 //!   [`after_in_parent`] and [`after_in_child`], as `pthread_atfork` handlers do: no
 //!   thread of the core is inside SQLite, the pool or a store's lock when the process
 //!   is copied. The locks held across the fork are `std` locks: their unlock in the
 //!   child never hands them to a waiter that does not exist there (`parking_lot`'s
-//!   fair unlock can). The Python package registers these with `os.register_at_fork`; a Rust
-//!   program that forks calls them itself around `fork()`.
+//!   fair unlock can). Every other lock of the persistent and Redis stores is taken
+//!   inside the fork gate (`fork::gated`, `fork::lock`), which [`prepare`] closes: a lock taken
+//!   outside it (the count of an eviction, once) was seen held for ever in a child.
+//!   The Python package registers these with `os.register_at_fork`; a Rust program
+//!   that forks calls them itself around `fork()`. (`MemoryCache`'s hot lock stays out
+//!   of the gate: a shared counter on every hit would cost more than the hit.)
 //!
 //! ```
 //! twat_cache::fork::prepare();
@@ -89,6 +94,97 @@ pub fn prepare() {
     crate::background::lock_all(&mut held);
     crate::connection::lock_all(&mut held);
     HELD.with(|h| h.borrow_mut().extend(held));
+}
+
+/// A lock's guard held inside the fork gate: a fork waits until it is let go, so no
+/// child inherits the lock taken by a thread it does not have. Every lock of the core
+/// that [`prepare`] does not take itself is taken through [`gated`] (or [`lock`]).
+/// The guard is dropped before the pass (fields drop in order).
+pub(crate) struct Gated<G> {
+    guard: G,
+    _pass: Pass,
+}
+
+impl<G: std::ops::Deref> std::ops::Deref for Gated<G> {
+    type Target = G::Target;
+    fn deref(&self) -> &G::Target {
+        &self.guard
+    }
+}
+
+impl<G: std::ops::DerefMut> std::ops::DerefMut for Gated<G> {
+    fn deref_mut(&mut self) -> &mut G::Target {
+        &mut self.guard
+    }
+}
+
+/// Enters the gate, then takes a lock with `take`.
+pub(crate) fn gated<G>(take: impl FnOnce() -> G) -> Gated<G> {
+    let pass = pass();
+    Gated {
+        guard: take(),
+        _pass: pass,
+    }
+}
+
+/// [`gated`] without waiting: `None` while a fork is being prepared, or when `take`
+/// finds the lock held.
+pub(crate) fn try_gated<G>(take: impl FnOnce() -> Option<G>) -> Option<Gated<G>> {
+    let pass = try_pass()?;
+    Some(Gated {
+        guard: take()?,
+        _pass: pass,
+    })
+}
+
+/// A `std` mutex's guard, held inside the gate.
+pub(crate) type Locked<'a, T> = Gated<std::sync::MutexGuard<'a, T>>;
+
+/// A `std` mutex taken inside the gate. A poisoned one is used as it is: what it
+/// guards is kept valid by every holder (a panic leaves no half-made state).
+pub(crate) fn lock<T>(mutex: &std::sync::Mutex<T>) -> Locked<'_, T> {
+    gated(|| mutex.lock().unwrap_or_else(|e| e.into_inner()))
+}
+
+/// The value a process made, in a slot that a child made by `fork()` inherits: the
+/// child makes its own, and the parent's is forgotten, never dropped. Dropping it
+/// would reach for the parent's threads through locks that one of them may have held
+/// at the fork (a channel's, a pool's), and wait forever.
+pub(crate) struct PerProcess<T> {
+    made: Option<(u32, T)>,
+}
+
+impl<T> PerProcess<T> {
+    pub(crate) const fn new() -> Self {
+        PerProcess { made: None }
+    }
+
+    /// This process's value, made by `make` if there is none yet (`None` if `make`
+    /// fails; the next call tries again).
+    pub(crate) fn get_or_make(&mut self, make: impl FnOnce() -> Option<T>) -> Option<&T> {
+        let pid = std::process::id();
+        if self.made.as_ref().is_some_and(|(owner, _)| *owner != pid) {
+            std::mem::forget(self.made.take());
+        }
+        if self.made.is_none() {
+            self.made = make().map(|value| (pid, value));
+        }
+        self.made.as_ref().map(|(_, value)| value)
+    }
+
+    /// Drops this process's value (one that no longer works); the next use makes a
+    /// new one.
+    pub(crate) fn reset(&mut self) {
+        if self
+            .made
+            .as_ref()
+            .is_some_and(|(owner, _)| *owner == std::process::id())
+        {
+            self.made = None;
+        } else {
+            std::mem::forget(self.made.take());
+        }
+    }
 }
 
 /// After `fork()`, in the parent: releases what [`prepare`] took.

@@ -12,26 +12,23 @@ use std::sync::Arc;
 use rayon::{ThreadPool, ThreadPoolBuilder};
 use std::sync::Mutex;
 
-/// This process's pool, with the id of the process that made it.
-static POOL: Mutex<Option<(u32, Arc<ThreadPool>)>> = Mutex::new(None);
+use crate::fork::PerProcess;
+
+/// This process's pool (a child made by `fork()` makes its own).
+static POOL: Mutex<PerProcess<Arc<ThreadPool>>> = Mutex::new(PerProcess::new());
 
 fn pool() -> Option<Arc<ThreadPool>> {
-    let pid = std::process::id();
     let mut slot = POOL.lock().unwrap_or_else(|e| e.into_inner());
-    match slot.as_ref() {
-        Some((owner, pool)) if *owner == pid => return Some(Arc::clone(pool)),
-        Some(_) => std::mem::forget(slot.take()),
-        None => {}
-    }
-    let threads = std::thread::available_parallelism().map_or(2, |n| n.get().min(16));
-    let pool = ThreadPoolBuilder::new()
-        .num_threads(threads)
-        .thread_name(|i| format!("twat-cache-worker-{i}"))
-        .build()
-        .ok()?;
-    let pool = Arc::new(pool);
-    *slot = Some((pid, Arc::clone(&pool)));
-    Some(pool)
+    slot.get_or_make(|| {
+        let threads = std::thread::available_parallelism().map_or(2, |n| n.get().min(16));
+        let pool = ThreadPoolBuilder::new()
+            .num_threads(threads)
+            .thread_name(|i| format!("twat-cache-worker-{i}"))
+            .build()
+            .ok()?;
+        Some(Arc::new(pool))
+    })
+    .map(Arc::clone)
 }
 
 /// Runs `op(true)` on this process's pool, or `op(false)` on the calling thread when no

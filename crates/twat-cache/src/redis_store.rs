@@ -618,11 +618,7 @@ impl RedisStore {
     /// Starts (once per process) the thread that extends the leases this process holds.
     fn keep_leases(&self, lease: Duration) {
         let pid = std::process::id();
-        let mut running = self
-            .inner
-            .keeper_pid
-            .lock()
-            .unwrap_or_else(|e| e.into_inner());
+        let mut running = crate::fork::lock(&self.inner.keeper_pid);
         if *running == Some(pid) {
             return;
         }
@@ -635,11 +631,7 @@ impl RedisStore {
                 std::thread::sleep(every);
                 let Some(inner) = weak.upgrade() else { return };
                 let store = RedisStore { inner };
-                let held: Vec<(String, u128)> = store
-                    .inner
-                    .held
-                    .lock()
-                    .unwrap_or_else(|e| e.into_inner())
+                let held: Vec<(String, u128)> = crate::fork::lock(&store.inner.held)
                     .iter()
                     .map(|(k, t)| (k.clone(), *t))
                     .collect();
@@ -662,10 +654,7 @@ impl RedisStore {
 impl Inner {
     /// A lease this process gives back: the keeper stops extending it.
     fn forget_lease(&self, name: &str) {
-        self.held
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .remove(name);
+        crate::fork::lock(&self.held).remove(name);
     }
 
     /// What the breaker lets this call do; an error (without a timeout paid) when it
@@ -681,7 +670,7 @@ impl Inner {
     }
 
     fn take_wire(&self) -> Option<Wire> {
-        let mut wires = self.wires.lock().unwrap_or_else(|e| e.into_inner());
+        let mut wires = crate::fork::lock(&self.wires);
         if wires.0 != std::process::id() {
             // The parent's sockets: not ours to read from (plain TCP: closing them here
             // sends nothing, the parent keeps its own descriptor).
@@ -695,19 +684,19 @@ impl Inner {
         if wire.broken() {
             return;
         }
-        let mut wires = self.wires.lock().unwrap_or_else(|e| e.into_inner());
+        let mut wires = crate::fork::lock(&self.wires);
         if wires.0 == std::process::id() && wires.1.len() < POOL_MAX {
             wires.1.push(wire);
         }
     }
 
     fn seen_generation(&self, base: &str) -> String {
-        let seen = self.generations.lock().unwrap_or_else(|e| e.into_inner());
+        let seen = crate::fork::lock(&self.generations);
         seen.get(base).cloned().unwrap_or_else(|| "0".into())
     }
 
     fn saw_generation(&self, base: &str, generation: &str) {
-        let mut seen = self.generations.lock().unwrap_or_else(|e| e.into_inner());
+        let mut seen = crate::fork::lock(&self.generations);
         seen.insert(base.to_owned(), generation.to_owned());
     }
 
@@ -733,7 +722,7 @@ impl Inner {
 
     /// An idle connection of this process, if there is one.
     fn take(&self) -> Option<Conn> {
-        let mut pool = self.pool.lock().unwrap_or_else(|e| e.into_inner());
+        let mut pool = crate::fork::lock(&self.pool);
         let pid = std::process::id();
         if pool.pid != pid {
             // Inherited through fork(): the parent's sockets (and TLS sessions) are
@@ -747,7 +736,7 @@ impl Inner {
     }
 
     fn give_back(&self, conn: Conn) {
-        let mut pool = self.pool.lock().unwrap_or_else(|e| e.into_inner());
+        let mut pool = crate::fork::lock(&self.pool);
         if pool.pid == std::process::id() && pool.idle.len() < POOL_MAX {
             pool.idle.push(conn);
         } else if pool.pid != std::process::id() {
@@ -900,11 +889,7 @@ impl ByteStore for RedisStore {
         if set.is_none() {
             return Ok(Lease::Busy);
         }
-        self.inner
-            .held
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .insert(name.clone(), token);
+        crate::fork::lock(&self.inner.held).insert(name.clone(), token);
         self.keep_leases(lease);
         Ok(Lease::Held { name, token })
     }
@@ -913,11 +898,7 @@ impl ByteStore for RedisStore {
         let Lease::Held { name, token } = lease else {
             return;
         };
-        self.inner
-            .held
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .remove(&name);
+        crate::fork::lock(&self.inner.held).remove(&name);
         let _ = self.with_conn(|conn, _| {
             script(RELEASE_SCRIPT)
                 .key(&name)
@@ -985,11 +966,7 @@ impl ByteStore for RedisStore {
         if set == Reply::Nil {
             return Ok((Lease::Busy, None));
         }
-        inner
-            .held
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .insert(name.clone(), token);
+        crate::fork::lock(&inner.held).insert(name.clone(), token);
         self.keep_leases(lease);
         let entry = bytes.map(|b| Entry {
             len: b.len() as u64,

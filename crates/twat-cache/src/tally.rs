@@ -22,9 +22,10 @@
 //! ```
 
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, Mutex, MutexGuard};
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
+use crate::fork::Locked;
 use crate::Error;
 
 /// How often a process folds its counts into the stores.
@@ -220,8 +221,8 @@ impl Tally {
         *folded = Counts::default();
     }
 
-    fn folded(&self) -> MutexGuard<'_, Counts> {
-        self.folded.lock().unwrap_or_else(|e| e.into_inner())
+    fn folded(&self) -> Locked<'_, Counts> {
+        crate::fork::lock(&self.folded)
     }
 
     /// The counts since the last fold, now counted as folded.
@@ -273,8 +274,8 @@ static REGISTRY: Mutex<Registry> = Mutex::new(Registry {
     tracked: Vec::new(),
 });
 
-fn registry() -> MutexGuard<'static, Registry> {
-    REGISTRY.lock().unwrap_or_else(|e| e.into_inner())
+fn registry() -> Locked<'static, Registry> {
+    crate::fork::lock(&REGISTRY)
 }
 
 /// Folds `tally` into the store at `place` from now on (`sink` makes that store's sink,
