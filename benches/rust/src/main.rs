@@ -382,7 +382,8 @@ fn ratios_only(traces: &[Trace]) {
 /// The best of ten runs of `access` over `trace`, in ns per access.
 fn min_ns_per_access(trace: &[u64], mut run: impl FnMut(&[u64]) -> usize) -> f64 {
     let mut best = f64::MAX;
-    for _ in 0..10 {
+    let rounds: usize = std::env::var("RUST_BENCH_ROUNDS").map_or(10, |r| r.parse().expect("a count"));
+    for _ in 0..rounds {
         let started = Instant::now();
         black_box(run(trace));
         best = best.min(started.elapsed().as_nanos() as f64 / trace.len() as f64);
@@ -484,6 +485,11 @@ fn main() {
                 ours / theirs
             );
         }
+        return;
+    }
+    if std::env::var("RUST_BENCH_ONLY").as_deref() == Ok("disk-hits") {
+        let (ours, theirs) = disk::hits_only();
+        println!("disk hit: #[bcache] {ours:.2} µs, cached (redb) {theirs:.2} µs");
         return;
     }
     if let Ok(policy) = std::env::var("RUST_BENCH_STORE") {

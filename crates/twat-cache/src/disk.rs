@@ -67,8 +67,12 @@ pub const DEFAULT_MAX_BYTES: u64 = 1 << 30;
 pub const DEFAULT_INLINE_MAX: usize = 64 * 1024;
 /// How long a writer waits for other processes' transactions before giving up.
 pub const DEFAULT_BUSY_TIMEOUT: Duration = Duration::from_secs(10);
-/// Pending access records that trigger a write of their own.
-const TOUCH_FLUSH: usize = 256;
+/// Pending access records (one per key hit since the last write) that trigger a write
+/// of their own. They reach the index anyway with this process's next insert and with
+/// every fold of the counters (every 2 s, `tally`), so this bound is for memory (about
+/// 200 KB) more than for freshness. At 256, hits cycling over 1,000 warm keys paid a
+/// write transaction every 256 hits: 10.8 µs a hit in the Rust benchmark, 4.6 at 4096.
+const TOUCH_FLUSH: usize = 4096;
 /// Expired entries removed per insert (the rest go with later inserts).
 const PURGE_BATCH: i64 = 32;
 
