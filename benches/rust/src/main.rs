@@ -379,10 +379,12 @@ fn ratios_only(traces: &[Trace]) {
     }
 }
 
-/// The best of ten runs of `access` over `trace`, in ns per access.
+/// The best of ten runs (`RUST_BENCH_ROUNDS`: of that many; 1 for `valgrind`) of `access`
+/// over `trace`, in ns per access.
 fn min_ns_per_access(trace: &[u64], mut run: impl FnMut(&[u64]) -> usize) -> f64 {
     let mut best = f64::MAX;
-    let rounds: usize = std::env::var("RUST_BENCH_ROUNDS").map_or(10, |r| r.parse().expect("a count"));
+    let rounds: usize =
+        std::env::var("RUST_BENCH_ROUNDS").map_or(10, |r| r.parse().expect("a count"));
     for _ in 0..rounds {
         let started = Instant::now();
         black_box(run(trace));
