@@ -309,6 +309,24 @@ def test_ttl_expires_entries_and_memory_is_reclaimed_without_calls(calls):
     assert f.cache_stats()["expirations"] >= 51
 
 
+def test_an_evicted_value_is_released_when_it_leaves(calls):
+    # A call through the fast (vectorcall) entry, which evicts the oldest entry: its
+    # value's last reference goes then, not at some later call into the extension.
+    @mcache(maxsize=1)
+    def f(x):
+        calls(x)
+        return Payload()
+
+    first = weakref.ref(f(1))
+    assert first() is not None, "the cache holds it"
+    f(2)
+    assert calls.count == 2
+    assert first() is None, "the evicted value is still referenced"
+    second = weakref.ref(f(2))
+    f.cache_clear()
+    assert second() is None, "a cleared value is still referenced"
+
+
 def test_disable_environment_variable_calls_straight_through():
     code = """
 from twat_cache import mcache

@@ -20,6 +20,7 @@ use crate::errors::warn;
 use crate::fresh::{Freshness, OnStale};
 use crate::holder::Guarded;
 use crate::key::PyKey;
+use crate::release::Release;
 
 /// What a leader hands to the followers of its flight: the value or the exception.
 type Outcome = Result<Py<PyAny>, PyErr>;
@@ -115,7 +116,7 @@ impl MemoryEngine {
         let result = f(&mut held.store);
         let removed = held.store.take_removed();
         drop(held);
-        drop(removed);
+        removed.release(py);
         Some(result)
     }
 
@@ -383,7 +384,7 @@ impl MemoryEngine {
         };
         let removed = state.store.take_removed();
         drop(held);
-        drop(removed);
+        removed.release(py);
         result
     }
 
@@ -495,10 +496,12 @@ impl Leader<'_> {
         let finished = state.flights.remove(&lead);
         let removed = state.store.take_removed();
         drop(held);
-        drop(removed);
-        if let Some((flight_key, Some(flight))) = finished {
-            drop(flight_key);
-            flight.complete(share(py, outcome));
+        removed.release(py);
+        if let Some((flight_key, flight)) = finished {
+            flight_key.release(py);
+            if let Some(flight) = flight {
+                flight.complete(share(py, outcome));
+            }
         }
         if let Err(e) = stored {
             self.engine.store_failed(py, &e);

@@ -25,6 +25,7 @@ mod options;
 mod persistent;
 mod ready;
 mod refresh;
+mod release;
 mod state;
 mod store_engine;
 mod vectorcall;

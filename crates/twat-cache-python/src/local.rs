@@ -29,6 +29,7 @@ use twat_cache::{Generations, KeyDigest, Policy, Stamp, Store};
 use crate::content::{is_plain_key, KeyTag};
 use crate::holder::Guarded;
 use crate::key::{KeyBuilder, PyKey};
+use crate::release::Release;
 use crate::store_engine::StoreEngine;
 
 /// `local=True`: this many entries.
@@ -39,6 +40,12 @@ struct Copy {
     value: Py<PyAny>,
     digest: KeyDigest,
     stamp: Stamp,
+}
+
+impl Release for Copy {
+    fn release(self, py: Python<'_>) {
+        self.value.release(py);
+    }
 }
 
 /// A persistent cache's local tier.
@@ -119,7 +126,7 @@ impl LocalTier {
         };
         let removed = store.take_removed();
         drop(store);
-        drop(removed);
+        removed.release(py);
         if found.is_some() {
             self.hits.fetch_add(1, Ordering::Relaxed);
         }
@@ -173,7 +180,7 @@ impl LocalTier {
         });
         let removed = store.take_removed();
         drop(store);
-        drop(removed);
+        removed.release(py);
     }
 
     /// Drops every copy (the store was cleared by this process).
@@ -184,7 +191,7 @@ impl LocalTier {
         store.clear();
         let removed = store.take_removed();
         drop(store);
-        drop(removed);
+        removed.release(py);
         self.hits.store(0, Ordering::Relaxed);
     }
 
