@@ -14,7 +14,7 @@ use std::sync::Arc;
 
 use crate::async_flight::{AsyncFlight, Leading};
 use crate::lock::Lock;
-use crate::single_flight::{infallible, Claim, Flights, LeaderGuard};
+use crate::single_flight::{infallible, Claim, Flight, FlightHome, Flights, Lead, LeaderGuard};
 use crate::{Error, Grace, Policy, Stats, Store};
 
 /// The default size bound, the same as the Python decorators' `maxsize=128`.
@@ -43,15 +43,30 @@ pub const DEFAULT_MAX_SIZE: usize = 128;
 /// # Ok::<(), twat_cache::Error>(())
 /// ```
 pub struct MemoryCache<K, V> {
-    /// The entries. Its own lock, not a `Mutex`: a hit is mostly lock traffic (`lock`).
-    store: Lock<Store<K, V>>,
-    flights: Mutex<Flights<K, V>>,
+    /// The entries and the computations in progress, under one lock: a miss claims its
+    /// flight in the lookup's critical section, and the leader's insert retires it in
+    /// its own (two lock round trips a miss, where a lock of their own cost four). Its
+    /// own lock, not a `Mutex`: a hit is mostly lock traffic (`lock`).
+    state: Lock<State<K, V>>,
     /// The computations of [`MemoryCache::get_or_insert_async`] in progress.
     async_flights: AsyncFlights<K, V>,
     hasher: DefaultHashBuilder,
 }
 
 type AsyncFlights<K, V> = Mutex<hashbrown::HashMap<K, Arc<AsyncFlight<V>>>>;
+
+/// What [`MemoryCache`]'s lock guards.
+struct State<K, V> {
+    store: Store<K, V>,
+    /// The [`MemoryCache::get_or_insert_if`] computations in progress.
+    flights: Flights<K, V>,
+}
+
+impl<K, V> FlightHome<K, V> for Lock<State<K, V>> {
+    fn take(&self, lead: &Lead) -> Option<(K, Option<Arc<Flight<V>>>)> {
+        self.lock().flights.remove(lead)
+    }
+}
 
 impl<K: Hash + Eq, V: Clone> MemoryCache<K, V> {
     /// Starts a [`MemoryCacheBuilder`] with the defaults: 128 entries, no TTL, LRU.
@@ -131,8 +146,8 @@ impl<K: Hash + Eq, V: Clone> MemoryCache<K, V> {
         Q: Hash + Eq + ?Sized,
     {
         let hash = self.hash(key);
-        let store = self.store.lock();
-        infallible(store.peek_by(hash, |k| Ok(k.borrow() == key))).is_some()
+        let state = self.state.lock();
+        infallible(state.store.peek_by(hash, |k| Ok(k.borrow() == key))).is_some()
     }
 
     /// Stores `value` under `key`, evicting by policy if the cache is full.
@@ -209,14 +224,22 @@ impl<K: Hash + Eq, V: Clone> MemoryCache<K, V> {
         let hash = self.hash(&key);
         let mut init = Some(init);
         loop {
-            if let Some(v) = self.get_hashed(hash, &key) {
-                return v;
-            }
-            let claim = infallible(self.flights.lock().claim_by(
-                hash,
-                || key.clone(),
-                |k| Ok(k == &key),
-            ));
+            // The lookup and, on a miss, the claim, in one critical section: no leader
+            // can store the value between the two.
+            let claim = self.with_state(|state| {
+                if let Some(v) = infallible(state.store.get_by(hash, |k| Ok(k == &key))) {
+                    return Ok(v.clone());
+                }
+                Err(infallible(state.flights.claim_by(
+                    hash,
+                    || key.clone(),
+                    |k| Ok(k == &key),
+                )))
+            });
+            let claim = match claim {
+                Ok(hit) => return hit,
+                Err(claim) => claim,
+            };
             match claim {
                 Claim::Follower(flight) => {
                     if flight.wait() {
@@ -235,21 +258,26 @@ impl<K: Hash + Eq, V: Clone> MemoryCache<K, V> {
                     return value;
                 }
                 Claim::Leader(lead) => {
-                    let guard = LeaderGuard::new(&self.flights, lead);
-                    // A previous leader may have stored the value between our miss and
-                    // our claim: do not compute it twice.
-                    let stored =
-                        infallible(self.store.lock().peek_by(hash, |k| Ok(k == &key))).cloned();
-                    if let Some(v) = stored {
-                        guard.finish(v.clone());
-                        return v;
-                    }
+                    // Dropped unfinished (`init` panicked, or the value is not kept), it
+                    // sends the followers to compute.
+                    let guard = LeaderGuard::new(&self.state, lead);
                     let value = (init.take().expect("computed once"))();
                     if keep(&value) {
-                        self.insert_hashed(hash, key, value.clone());
-                        guard.finish(value.clone());
+                        let lead = guard.disarm();
+                        let stored = value.clone();
+                        let finished = self.with_state(|state| {
+                            infallible(
+                                state
+                                    .store
+                                    .insert_by(hash, key, stored, |old, new| Ok(old == new)),
+                            );
+                            state.flights.remove(&lead)
+                        });
+                        // Its key is dropped here, after the lock.
+                        if let Some((_key, Some(flight))) = finished {
+                            flight.complete(value.clone());
+                        }
                     }
-                    // Not kept: dropping the guard sends the followers to compute.
                     return value;
                 }
             }
@@ -330,7 +358,8 @@ impl<K: Hash + Eq, V: Clone> MemoryCache<K, V> {
                     };
                     let hash = self.hash(&key);
                     let stored =
-                        infallible(self.store.lock().peek_by(hash, |k| Ok(k == &key))).cloned();
+                        infallible(self.state.lock().store.peek_by(hash, |k| Ok(k == &key)))
+                            .cloned();
                     if let Some(v) = stored {
                         guard.finish(v.clone());
                         return v;
@@ -357,12 +386,12 @@ impl<K: Hash + Eq, V: Clone> MemoryCache<K, V> {
 impl<K, V> MemoryCache<K, V> {
     /// Number of entries held.
     pub fn len(&self) -> usize {
-        self.store.lock().len()
+        self.state.lock().store.len()
     }
 
     /// Whether the cache holds no entry.
     pub fn is_empty(&self) -> bool {
-        self.store.lock().is_empty()
+        self.state.lock().store.is_empty()
     }
 
     /// Removes every entry.
@@ -379,29 +408,35 @@ impl<K, V> MemoryCache<K, V> {
     /// Runs `f` on the store under the lock; the entries it removed are dropped after the
     /// lock is released (a value's `Drop` may use this cache).
     fn with_store<R>(&self, f: impl FnOnce(&mut Store<K, V>) -> R) -> R {
-        let mut store = self.store.lock();
-        let result = f(&mut store);
-        if !store.has_removed() {
+        self.with_state(|state| f(&mut state.store))
+    }
+
+    /// [`MemoryCache::with_store`] with the flights too.
+    #[inline]
+    fn with_state<R>(&self, f: impl FnOnce(&mut State<K, V>) -> R) -> R {
+        let mut state = self.state.lock();
+        let result = f(&mut state);
+        if !state.store.has_removed() {
             // Nothing left (most calls), or nothing worth parking (types without drop
             // glue, see `Removed`): no hand-back to do.
             return result;
         }
-        let removed = store.take_removed();
-        drop(store);
+        let removed = state.store.take_removed();
+        drop(state);
         drop(removed);
         result
     }
 
     /// The cache's counters.
     pub fn stats(&self) -> Stats {
-        self.store.lock().stats()
+        self.state.lock().store.stats()
     }
 }
 
 impl<K, V> std::fmt::Debug for MemoryCache<K, V> {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("MemoryCache")
-            .field("store", &*self.store.lock())
+            .field("store", &self.state.lock().store)
             .finish()
     }
 }
@@ -500,8 +535,10 @@ impl<K: Hash + Eq, V: Clone> MemoryCacheBuilder<K, V> {
         // Its hasher (foldhash) mixes every bit.
         store.trust_hashes();
         Ok(MemoryCache {
-            store: Lock::new(store),
-            flights: Mutex::new(Flights::default()),
+            state: Lock::new(State {
+                store,
+                flights: Flights::default(),
+            }),
             async_flights: Mutex::new(hashbrown::HashMap::new()),
             hasher: DefaultHashBuilder::default(),
         })

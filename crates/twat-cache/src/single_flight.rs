@@ -220,18 +220,32 @@ pub(crate) fn infallible<T>(r: Result<T, Infallible>) -> T {
     }
 }
 
+/// Where a leader's flight is kept, for [`LeaderGuard`]: behind a mutex of its own, or
+/// beside an engine's store, under the engine's lock.
+pub(crate) trait FlightHome<K, V> {
+    /// Takes the flight of `lead` out (see [`Flights::remove`]), releasing whatever lock
+    /// it took before it returns.
+    fn take(&self, lead: &Lead) -> Option<(K, Option<Arc<Flight<V>>>)>;
+}
+
+impl<K, V> FlightHome<K, V> for Mutex<Flights<K, V>> {
+    fn take(&self, lead: &Lead) -> Option<(K, Option<Arc<Flight<V>>>)> {
+        self.lock().remove(lead)
+    }
+}
+
 /// Removes the leader's flight and wakes its followers, with the value or, if the leader
-/// unwinds (its `init` panicked), without one so that they retry.
+/// unwinds (its `init` panicked) or keeps nothing, without one so that they retry.
 pub(crate) struct LeaderGuard<'a, K, V> {
-    flights: &'a Mutex<Flights<K, V>>,
+    home: &'a dyn FlightHome<K, V>,
     /// `None` once finished.
     lead: Option<Lead>,
 }
 
 impl<'a, K, V> LeaderGuard<'a, K, V> {
-    pub(crate) fn new(flights: &'a Mutex<Flights<K, V>>, lead: Lead) -> Self {
+    pub(crate) fn new(home: &'a dyn FlightHome<K, V>, lead: Lead) -> Self {
         LeaderGuard {
-            flights,
+            home,
             lead: Some(lead),
         }
     }
@@ -239,19 +253,23 @@ impl<'a, K, V> LeaderGuard<'a, K, V> {
     /// Publishes `value` to the followers.
     pub(crate) fn finish(mut self, value: V) {
         if let Some(lead) = self.lead.take() {
-            let removed = self.flights.lock().remove(&lead);
-            if let Some((_key, Some(flight))) = removed {
+            if let Some((_key, Some(flight))) = self.home.take(&lead) {
                 flight.complete(value);
             }
         }
+    }
+
+    /// Gives the lead back to a caller that retires the flight itself (in the same
+    /// critical section as its store's insert) and then wakes its followers.
+    pub(crate) fn disarm(mut self) -> Lead {
+        self.lead.take().expect("a guard is armed until finished")
     }
 }
 
 impl<K, V> Drop for LeaderGuard<'_, K, V> {
     fn drop(&mut self) {
         if let Some(lead) = self.lead.take() {
-            let removed = self.flights.lock().remove(&lead);
-            if let Some((_key, Some(flight))) = removed {
+            if let Some((_key, Some(flight))) = self.home.take(&lead) {
                 flight.abandon();
             }
         }
