@@ -8,6 +8,10 @@ use crate::list::{Chain, Links};
 use crate::tinylfu::TinyLfu;
 use crate::Policy;
 
+// W-TinyLFU's state is held inline, not boxed, though it makes this enum a few hundred
+// bytes (one per cache): a hit then reaches the policy without first loading the box's
+// pointer, a dependent load on the path (warm hit 10.3-10.5 -> 9.7-9.9 ns).
+#[allow(clippy::large_enum_variant)]
 #[derive(Debug)]
 pub(crate) enum Eviction {
     /// No size bound: nothing is ever evicted, so nothing is tracked.
@@ -20,7 +24,7 @@ pub(crate) enum Eviction {
     },
     Lfu(Lfu),
     Random(Random),
-    TinyLfu(Box<TinyLfu>),
+    TinyLfu(TinyLfu),
 }
 
 impl Eviction {
@@ -36,7 +40,7 @@ impl Eviction {
             },
             Policy::Lfu => Eviction::Lfu(Lfu::default()),
             Policy::Rr => Eviction::Random(Random::new()),
-            Policy::TinyLfu => Eviction::TinyLfu(Box::new(TinyLfu::new(capacity))),
+            Policy::TinyLfu => Eviction::TinyLfu(TinyLfu::new(capacity)),
         }
     }
 
