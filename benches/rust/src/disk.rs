@@ -43,16 +43,23 @@ fn time(n: u64, mut f: impl FnMut(u64)) -> f64 {
     started.elapsed().as_nanos() as f64 / n as f64 / 1_000.0
 }
 
-/// For profiling the hit path alone (`RUST_BENCH_ONLY=disk-hits`): 200,000 hits of warm
-/// keys, ours then theirs, in µs per hit.
-pub fn hits_only() -> (f64, f64) {
+/// Keys stored in both caches, fresh folders for both.
+const WARM: u64 = 1_000;
+
+/// Empties both folders and stores the [`WARM`] keys in each.
+fn warm() {
     let _ = std::fs::remove_dir_all(OURS_DIR);
     let _ = std::fs::remove_dir_all(THEIRS_DIR);
-    const WARM: u64 = 1_000;
     for k in 0..WARM {
         assert_eq!(ours(k).unwrap(), row(k));
         assert_eq!(theirs(k).unwrap(), row(k));
     }
+}
+
+/// For profiling the hit path alone (`RUST_BENCH_ONLY=disk-hits`): 200,000 hits of warm
+/// keys, ours then theirs, in µs per hit.
+pub fn hits_only() -> (f64, f64) {
+    warm();
     let o = time(200_000, |i| drop(black_box(ours(i % WARM))));
     let t = time(200_000, |i| drop(black_box(theirs(i % WARM))));
     (o, t)
@@ -60,13 +67,7 @@ pub fn hits_only() -> (f64, f64) {
 
 /// `(workload, ours µs, theirs µs)`, medians of `repeats` interleaved rounds.
 pub fn compare(repeats: usize) -> Vec<(&'static str, f64, f64)> {
-    let _ = std::fs::remove_dir_all(OURS_DIR);
-    let _ = std::fs::remove_dir_all(THEIRS_DIR);
-    const WARM: u64 = 1_000;
-    for k in 0..WARM {
-        assert_eq!(ours(k).unwrap(), row(k));
-        assert_eq!(theirs(k).unwrap(), row(k));
-    }
+    warm();
     let (mut hit_o, mut hit_t, mut miss_o, mut miss_t) = (vec![], vec![], vec![], vec![]);
     for round in 0..repeats as u64 {
         let fresh = 1_000_000 * (round + 1);
