@@ -250,7 +250,9 @@ impl<'a, K, V> LeaderGuard<'a, K, V> {
         }
     }
 
-    /// Publishes `value` to the followers.
+    /// Publishes `value` to the followers. (Only `DiskCache`, of the `serde` feature,
+    /// finishes this way: `MemoryCache` retires its flight with its insert.)
+    #[cfg_attr(not(feature = "serde"), allow(dead_code))]
     pub(crate) fn finish(mut self, value: V) {
         if let Some(lead) = self.lead.take() {
             if let Some((_key, Some(flight))) = self.home.take(&lead) {
