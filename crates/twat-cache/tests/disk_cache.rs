@@ -98,3 +98,46 @@ fn a_computation_that_asks_for_its_own_key_does_not_wait_for_itself() {
     drop(cache);
     std::fs::remove_dir_all(&dir).ok();
 }
+
+#[test]
+fn a_damaged_entry_in_the_index_is_a_miss_and_is_computed_again() {
+    let (dir, cache) = open("damaged");
+    let runs = AtomicUsize::new(0);
+    let make = || {
+        runs.fetch_add(1, Ordering::SeqCst);
+        "value ".repeat(20)
+    };
+    assert_eq!(cache.get_or_insert_with(&3, make), "value ".repeat(20));
+    // One byte of the stored entry, flipped in place in its index row (a small value
+    // lives there, not in a file of its own).
+    let db = rusqlite::Connection::open(dir.join("index.sqlite")).unwrap();
+    let mut entry: Vec<u8> = db
+        .query_row(
+            "SELECT value FROM entries WHERE value IS NOT NULL",
+            [],
+            |r| r.get(0),
+        )
+        .unwrap();
+    let middle = entry.len() / 2;
+    entry[middle] ^= 0x5a;
+    db.execute(
+        "UPDATE entries SET value = ?1 WHERE value IS NOT NULL",
+        [&entry],
+    )
+    .unwrap();
+    drop(db);
+    assert_eq!(cache.get_or_insert_with(&3, make), "value ".repeat(20));
+    assert_eq!(
+        runs.load(Ordering::SeqCst),
+        2,
+        "the damaged entry was served"
+    );
+    assert_eq!(cache.get_or_insert_with(&3, make), "value ".repeat(20));
+    assert_eq!(
+        runs.load(Ordering::SeqCst),
+        2,
+        "the new entry was not stored"
+    );
+    drop(cache);
+    std::fs::remove_dir_all(&dir).ok();
+}
