@@ -274,7 +274,26 @@ fn verify_finds_damage_and_checks_signatures() {
 #[test]
 fn leftovers_of_dead_writers_go_and_live_ones_stay() {
     let dir = temp_dir("leftovers");
+    // Opening a store asks the background thread to sweep the folder's orphans, at a
+    // time of its choosing: the leftovers below must be planted after that sweep, or it
+    // may take one of them first. An old orphan planted before the open tells when it
+    // has run.
+    let bucket = dir.join("data").join("ab");
+    std::fs::create_dir_all(&bucket).unwrap();
+    let probe = bucket.join(format!("ab{}-{}.twc", "0".repeat(30), "2".repeat(16)));
+    let file = std::fs::File::create(&probe).unwrap();
+    file.set_modified(SystemTime::now() - Duration::from_secs(3600))
+        .unwrap();
+    drop(file);
     let store = DiskStore::open(&dir, small_files()).unwrap();
+    let deadline = std::time::Instant::now() + Duration::from_secs(30);
+    while probe.exists() {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the open's sweep never ran"
+        );
+        std::thread::sleep(Duration::from_millis(5));
+    }
     put(&store, "f", 1, &[1u8; 100]);
     let dead = {
         let mut child = std::process::Command::new("true").spawn().unwrap();
@@ -287,8 +306,6 @@ fn leftovers_of_dead_writers_go_and_live_ones_stay() {
     std::fs::write(&dead_part, b"half").unwrap();
     std::fs::write(&live_part, b"being written").unwrap();
     // An orphan in data/ (its writer died between the rename and the commit), old enough.
-    let bucket = dir.join("data").join("ab");
-    std::fs::create_dir_all(&bucket).unwrap();
     let orphan = bucket.join(format!("ab{}-{}.twc", "0".repeat(30), "1".repeat(16)));
     let file = std::fs::File::create(&orphan).unwrap();
     file.set_modified(SystemTime::now() - Duration::from_secs(3600))
