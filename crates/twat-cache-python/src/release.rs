@@ -42,12 +42,3 @@ impl<K: Release, V: Release> Release for Removed<K, V> {
         }
     }
 }
-
-impl<T: Release> Release for Option<T> {
-    #[inline]
-    fn release(self, py: Python<'_>) {
-        if let Some(inner) = self {
-            inner.release(py);
-        }
-    }
-}

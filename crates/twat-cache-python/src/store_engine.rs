@@ -19,9 +19,9 @@ use crate::once::PyLazy;
 use pyo3::prelude::*;
 use pyo3::types::{PyBytes, PyDict, PyList, PyMemoryView, PySlice};
 use twat_cache::{
-    read_frame, small_entry, stale_for, write_frame, ByteStore, Compression, Counter, Counts,
-    DiskConfig, DiskStore, Entry, EntrySource, Error, Grace, Health, KeyDigest, Lease, Payload,
-    RedisConfig, RedisStore, Signer, Tally, Value,
+    read_frame, stale_for, write_frame, ByteStore, Compression, Counter, Counts, DiskConfig,
+    DiskStore, Entry, EntrySource, Error, Grace, Health, KeyDigest, Lease, Payload, RedisConfig,
+    RedisStore, Signer, Tally, Value,
 };
 
 use crate::fresh::{Freshness, OnStale};
@@ -582,19 +582,19 @@ impl StoreEngine {
     ) -> Option<(Py<PyAny>, Option<u64>)> {
         let ns = self.tally.ns();
         self.tally.add(Counter::BytesRead, entry.len);
-        let value = match &entry.source {
-            // Most small values: checked and unpickled straight from the index row.
-            EntrySource::Inline(bytes) if self.options.signer.is_none() => {
-                match small_entry(bytes) {
-                    Ok(Some(small)) => self
-                        .loads(py, small.stream, Vec::new())
-                        .map(|v| (v, small.fresh_until))
-                        .map_err(LoadFail::Python),
-                    Ok(None) => self.decode(py, &entry),
-                    Err(e) => Err(LoadFail::Store(e)),
-                }
-            }
-            _ => self.decode(py, &entry),
+        // Most small values: checked and unpickled straight from the index row (a signed
+        // cache reads every entry through the reader, which checks the signature).
+        let small = match self.options.signer {
+            None => entry.small(),
+            Some(_) => Ok(None),
+        };
+        let value = match small {
+            Ok(Some(small)) => self
+                .loads(py, small.stream, Vec::new())
+                .map(|v| (v, small.fresh_until))
+                .map_err(LoadFail::Python),
+            Ok(None) => self.decode(py, &entry),
+            Err(e) => Err(LoadFail::Store(e)),
         };
         match value {
             Ok(value) => Some(value),

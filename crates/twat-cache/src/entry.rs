@@ -8,7 +8,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use crate::keyhash::KeyDigest;
-use crate::reader::FrameReader;
+use crate::reader::{small_entry, FrameReader, Small};
 use crate::{Error, Signer};
 
 /// Temporary files older than this belong to writers that died; `open` removes them.
@@ -57,6 +57,30 @@ impl Entry {
                     file,
                 )))
             }
+        }
+    }
+
+    /// The entry read where it is, when it is small and inside the index (see
+    /// [`crate::small_entry`]): the path of most hits, with no reader, no buffer and no
+    /// copy. `Ok(None)` for one to read with [`Entry::frame`] or [`crate::read_frame`]:
+    /// in a file, compressed, with out-of-band buffers, or signed (a signed cache must
+    /// always read through [`FrameReader`], which refuses unsigned entries).
+    ///
+    /// ```
+    /// use std::io::Cursor;
+    /// use twat_cache::{write_frame, Compression, Entry, EntrySource, Payload};
+    ///
+    /// let payload = Payload { stream: b"pickle", buffers: vec![] };
+    /// let mut frame = Cursor::new(Vec::new());
+    /// let len = write_frame(&mut frame, &payload, Compression::None, None)?;
+    /// let entry = Entry { source: EntrySource::Inline(frame.into_inner()), len };
+    /// assert_eq!(entry.small()?.expect("small and inline").stream, b"pickle");
+    /// # Ok::<(), twat_cache::Error>(())
+    /// ```
+    pub fn small(&self) -> Result<Option<Small<'_>>, Error> {
+        match &self.source {
+            EntrySource::Inline(bytes) => small_entry(bytes),
+            EntrySource::File { .. } => Ok(None),
         }
     }
 

@@ -226,17 +226,16 @@ impl<K: Hash + Eq, V: Clone> MemoryCache<K, V> {
         loop {
             // The lookup and, on a miss, the claim, in one critical section: no leader
             // can store the value between the two.
-            let claim = self.with_state(|state| {
-                if let Some(v) = infallible(state.store.get_by(hash, |k| Ok(k == &key))) {
-                    return Ok(v.clone());
+            let claim = match self.with_state(|state| {
+                match infallible(state.store.get_by(hash, |k| Ok(k == &key))) {
+                    Some(v) => Ok(v.clone()),
+                    None => Err(infallible(state.flights.claim_by(
+                        hash,
+                        || key.clone(),
+                        |k| Ok(k == &key),
+                    ))),
                 }
-                Err(infallible(state.flights.claim_by(
-                    hash,
-                    || key.clone(),
-                    |k| Ok(k == &key),
-                )))
-            });
-            let claim = match claim {
+            }) {
                 Ok(hit) => return hit,
                 Err(claim) => claim,
             };
