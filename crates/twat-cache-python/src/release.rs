@@ -36,6 +36,10 @@ impl Release for PyKey {
 impl<K: Release, V: Release> Release for Removed<K, V> {
     #[inline]
     fn release(self, py: Python<'_>) {
+        if self.is_empty() {
+            // Every hit hands back an empty one: no iterator to build and drop.
+            return;
+        }
         for (key, value) in self {
             key.release(py);
             value.release(py);
